@@ -1,0 +1,86 @@
+"""Command-line entry point: parse arguments, dispatch, turn errors into messages.
+
+Each command lives in `devstack/commands/<name>.py` with `configure(parser)` and
+`run(args) -> int`; those modules import only argparse at the top, so `--help`
+and `--version` stay fast and a command pays only for what it uses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from devstack import __version__
+from devstack.errors import EXIT_FAILURE, DevstackError
+
+# name -> one-line help; the module is devstack.commands.<name with - as _>
+COMMANDS: dict[str, str] = {
+    "up": "start the stack (or NAMES and what they depend on) with prefixed logs",
+    "env": "show a service's environment, one variable's story, or diff two services",
+    "doctor": "check config, env files, declared vars, commands, cwds and ports",
+    "config": "print the fully resolved plan per service",
+    "run": "run a one-off command with a service's cwd and environment",
+    "schema": "print the JSON Schema of devstack.yaml",
+    "ps": "list the services of the running stack",
+    "logs": "show (and follow) service logs",
+    "start": "start services in the running stack",
+    "stop": "stop services in the running stack",
+    "restart": "restart services in the running stack",
+    "down": "stop the running stack",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="devstack",
+        description="Run a whole monorepo's dev stack with one command.",
+    )
+    parser.add_argument("--version", action="version", version=f"devstack {__version__}")
+    parser.add_argument(
+        "-f",
+        "--file",
+        dest="config_file",
+        metavar="PATH",
+        help="devstack.yaml to use (default: the nearest one in this or a parent directory)",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, help_text in COMMANDS.items():
+        module = _command_module(name)
+        if module is None:
+            continue
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        module.configure(sub)
+        sub.set_defaults(run=module.run)
+    return parser
+
+
+def _command_module(name: str):  # type: ignore[no-untyped-def]
+    try:
+        return importlib.import_module(f"devstack.commands.{name.replace('-', '_')}")
+    except ModuleNotFoundError as error:
+        if error.name and error.name.startswith("devstack.commands"):
+            return None  # a command whose module is not part of this build
+        raise
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.run(args) or 0)
+    except DevstackError as error:
+        print(error.render(), file=sys.stderr)
+        for note in error.notes:
+            print(note, file=sys.stderr)
+        return error.exit_status
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # `devstack logs | head` closed the pipe: not an error worth a traceback.
+        sys.stderr.close()
+        return EXIT_FAILURE

@@ -1,0 +1,517 @@
+"""devstack.yaml text -> `Project`, with file:line on every problem.
+
+Finds the file (walking up like git), parses it, checks every key and type, and
+reports all problems of the file together. Reads no other file: whether env
+files, commands and directories exist is for `doctor`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+from pathlib import Path
+
+import yaml
+
+from devstack.errors import DevstackError, Location, Problem, did_you_mean
+from devstack.graph import find_cycle
+from devstack.model import (
+    DEFAULT_ENV_FILES,
+    DEFAULT_PROBE_INTERVAL,
+    DEFAULT_PROBE_TIMEOUT,
+    Dependency,
+    EnvFileRef,
+    EnvRule,
+    Project,
+    ReadyProbe,
+    Service,
+    VarDecl,
+    WatchSpec,
+)
+from devstack.yamlnodes import NodeReader
+
+CONFIG_NAME = "devstack.yaml"
+VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+VAR_GLOB = re.compile(r"[A-Za-z0-9_*?\[\]]+\Z")
+SERVICE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
+
+TOP_KEYS = ("env_mode", "env", "env_files", "vars", "services")
+SERVICE_KEYS = (
+    "cmd",
+    "cwd",
+    "env",
+    "env_files",
+    "depends_on",
+    "ready",
+    "port",
+    "restart",
+    "max_restarts",
+    "stop_signal",
+    "stop_timeout",
+    "autostart",
+    "tty",
+    "watch",
+    "restart_dependents",
+)
+VAR_KEYS = ("required", "secret", "same_across", "pattern", "description")
+PROBE_KINDS = ("http", "tcp", "log", "cmd")
+WATCH_KEYS = ("paths", "ignore", "debounce_ms")
+CONDITIONS = ("started", "ready", "completed")
+RESTART_MODES = ("no", "on-failure", "always")
+
+
+def find_config(start: Path) -> Path:
+    """The nearest devstack.yaml in `start` or a parent directory."""
+    start = start.resolve()
+    for directory in (start, *start.parents):
+        candidate = directory / CONFIG_NAME
+        if candidate.is_file():
+            return candidate
+    raise DevstackError.single(
+        f"no {CONFIG_NAME} in {start} or any parent directory",
+        hint=f"run devstack from inside your repo, or pass -f path/to/{CONFIG_NAME}",
+        code="no-config",
+    )
+
+
+def load_project(config_path: Path) -> Project:
+    try:
+        text = config_path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DevstackError.single(
+            f"{config_path} does not exist", hint="check the path given to -f", code="no-config"
+        ) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise DevstackError.single(f"cannot read {config_path}: {error}") from None
+    return parse_project(text, config_path.resolve())
+
+
+def parse_project(text: str, config_path: Path) -> Project:
+    """Parse devstack.yaml text; raise one DevstackError listing every problem."""
+    root = config_path.parent
+    display = os.path.relpath(config_path, root)
+    try:
+        document = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as error:
+        raise DevstackError([_yaml_syntax_problem(error, display)]) from None
+    reader = NodeReader(display)
+    if document is None:
+        raise DevstackError.single(
+            f"{display} is empty", Location(display), "add a 'services:' mapping (see README)"
+        )
+    project = _ProjectReader(reader, root, config_path).read(document)
+    if reader.problems:
+        raise DevstackError(sorted(reader.problems, key=lambda p: p.location or Location("")))
+    return project
+
+
+def _yaml_syntax_problem(error: yaml.MarkedYAMLError, display: str) -> Problem:
+    mark = error.problem_mark or error.context_mark
+    location = Location(display, mark.line + 1, mark.column + 1) if mark else Location(display)
+    message = f"invalid YAML: {error.problem or error.context}"
+    hint = "check indentation and quoting on this line or the one before"
+    if error.context and error.problem:
+        message += f" ({error.context})"
+    return Problem(message, location, hint, code="yaml-syntax")
+
+
+class _ProjectReader:
+    """Walks the document once; one method per section of the file."""
+
+    def __init__(self, reader: NodeReader, root: Path, config_path: Path) -> None:
+        self.r = reader
+        self.root = root
+        self.config_path = config_path
+
+    def read(self, document: yaml.Node) -> Project:
+        items = self.r.items(document, CONFIG_NAME)
+        self.r.check_keys(items, TOP_KEYS, CONFIG_NAME)
+        sections = {key: value for key, _, value in items}
+        env_mode = "strict"
+        if "env_mode" in sections:
+            node = sections["env_mode"]
+            value = self.r.value(node)
+            if value not in ("strict", "loose"):
+                self.r.error(node, f"env_mode must be 'strict' or 'loose', not {value!r}")
+            else:
+                env_mode = value
+        services = self.services(sections.get("services"))
+        project = Project(
+            root=self.root,
+            config_path=self.config_path,
+            services=services,
+            env_mode=env_mode,  # type: ignore[arg-type]
+            env=self.env_rules(sections["env"], "env") if "env" in sections else (),
+            env_files=self.env_files(sections.get("env_files"), self.root),
+            vars=self.var_decls(sections.get("vars"), services),
+        )
+        self.check_dependencies(project)
+        return project
+
+    # -- env -------------------------------------------------------------------
+
+    def env_rules(self, node: yaml.Node, what: str) -> tuple[EnvRule, ...]:
+        if isinstance(node, yaml.SequenceNode):
+            rules = [self.env_item(item, what) for item in node.value]
+        elif isinstance(node, yaml.MappingNode):
+            rules = [
+                self.env_entry(key, key_node, value)
+                for key, key_node, value in self.r.items(node, what)
+            ]
+        else:
+            self.r.wrong_type(node, what, "a list or a mapping", '[DATABASE_URL, "PORT=8000"]')
+            return ()
+        return tuple(rule for rule in rules if rule is not None)
+
+    def env_item(self, node: yaml.Node, what: str) -> EnvRule | None:
+        text = self.r.string(
+            node, f"each item of {what}", '"NAME", "NAME=value", "PREFIX_*" or "!NAME"'
+        )
+        if text is None:
+            return None
+        where = self.r.where(node)
+        if "=" in text:
+            name, value = text.split("=", 1)
+            return self.rule("set", name, node, where, value)
+        if text.startswith("!"):
+            return self.rule("negate", text[1:], node, where)
+        return self.rule("glob" if any(c in text for c in "*?[") else "pass", text, node, where)
+
+    def env_entry(self, name: str, key_node: yaml.Node, node: yaml.Node) -> EnvRule | None:
+        where = self.r.where(key_node)
+        if self.r.is_null(node):
+            if name.startswith("!"):
+                return self.rule("negate", name[1:], key_node, where)
+            return self.rule(
+                "glob" if any(c in name for c in "*?[") else "pass", name, key_node, where
+            )
+        value = self.r.value(node) if isinstance(node, yaml.ScalarNode) else None
+        if value is None or isinstance(value, list | dict):
+            self.r.wrong_type(node, f"the value of {name}", "a string, a number or null")
+            return None
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        return self.rule("set", name, key_node, where, str(value))
+
+    def rule(
+        self, kind: str, name: str, node: yaml.Node, where: Location, value: str | None = None
+    ) -> EnvRule | None:
+        pattern = VAR_GLOB if kind in ("glob", "negate") else VAR_NAME
+        if not pattern.match(name):
+            self.r.error(
+                node,
+                f"'{name}' is not a valid variable name",
+                "names are letters, digits and _, not starting with a digit",
+                code="invalid-name",
+            )
+            return None
+        return EnvRule(kind, name, where, value)  # type: ignore[arg-type]
+
+    def env_files(self, node: yaml.Node | None, base: Path) -> tuple[EnvFileRef, ...]:
+        if node is None:
+            return tuple(
+                EnvFileRef(base / name, self.display(base / name), False, None)
+                for name in DEFAULT_ENV_FILES
+            )
+        names = self.r.strings(node, "env_files", "[.env, .env.local]")
+        where = self.r.where(node)
+        return tuple(
+            EnvFileRef(base / name, self.display(base / name), True, where) for name in names
+        )
+
+    def display(self, path: Path) -> str:
+        path = Path(os.path.normpath(path))
+        try:
+            return str(path.relative_to(self.root))
+        except ValueError:
+            return str(path)
+
+    # -- vars ------------------------------------------------------------------
+
+    def var_decls(self, node: yaml.Node | None, services: dict[str, Service]) -> dict[str, VarDecl]:
+        if node is None:
+            return {}
+        decls = {}
+        for name, key_node, value in self.r.items(node, "vars"):
+            if not VAR_NAME.match(name):
+                self.r.error(
+                    key_node, f"'{name}' is not a valid variable name", code="invalid-name"
+                )
+                continue
+            decls[name] = self.var_decl(name, key_node, value, services)
+        return decls
+
+    def var_decl(
+        self, name: str, key_node: yaml.Node, node: yaml.Node, services: dict[str, Service]
+    ) -> VarDecl:
+        where = self.r.where(key_node)
+        if self.r.is_null(node):
+            return VarDecl(name, where)
+        items = self.r.items(node, f"vars.{name}")
+        self.r.check_keys(items, VAR_KEYS, f"vars.{name}")
+        fields: dict[str, object] = {}
+        for key, _, value in items:
+            if key in ("required", "secret"):
+                fields[key] = self.r.boolean(value, f"vars.{name}.{key}") or False
+            elif key in ("pattern", "description"):
+                fields[key] = self.r.string(value, f"vars.{name}.{key}")
+                if key == "pattern" and fields[key]:
+                    self.check_regex(value, str(fields[key]), f"vars.{name}.pattern")
+            elif key == "same_across":
+                fields[key] = self.same_across(value, name, services)
+        return VarDecl(name, where, **fields)  # type: ignore[arg-type]
+
+    def same_across(
+        self, node: yaml.Node, name: str, services: dict[str, Service]
+    ) -> tuple[str, ...]:
+        if isinstance(node, yaml.ScalarNode) and self.r.value(node) == "all":
+            return ()
+        names = self.r.strings(node, f"vars.{name}.same_across", "all, or [api, jobs]")
+        for service in names:
+            if service not in services:
+                self.r.error(
+                    node,
+                    f"unknown service '{service}' in vars.{name}.same_across",
+                    did_you_mean(service, services),
+                    code="unknown-service",
+                )
+        return tuple(names)
+
+    def check_regex(self, node: yaml.Node, pattern: str, what: str) -> None:
+        try:
+            re.compile(pattern)
+        except re.error as error:
+            self.r.error(node, f"{what} is not a valid regular expression: {error}")
+
+    # -- services ----------------------------------------------------------------
+
+    def services(self, node: yaml.Node | None) -> dict[str, Service]:
+        if node is None:
+            self.r.problems.append(
+                Problem(
+                    f"{CONFIG_NAME} has no 'services:' section",
+                    Location(self.r.display_file),
+                    "add services:, each with at least a cmd",
+                    code="no-services",
+                )
+            )
+            return {}
+        services = {}
+        for name, key_node, value in self.r.items(node, "services"):
+            if not SERVICE_NAME.match(name):
+                self.r.error(
+                    key_node,
+                    f"'{name}' is not a valid service name",
+                    "use letters, digits, '-', '_' and '.'",
+                )
+                continue
+            service = self.service(name, key_node, value)
+            if service is not None:
+                services[name] = service
+        return services
+
+    def service(self, name: str, key_node: yaml.Node, node: yaml.Node) -> Service | None:
+        what = f"services.{name}"
+        items = self.r.items(node, what)
+        self.r.check_keys(items, SERVICE_KEYS, what)
+        keys = {key: value for key, _, value in items}
+        if "cmd" not in keys:
+            self.r.error(
+                key_node, f"service '{name}' has no cmd", "add cmd: the command that runs it"
+            )
+            return None
+        cmd = self.command(keys["cmd"], f"{what}.cmd")
+        cwd = self.root
+        if "cwd" in keys and (text := self.r.string(keys["cwd"], f"{what}.cwd", "services/api")):
+            cwd = Path(os.path.normpath(self.root / text))
+        fields: dict[str, object] = {}
+        readers = {
+            "env": lambda v: self.env_rules(v, f"{what}.env"),
+            "depends_on": lambda v: self.dependencies(v, what),
+            "ready": lambda v: self.probe(v, what),
+            "port": lambda v: self.port(v, what),
+            "restart": lambda v: self.restart(v, what),
+            "max_restarts": lambda v: self.r.number(v, f"{what}.max_restarts", integer=True),
+            "stop_signal": lambda v: self.stop_signal(v, what),
+            "stop_timeout": lambda v: self.r.number(v, f"{what}.stop_timeout"),
+            "autostart": lambda v: self.r.boolean(v, f"{what}.autostart"),
+            "tty": lambda v: self.r.boolean(v, f"{what}.tty"),
+            "restart_dependents": lambda v: self.r.boolean(v, f"{what}.restart_dependents"),
+            "watch": lambda v: self.watch(v, what),
+        }
+        for key, read in readers.items():
+            if key in keys and (value := read(keys[key])) is not None:
+                fields[key] = value
+        fields["env_files"] = self.env_files(keys.get("env_files"), cwd)
+        if cmd is None:
+            return None
+        return Service(name=name, cmd=cmd, cwd=cwd, location=self.r.where(key_node), **fields)  # type: ignore[arg-type]
+
+    def command(self, node: yaml.Node, what: str) -> str | tuple[str, ...] | None:
+        if isinstance(node, yaml.SequenceNode):
+            argv = self.r.strings(node, what, '["python", "-m", "api"]')
+            if not argv:
+                self.r.error(node, f"{what} is an empty list")
+                return None
+            return tuple(argv)
+        text = self.r.string(node, what, '"python -m api" or ["python", "-m", "api"]')
+        if text is not None and not text.strip():
+            self.r.error(node, f"{what} is blank")
+            return None
+        return text
+
+    def dependencies(self, node: yaml.Node, what: str) -> tuple[Dependency, ...]:
+        if isinstance(node, yaml.MappingNode):
+            found = []
+            for name, key_node, value in self.r.items(node, f"{what}.depends_on"):
+                condition = "ready"
+                if not self.r.is_null(value):
+                    items = self.r.items(value, f"{what}.depends_on.{name}")
+                    self.r.check_keys(items, ("condition",), f"{what}.depends_on.{name}")
+                    for _, _, condition_node in items:
+                        condition = self.r.value(condition_node)
+                        if condition not in CONDITIONS:
+                            self.r.error(
+                                condition_node,
+                                f"condition must be one of {', '.join(CONDITIONS)}",
+                                did_you_mean(str(condition), CONDITIONS),
+                            )
+                            condition = "ready"
+                found.append(Dependency(name, condition, self.r.where(key_node)))  # type: ignore[arg-type]
+            return tuple(found)
+        names = self.r.strings(node, f"{what}.depends_on", "[jobs] or {jobs: {condition: ready}}")
+        return tuple(Dependency(name, "ready", self.r.where(node)) for name in names)
+
+    def probe(self, node: yaml.Node, what: str) -> ReadyProbe | None:
+        items = self.r.items(node, f"{what}.ready")
+        self.r.check_keys(items, (*PROBE_KINDS, "timeout", "interval"), f"{what}.ready")
+        keys = {key: value for key, _, value in items}
+        kinds = [kind for kind in PROBE_KINDS if kind in keys]
+        if len(kinds) != 1:
+            self.r.error(
+                node,
+                f"{what}.ready needs exactly one of {', '.join(PROBE_KINDS)}",
+                'for example: ready: {log: "Local worker ready"}',
+            )
+            return None
+        kind = kinds[0]
+        target = self.r.string(keys[kind], f"{what}.ready.{kind}")
+        if target is None:
+            return None
+        if kind == "log":
+            self.check_regex(keys[kind], target, f"{what}.ready.log")
+        elif kind == "tcp" and not re.fullmatch(r"\[?[\w.:-]+\]?:\d+", target):
+            self.r.error(
+                keys[kind], f"{what}.ready.tcp must be host:port", "for example: 127.0.0.1:5432"
+            )
+        elif kind == "http" and not target.startswith(("http://", "https://")):
+            self.r.error(keys[kind], f"{what}.ready.http must be a http:// or https:// URL")
+        timeout = (
+            self.r.number(keys["timeout"], f"{what}.ready.timeout") if "timeout" in keys else None
+        )
+        interval = (
+            self.r.number(keys["interval"], f"{what}.ready.interval")
+            if "interval" in keys
+            else None
+        )
+        return ReadyProbe(
+            kind,
+            target,
+            self.r.where(node),  # type: ignore[arg-type]
+            timeout=DEFAULT_PROBE_TIMEOUT if timeout is None else timeout,
+            interval=DEFAULT_PROBE_INTERVAL if interval is None else max(interval, 0.01),
+        )
+
+    def port(self, node: yaml.Node, what: str) -> int | None:
+        port = self.r.number(node, f"{what}.port", integer=True, minimum=1)
+        if port is not None and port > 65535:
+            self.r.error(node, f"{what}.port must be at most 65535, not {port}")
+            return None
+        return int(port) if port is not None else None
+
+    def restart(self, node: yaml.Node, what: str) -> str | None:
+        value = self.r.value(node) if hasattr(node, "value") else None
+        if value is False:  # YAML 1.1 reads a bare `no` as false
+            return "no"
+        if value not in RESTART_MODES:
+            self.r.error(
+                node,
+                f"{what}.restart must be one of {', '.join(RESTART_MODES)}",
+                did_you_mean(str(value), RESTART_MODES),
+            )
+            return None
+        return value  # type: ignore[return-value]
+
+    def stop_signal(self, node: yaml.Node, what: str) -> signal.Signals | None:
+        value = self.r.value(node) if isinstance(node, yaml.ScalarNode) else None
+        names = [s.name for s in signal.Signals]
+        name = str(value).upper()
+        name = name if name.startswith("SIG") else f"SIG{name}"
+        if isinstance(value, int) and not isinstance(value, bool):
+            try:
+                return signal.Signals(value)
+            except ValueError:
+                pass
+        elif isinstance(value, str) and name in names:
+            return signal.Signals[name]
+        self.r.error(
+            node,
+            f"{what}.stop_signal {value!r} is not a signal",
+            did_you_mean(name, names) or "for example: SIGINT",
+        )
+        return None
+
+    def watch(self, node: yaml.Node, what: str) -> WatchSpec | None:
+        where = self.r.where(node)
+        if not isinstance(node, yaml.MappingNode):
+            paths = self.r.strings(node, f"{what}.watch", "[tasks/**/*.py, worker/]")
+            return WatchSpec(tuple(paths), where) if paths else None
+        items = self.r.items(node, f"{what}.watch")
+        self.r.check_keys(items, WATCH_KEYS, f"{what}.watch")
+        keys = {key: value for key, _, value in items}
+        if "paths" not in keys:
+            self.r.error(node, f"{what}.watch needs paths", "for example: paths: [tasks/]")
+            return None
+        debounce = (
+            self.r.number(keys["debounce_ms"], f"{what}.watch.debounce_ms", integer=True)
+            if "debounce_ms" in keys
+            else None
+        )
+        return WatchSpec(
+            tuple(self.r.strings(keys["paths"], f"{what}.watch.paths")),
+            where,
+            ignore=tuple(self.r.strings(keys["ignore"], f"{what}.watch.ignore"))
+            if "ignore" in keys
+            else (),
+            debounce_ms=50 if debounce is None else int(debounce),
+        )
+
+    def check_dependencies(self, project: Project) -> None:
+        for service in project.services.values():
+            for dep in service.depends_on:
+                if dep.name == service.name:
+                    self.r.problems.append(
+                        Problem(f"service '{service.name}' depends on itself", dep.location)
+                    )
+                elif dep.name not in project.services:
+                    self.r.problems.append(
+                        Problem(
+                            f"service '{service.name}' depends on unknown service '{dep.name}'",
+                            dep.location,
+                            did_you_mean(dep.name, project.services),
+                            code="unknown-service",
+                        )
+                    )
+        edges = {name: service.dependency_names for name, service in project.services.items()}
+        cycle = find_cycle(edges)
+        if cycle and len(cycle) > 2:
+            first = project.services[cycle[0]]
+            self.r.problems.append(
+                Problem(
+                    f"dependency cycle: {' -> '.join(cycle)}",
+                    first.location,
+                    "remove one of these depends_on entries",
+                    code="cycle",
+                )
+            )
