@@ -1,0 +1,369 @@
+"""The life of one service as data: its states, what may happen in each, and what to do.
+
+`decide(record, event, now, rule)` is pure: it returns the service's next `Record`
+and the `Action`s the supervisor must carry out (spawn, stop, wait before a restart,
+say something). The restart policy lives here too: `restart: no | on-failure |
+always`, exponential backoff from 1 s to a 30 s cap, reset once a run lasts 10 s,
+and `max_restarts` restarts in a row. An event a state does not allow is a bug in
+the caller, raised as `IllegalTransition` naming the states that allow it.
+"""
+
+from __future__ import annotations
+
+import signal
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from typing import Literal
+
+from devstack.model import RestartMode, Service
+
+BACKOFF_FIRST = 1.0
+BACKOFF_CAP = 30.0
+STABLE_AFTER = 10.0  # a run this long forgives earlier failures
+
+
+class State(StrEnum):
+    STARTING = "starting"  # waiting for dependencies, or spawned and probing
+    READY = "ready"  # its ready probe passed
+    RUNNING = "running"  # alive; no probe, or the probe gave up
+    STOPPING = "stopping"  # being stopped for good
+    RESTARTING = "restarting"  # being stopped, to start again at once
+    BACKING_OFF = "backing-off"  # exited; waits before the policy restarts it
+    CRASHED = "crashed"  # failed, and nothing will restart it
+    WAITING_FOR_CHANGE = "waiting-for-change"  # failed; the watcher restarts it on a change
+    STOPPED = "stopped"  # never started, or stopped on request
+    EXITED = "exited"  # ended on its own with status 0, not to be restarted
+
+
+ENDED_FOR_GOOD = frozenset({State.CRASHED, State.STOPPED, State.EXITED})
+
+
+@dataclass(frozen=True)
+class RestartRule:
+    """What the policy needs to know about a service's configuration."""
+
+    mode: RestartMode = "no"
+    max_restarts: int | None = None
+    watch: bool = False
+    has_probe: bool = False
+
+    @classmethod
+    def of(cls, service: Service) -> RestartRule:
+        return cls(
+            mode=service.restart,
+            max_restarts=service.max_restarts,
+            watch=service.watch is not None,
+            has_probe=service.ready is not None,
+        )
+
+
+@dataclass(frozen=True)
+class Record:
+    """Where one service is in its life; the supervisor keeps one per service."""
+
+    state: State = State.STOPPED
+    alive: bool = False  # a process of the current instance exists
+    ready: bool = False  # satisfies `condition: ready` of its dependents
+    spawns: int = 0  # instances started in this run
+    failures: int = 0  # policy restarts in a row, for backoff and max_restarts
+    up_since: float | None = None  # monotonic time of the current instance's spawn
+    last_exit: int | None = None  # negative: killed by that signal
+
+    @property
+    def restarts(self) -> int:
+        return max(self.spawns - 1, 0)
+
+
+# -- events ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Start:
+    """Start it (first start, `devstack start`); the supervisor spawns once deps allow."""
+
+
+@dataclass(frozen=True)
+class Spawned:
+    """Its process exists now."""
+
+
+@dataclass(frozen=True)
+class SpawnFailed:
+    """It could not be started (port taken, command not executable); already reported."""
+
+
+@dataclass(frozen=True)
+class ProbePassed:
+    pass
+
+
+@dataclass(frozen=True)
+class ProbeGaveUp:
+    """The ready probe timed out; the process keeps running but is never ready."""
+
+
+@dataclass(frozen=True)
+class Exited:
+    code: int
+
+
+@dataclass(frozen=True)
+class BackoffElapsed:
+    pass
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Stop it for good (shutdown, `devstack stop`, removed from the config)."""
+
+
+@dataclass(frozen=True)
+class Restart:
+    """Restart it now (a change, `devstack restart`, an env edit)."""
+
+
+Event = (
+    Start
+    | Spawned
+    | SpawnFailed
+    | ProbePassed
+    | ProbeGaveUp
+    | Exited
+    | BackoffElapsed
+    | Stop
+    | Restart
+)
+
+# -- actions ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Spawn:
+    """Spawn a new instance as soon as its dependencies meet their conditions."""
+
+
+@dataclass(frozen=True)
+class StartProbe:
+    pass
+
+
+@dataclass(frozen=True)
+class StopProcess:
+    """Stop the instance: stop_signal to its group, stop_timeout, then SIGKILL."""
+
+
+@dataclass(frozen=True)
+class ScheduleRestart:
+    delay: float
+
+
+@dataclass(frozen=True)
+class CancelRestart:
+    pass
+
+
+@dataclass(frozen=True)
+class Say:
+    """A message about the service, without its name: "exited 1, restarting in 2s"."""
+
+    message: str
+    level: Literal["info", "warn", "error"] = "info"
+
+
+Action = Spawn | StartProbe | StopProcess | ScheduleRestart | CancelRestart | Say
+
+
+@dataclass(frozen=True)
+class Decision:
+    record: Record
+    actions: tuple[Action, ...] = ()
+
+
+class IllegalTransition(RuntimeError):
+    """A bug: an event arrived in a state that does not allow it."""
+
+
+S = State
+# Which states each event may arrive in. Everything else is a bug in the caller.
+ALLOWED: dict[type, frozenset[State]] = {
+    Start: frozenset({S.STOPPED, S.EXITED, S.CRASHED, S.WAITING_FOR_CHANGE, S.BACKING_OFF}),
+    Spawned: frozenset({S.STARTING}),
+    SpawnFailed: frozenset({S.STARTING}),
+    ProbePassed: frozenset({S.STARTING}),
+    ProbeGaveUp: frozenset({S.STARTING}),
+    Exited: frozenset({S.STARTING, S.READY, S.RUNNING, S.STOPPING, S.RESTARTING}),
+    BackoffElapsed: frozenset({S.BACKING_OFF}),
+    Stop: frozenset({S.STARTING, S.READY, S.RUNNING, S.BACKING_OFF, S.RESTARTING}),
+    Restart: frozenset(set(State) - {S.STOPPING}),
+}
+
+
+# Events that only make sense with (True) or without (False) a live process.
+NEEDS_PROCESS: dict[type, bool] = {
+    Spawned: False,
+    SpawnFailed: False,
+    ProbePassed: True,
+    ProbeGaveUp: True,
+    Exited: True,
+}
+
+
+def decide(record: Record, event: Event, now: float, rule: RestartRule) -> Decision:
+    """The next record and the actions to carry out, for `event` arriving at `now`."""
+    allowed = ALLOWED[type(event)]
+    if record.state not in allowed:
+        names = ", ".join(sorted(state.value for state in allowed))
+        raise IllegalTransition(
+            f"{type(event).__name__} is not allowed in state {record.state.value}; only in: {names}"
+        )
+    needs_alive = NEEDS_PROCESS.get(type(event))
+    if needs_alive is not None and record.alive != needs_alive:
+        having = "with" if needs_alive else "without"
+        raise IllegalTransition(f"{type(event).__name__} is only allowed {having} a process")
+    if isinstance(event, Exited):
+        return _exited(record, event.code, now, rule)
+    return _HANDLERS[type(event)](record, now, rule)
+
+
+def _start(record: Record, now: float, rule: RestartRule) -> Decision:
+    actions: tuple[Action, ...] = (Spawn(),)
+    if record.state is S.BACKING_OFF:
+        actions = (CancelRestart(), Spawn())
+    return Decision(replace(record, state=S.STARTING, failures=0, ready=False), actions)
+
+
+def _spawned(record: Record, now: float, rule: RestartRule) -> Decision:
+    spawned = replace(record, alive=True, spawns=record.spawns + 1, up_since=now)
+    if rule.has_probe:
+        return Decision(replace(spawned, state=S.STARTING, ready=False), (StartProbe(),))
+    return Decision(replace(spawned, state=S.RUNNING, ready=True))
+
+
+def _spawn_failed(record: Record, now: float, rule: RestartRule) -> Decision:
+    return _after_failure(replace(record, up_since=None), "could not start", now, rule)
+
+
+def _probe_passed(record: Record, now: float, rule: RestartRule) -> Decision:
+    return Decision(replace(record, state=S.READY, ready=True))
+
+
+def _probe_gave_up(record: Record, now: float, rule: RestartRule) -> Decision:
+    return Decision(replace(record, state=S.RUNNING, ready=False))
+
+
+def _backoff_elapsed(record: Record, now: float, rule: RestartRule) -> Decision:
+    return Decision(replace(record, state=S.STARTING, ready=False), (Spawn(),))
+
+
+def _stop(record: Record, now: float, rule: RestartRule) -> Decision:
+    if record.state is S.BACKING_OFF:
+        return Decision(replace(record, state=S.STOPPED), (CancelRestart(),))
+    if not record.alive:  # still waiting for its dependencies: nothing to stop
+        return Decision(replace(record, state=S.STOPPED, ready=False))
+    # A restart already stopping it just becomes a stop: no new instance afterwards.
+    actions: tuple[Action, ...] = () if record.state is S.RESTARTING else (StopProcess(),)
+    return Decision(replace(record, state=S.STOPPING, ready=False), actions)
+
+
+def _restart(record: Record, now: float, rule: RestartRule) -> Decision:
+    if record.state is S.RESTARTING:
+        return Decision(record)  # coalesce: the coming instance starts after this request
+    if record.alive:
+        return Decision(replace(record, state=S.RESTARTING, ready=False), (StopProcess(),))
+    if record.state is S.STARTING:
+        return Decision(record)  # not spawned yet: it will start with what is current
+    return _start(record, now, rule)
+
+
+def _exited(record: Record, code: int, now: float, rule: RestartRule) -> Decision:
+    ended = replace(record, alive=False, ready=False, last_exit=code)
+    if record.state is S.STOPPING:
+        return Decision(replace(ended, state=S.STOPPED, up_since=None))
+    if record.state is S.RESTARTING:
+        return Decision(replace(ended, state=S.STARTING, failures=0), (Spawn(),))
+    if record.up_since is not None and now - record.up_since >= STABLE_AFTER:
+        ended = replace(ended, failures=0)
+    if code == 0:
+        if rule.mode == "always":
+            return _restart_later(ended, describe_exit(code), rule)
+        return Decision(replace(ended, state=S.EXITED), (Say(describe_exit(code)),))
+    return _after_failure(ended, describe_exit(code), now, rule)
+
+
+def _after_failure(record: Record, what: str, now: float, rule: RestartRule) -> Decision:
+    if rule.mode != "no":
+        return _restart_later(record, what, rule)
+    if rule.watch:
+        return Decision(
+            replace(record, state=S.WAITING_FOR_CHANGE),
+            (Say(f"{what}, waiting for a change to restart", "error"),),
+        )
+    return Decision(replace(record, state=S.CRASHED), (Say(what, "error"),))
+
+
+def _restart_later(record: Record, what: str, rule: RestartRule) -> Decision:
+    failed = record.last_exit != 0
+    level = "error" if failed else "info"
+    if rule.max_restarts is not None and record.failures >= rule.max_restarts:
+        gave_up = f"{what}, giving up after {record.failures} restarts"
+        if not failed:
+            return Decision(replace(record, state=S.EXITED), (Say(gave_up, level),))
+        end = S.WAITING_FOR_CHANGE if rule.watch else S.CRASHED
+        if rule.watch:
+            gave_up += "; waiting for a change to restart"
+        return Decision(replace(record, state=end), (Say(gave_up, level),))
+    delay = backoff_delay(record.failures)
+    return Decision(
+        replace(record, state=S.BACKING_OFF, failures=record.failures + 1),
+        (Say(f"{what}, restarting in {delay:g}s", level), ScheduleRestart(delay)),
+    )
+
+
+_HANDLERS = {
+    Start: _start,
+    Spawned: _spawned,
+    SpawnFailed: _spawn_failed,
+    ProbePassed: _probe_passed,
+    ProbeGaveUp: _probe_gave_up,
+    BackoffElapsed: _backoff_elapsed,
+    Stop: _stop,
+    Restart: _restart,
+}
+
+
+def backoff_delay(failures: int) -> float:
+    """Seconds before restart number `failures + 1` in a row: 1, 2, 4, ... capped at 30."""
+    return min(BACKOFF_FIRST * 2 ** min(failures, 16), BACKOFF_CAP)
+
+
+def describe_exit(code: int) -> str:
+    """`exited 1`, or `killed by SIGKILL` for a negative status."""
+    if code >= 0:
+        return f"exited {code}"
+    try:
+        return f"killed by {signal.Signals(-code).name}"
+    except ValueError:
+        return f"killed by signal {-code}"
+
+
+def condition_met(record: Record, condition: str) -> bool:
+    """Whether a dependency in `record` lets a dependent with `condition` start.
+
+    A dependency that already completed (exited 0) meets every condition: a one-shot
+    service may finish before its dependents are looked at.
+    """
+    if record.state is S.EXITED:
+        return True
+    if condition == "started":
+        return record.alive
+    if condition == "ready":
+        return record.ready
+    return False  # completed: only once it ended on its own with status 0
+
+
+def condition_failed(record: Record) -> bool:
+    """Whether a dependency ended in a way no condition can be met by, short of a restart.
+
+    Waiting for a change is not failed: the watcher may start it again.
+    """
+    return record.state in (S.CRASHED, S.STOPPED)
