@@ -93,6 +93,13 @@ class SpawnFailed:
 
 
 @dataclass(frozen=True)
+class DependencyFailed:
+    """A dependency ended in a way that can never meet its condition; it will not start."""
+
+    reason: str  # "db exited 1"
+
+
+@dataclass(frozen=True)
 class ProbePassed:
     pass
 
@@ -126,6 +133,7 @@ Event = (
     Start
     | Spawned
     | SpawnFailed
+    | DependencyFailed
     | ProbePassed
     | ProbeGaveUp
     | Exited
@@ -189,6 +197,7 @@ ALLOWED: dict[type, frozenset[State]] = {
     Start: frozenset({S.STOPPED, S.EXITED, S.CRASHED, S.WAITING_FOR_CHANGE, S.BACKING_OFF}),
     Spawned: frozenset({S.STARTING}),
     SpawnFailed: frozenset({S.STARTING}),
+    DependencyFailed: frozenset({S.STARTING}),
     ProbePassed: frozenset({S.STARTING}),
     ProbeGaveUp: frozenset({S.STARTING}),
     Exited: frozenset({S.STARTING, S.READY, S.RUNNING, S.STOPPING, S.RESTARTING}),
@@ -202,6 +211,7 @@ ALLOWED: dict[type, frozenset[State]] = {
 NEEDS_PROCESS: dict[type, bool] = {
     Spawned: False,
     SpawnFailed: False,
+    DependencyFailed: False,
     ProbePassed: True,
     ProbeGaveUp: True,
     Exited: True,
@@ -222,6 +232,9 @@ def decide(record: Record, event: Event, now: float, rule: RestartRule) -> Decis
         raise IllegalTransition(f"{type(event).__name__} is only allowed {having} a process")
     if isinstance(event, Exited):
         return _exited(record, event.code, now, rule)
+    if isinstance(event, DependencyFailed):
+        message = f"not started: {event.reason}"
+        return Decision(replace(record, state=S.CRASHED), (Say(message, "error"),))
     return _HANDLERS[type(event)](record, now, rule)
 
 

@@ -7,6 +7,7 @@ import pytest
 from devstack.policy import (
     BackoffElapsed,
     CancelRestart,
+    DependencyFailed,
     Exited,
     IllegalTransition,
     ProbeGaveUp,
@@ -92,6 +93,14 @@ TRANSITIONS = [
         NO,
         S.CRASHED,
         (Say("could not start", "error"),),
+    ),
+    (
+        WAITING,
+        DependencyFailed("db exited 1"),
+        0.0,
+        ON_FAILURE,
+        S.CRASHED,
+        (Say("not started: db exited 1", "error"),),
     ),
     (UP, Stop(), 101.0, NO, S.STOPPING, (StopProcess(),)),
     (WAITING, Stop(), 1.0, NO, S.STOPPED, ()),
