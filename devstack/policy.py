@@ -291,7 +291,7 @@ def _restart(record: Record, now: float, rule: RestartRule) -> Decision:
 def _exited(record: Record, code: int, now: float, rule: RestartRule) -> Decision:
     ended = replace(record, alive=False, ready=False, last_exit=code)
     if record.state is S.STOPPING:
-        return Decision(replace(ended, state=S.STOPPED, up_since=None))
+        return Decision(replace(ended, state=S.STOPPED, up_since=None), (Say("stopped"),))
     if record.state is S.RESTARTING:
         return Decision(replace(ended, state=S.STARTING, failures=0), (Spawn(),))
     if record.up_since is not None and now - record.up_since >= STABLE_AFTER:

@@ -105,7 +105,7 @@ TRANSITIONS = [
     (UP, Stop(), 101.0, NO, S.STOPPING, (StopProcess(),)),
     (WAITING, Stop(), 1.0, NO, S.STOPPED, ()),
     (Record(S.BACKING_OFF, failures=1), Stop(), 1.0, ALWAYS, S.STOPPED, (CancelRestart(),)),
-    (Record(S.STOPPING, alive=True), Exited(-15), 1.0, ALWAYS, S.STOPPED, ()),
+    (Record(S.STOPPING, alive=True), Exited(-15), 1.0, ALWAYS, S.STOPPED, (Say("stopped"),)),
     (UP, Restart(), 101.0, NO, S.RESTARTING, (StopProcess(),)),
     (Record(S.RESTARTING, alive=True), Restart(), 1.0, NO, S.RESTARTING, ()),
     (Record(S.RESTARTING, alive=True), Exited(-15), 1.0, NO, S.STARTING, (Spawn(),)),
