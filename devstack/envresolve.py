@@ -1,0 +1,297 @@
+"""The environment each service gets, and where every value came from.
+
+Layers, lowest to highest precedence (the one place this order is stated):
+  1. the root env files (`.env`, then `.env.local`)
+  2. the service's own env files (`<cwd>/.env`, then `<cwd>/.env.local`)
+  3. the shell environment devstack was started from
+  4. values set in devstack.yaml: `port:` (as PORT), then global `env`, then the service's
+  5. `--env NAME=value` on the command line
+
+In strict mode the root files and the shell contribute only names that an `env` rule
+lists (or a system basic such as PATH); the service's own files and set values always
+contribute. `!NAME` keeps a name out of every layer but `--env`. Loose mode lets every
+name through. `${NAME}` and `${NAME:-default}` in values see what lower layers (and
+earlier lines of the same layer) define, then the shell; `$$` is a literal `$`.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from dotenv.variables import Literal as LiteralAtom
+from dotenv.variables import parse_variables
+
+from devstack.envfile import EnvFile, read_env_file
+from devstack.errors import Location, Problem, closest_names
+from devstack.model import EnvRule, Project, Service
+
+SourceKind = Literal["root-file", "service-file", "shell", "config", "port", "cli"]
+
+# What every process needs to run at all; strict mode lets these through from the shell
+# and root files without an `env` rule.
+SYSTEM_BASICS = frozenset(
+    {
+        "PATH", "HOME", "USER", "LOGNAME", "SHELL", "TERM", "COLORTERM", "LANG",
+        "LANGUAGE", "TZ", "TMPDIR", "TEMP", "TMP", "XDG_RUNTIME_DIR", "SSH_AUTH_SOCK",
+        "DISPLAY", "WAYLAND_DISPLAY", "HOSTNAME", "NO_COLOR", "FORCE_COLOR",
+    }
+)  # fmt: skip
+SYSTEM_BASIC_PREFIXES = ("LC_",)
+
+
+@dataclass(frozen=True)
+class Source:
+    """One layer's value for a name: `.env:3`, `services/jobs/.env:7`, `shell`, ..."""
+
+    kind: SourceKind
+    label: str
+    value: str
+    location: Location | None = None
+
+
+@dataclass(frozen=True)
+class Variable:
+    """A variable a service receives: the winning source and those it shadowed."""
+
+    name: str
+    value: str
+    source: Source
+    shadowed: tuple[Source, ...] = ()  # highest precedence first
+
+
+@dataclass(frozen=True)
+class Dropped:
+    """A name some env file defines that the service does not receive, and why."""
+
+    name: str
+    sources: tuple[Source, ...]
+    reason: str
+
+
+@dataclass
+class ServiceEnv:
+    name: str
+    values: dict[str, str] = field(default_factory=dict)
+    variables: dict[str, Variable] = field(default_factory=dict)
+    dropped: dict[str, Dropped] = field(default_factory=dict)
+
+
+@dataclass
+class ProjectEnv:
+    services: dict[str, ServiceEnv]
+    problems: list[Problem]
+    env_files: tuple[Path, ...]  # every env file that feeds some service, present or not
+    files: dict[Path, EnvFile]
+    shell: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Admission:
+    """Which names a service lets through from the root files and the shell."""
+
+    mode: str
+    rules: tuple[EnvRule, ...]
+
+    def negated(self, name: str) -> bool:
+        return any(
+            rule.kind == "negate" and fnmatch.fnmatchcase(name, rule.name) for rule in self.rules
+        )
+
+    def listed(self, name: str) -> bool:
+        return any(
+            (rule.kind in ("pass", "set") and rule.name == name)
+            or (rule.kind == "glob" and fnmatch.fnmatchcase(name, rule.name))
+            for rule in self.rules
+        )
+
+    def admits(self, name: str) -> bool:
+        if self.negated(name):
+            return False
+        return self.mode == "loose" or self.listed(name) or is_system_basic(name)
+
+    def reason_dropped(self, name: str) -> str:
+        negation = next(
+            (r for r in self.rules if r.kind == "negate" and fnmatch.fnmatchcase(name, r.name)),
+            None,
+        )
+        if negation is not None:
+            return f"excluded by '!{negation.name}' at {negation.location}"
+        return "strict mode: not listed in any `env`"
+
+
+def is_system_basic(name: str) -> bool:
+    return name in SYSTEM_BASICS or name.startswith(SYSTEM_BASIC_PREFIXES)
+
+
+def admission(project: Project, service: Service) -> Admission:
+    return Admission(project.env_mode, (*project.env, *service.env))
+
+
+def resolve_project(
+    project: Project, shell: Mapping[str, str], cli: Mapping[str, str]
+) -> ProjectEnv:
+    """Every service's environment with provenance, and every problem found on the way."""
+    files: dict[Path, EnvFile] = {}
+    problems: dict[tuple[object, ...], Problem] = {}
+
+    def read(path: Path, display: str) -> EnvFile:
+        if path not in files:
+            files[path] = read_env_file(path, display)
+        return files[path]
+
+    root_files = [read(ref.path, ref.display) for ref in project.env_files]
+    root_paths = {ref.path for ref in project.env_files}
+    services = {}
+    for service in project.services.values():
+        # A service at the repo root shares the root files: they stay filtered.
+        own_files = [
+            read(ref.path, ref.display) for ref in service.env_files if ref.path not in root_paths
+        ]
+        resolver = _ServiceResolver(project, service, shell, cli)
+        services[service.name] = resolver.resolve(root_files, own_files)
+        for problem in resolver.problems:
+            problems.setdefault((problem.location, problem.message), problem)
+    for ref in (*project.env_files, *(r for s in project.services.values() for r in s.env_files)):
+        env_file = files.get(ref.path)
+        if ref.explicit and env_file is not None and not env_file.exists:
+            problem = _missing_file(ref.display, ref.location)
+            problems.setdefault((problem.location, problem.message), problem)
+    for env_file in files.values():
+        for problem in env_file.problems:
+            problems.setdefault((problem.location, problem.message), problem)
+    ordered = sorted(problems.values(), key=_problem_order)
+    return ProjectEnv(services, ordered, tuple(files), files, shell)
+
+
+def _line_of(location: Location) -> str:
+    """`devstack.yaml:14`: provenance names a line; columns only clutter a table."""
+    return str(Location(location.file, location.line))
+
+
+def _problem_order(problem: Problem) -> tuple[int, Location]:
+    return (0 if problem.severity == "error" else 1, problem.location or Location(""))
+
+
+def _missing_file(display: str, where: Location | None) -> Problem:
+    return Problem(
+        f"env file {display} does not exist",
+        where,
+        f"create {display}, or remove it from env_files",
+        code="missing-env-file",
+    )
+
+
+class _ServiceResolver:
+    """Builds one service's environment layer by layer, recording provenance."""
+
+    def __init__(
+        self, project: Project, service: Service, shell: Mapping[str, str], cli: Mapping[str, str]
+    ) -> None:
+        self.project = project
+        self.service = service
+        self.shell = shell
+        self.cli = cli
+        self.admission = admission(project, service)
+        self.candidates: dict[str, list[tuple[Source, bool]]] = {}
+        self.context: dict[str, str] = {}  # everything defined so far, for ${NAME}
+        self.problems: list[Problem] = []
+
+    def resolve(self, root_files: Iterable[EnvFile], own_files: Iterable[EnvFile]) -> ServiceEnv:
+        admits, negated = self.admission.admits, self.admission.negated
+        for env_file in root_files:
+            self.add_file(env_file, "root-file", admits)
+        for env_file in own_files:
+            self.add_file(env_file, "service-file", lambda name: not negated(name))
+        for name, value in self.shell.items():
+            self.offer(name, Source("shell", "shell", value), admits(name))
+        self.add_config_values()
+        for name, value in self.cli.items():
+            self.offer(name, Source("cli", "--env", value), True)
+        return self.result()
+
+    def add_file(self, env_file: EnvFile, kind: SourceKind, admits: Callable[[str], bool]) -> None:
+        for entry in env_file.entries:
+            value = entry.value
+            if entry.interpolate:
+                value = self.interpolate(value, entry.location, entry.name)
+            source = Source(kind, str(entry.location), value, entry.location)
+            self.offer(entry.name, source, admits(entry.name))
+
+    def add_config_values(self) -> None:
+        service, negated = self.service, self.admission.negated
+        if service.port is not None:
+            where = Location(self.project.display_path(self.project.config_path))
+            label = f"{_line_of(service.location)} (port: {service.port})"
+            self.offer("PORT", Source("port", label, str(service.port), where), True)
+        for rule in (*self.project.env, *service.env):
+            if rule.kind == "set" and rule.value is not None:
+                value = self.interpolate(rule.value, rule.location, rule.name)
+                source = Source("config", _line_of(rule.location), value, rule.location)
+                self.offer(rule.name, source, not negated(rule.name))
+
+    def offer(self, name: str, source: Source, admitted: bool) -> None:
+        self.candidates.setdefault(name, []).append((source, admitted))
+        if source.kind != "shell":
+            self.context[name] = source.value
+
+    def lookup(self, name: str) -> str | None:
+        if name in self.context:
+            return self.context[name]
+        return self.shell.get(name)
+
+    def interpolate(self, raw: str, where: Location, owner: str) -> str:
+        text, undefined = interpolate(raw, self.lookup)
+        for name in undefined:
+            known = set(self.context) | set(self.shell)
+            close = closest_names(name, known)
+            hint = f"define {name} in an env file, or write ${{{name}:-default}}"
+            if close:
+                hint = f"did you mean {', '.join(close)}? Or " + hint[0].lower() + hint[1:]
+            self.problems.append(
+                Problem(
+                    f"{owner} uses ${{{name}}}, which is not defined",
+                    where,
+                    hint,
+                    code="undefined-variable",
+                )
+            )
+        return text
+
+    def result(self) -> ServiceEnv:
+        env = ServiceEnv(self.service.name)
+        for name, offered in self.candidates.items():
+            admitted = [source for source, ok in offered if ok]
+            if admitted:
+                winner, *lower = reversed(admitted)
+                env.variables[name] = Variable(name, winner.value, winner, tuple(lower))
+                env.values[name] = winner.value
+            elif any(source.kind != "shell" for source, _ in offered):
+                sources = tuple(source for source, _ in offered)
+                env.dropped[name] = Dropped(name, sources, self.admission.reason_dropped(name))
+        return env
+
+
+def interpolate(raw: str, lookup: Callable[[str], str | None]) -> tuple[str, list[str]]:
+    """`raw` with `${NAME}` / `${NAME:-default}` expanded and `$$` as `$`; undefined names."""
+    undefined: list[str] = []
+    pieces = []
+    for segment in raw.split("$$"):
+        text = []
+        for atom in parse_variables(segment):
+            if isinstance(atom, LiteralAtom):
+                text.append(atom.value)
+                continue
+            value = lookup(atom.name)
+            if value is None or (value == "" and atom.default is not None):
+                if atom.default is None:
+                    undefined.append(atom.name)
+                    value = ""
+                else:
+                    value = atom.default
+            text.append(value)
+        pieces.append("".join(text))
+    return "$".join(pieces), undefined
