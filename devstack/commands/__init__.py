@@ -1,11 +1,15 @@
-"""One module per CLI command; shared helpers for finding the project."""
+"""One module per CLI command; shared helpers for finding the project and its env."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from devstack.model import Project
+
+if TYPE_CHECKING:
+    from devstack.envresolve import ProjectEnv
 
 
 def project_from_args(args: argparse.Namespace) -> Project:
@@ -14,3 +18,61 @@ def project_from_args(args: argparse.Namespace) -> Project:
 
     path = Path(args.config_file) if args.config_file else find_config(Path.cwd())
     return load_project(path)
+
+
+def add_env_overrides(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--env",
+        dest="env_overrides",
+        action="append",
+        default=[],
+        metavar="NAME=value",
+        help="set a variable for every service, above env files and the shell (repeatable)",
+    )
+
+
+def env_overrides(items: list[str]) -> dict[str, str]:
+    """`--env NAME=value` items as a mapping; every malformed item is reported at once."""
+    from devstack.envfile import VALID_NAME
+    from devstack.errors import DevstackError, Problem
+
+    overrides: dict[str, str] = {}
+    problems = []
+    for item in items:
+        name, equals, value = item.partition("=")
+        if not equals or not VALID_NAME.match(name):
+            problems.append(
+                Problem(f"--env {item!r} is not NAME=value", hint="for example: --env DEBUG=1")
+            )
+        else:
+            overrides[name] = value
+    if problems:
+        raise DevstackError(problems)
+    return overrides
+
+
+def resolved(args: argparse.Namespace) -> tuple[Project, ProjectEnv]:
+    """The project and every service's environment, as `up` would give it."""
+    import os
+
+    from devstack.envresolve import resolve_project
+
+    project = project_from_args(args)
+    overrides = env_overrides(getattr(args, "env_overrides", []))
+    return project, resolve_project(project, os.environ, overrides)
+
+
+def require_service(project: Project, name: str) -> None:
+    from devstack.errors import DevstackError, unknown_name_error
+
+    if name not in project.services:
+        raise DevstackError([unknown_name_error("service", name, project.services)])
+
+
+def fail_on_env_errors(env: ProjectEnv) -> None:
+    """Env files that do not parse or undefined `${NAME}`s: nothing can be trusted."""
+    from devstack.errors import EXIT_USAGE, DevstackError
+
+    errors = [problem for problem in env.problems if problem.severity == "error"]
+    if errors:
+        raise DevstackError(errors, EXIT_USAGE)

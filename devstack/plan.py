@@ -1,0 +1,45 @@
+"""A service as it will run: argv, cwd, masked env, dependencies (for `devstack config`)."""
+
+from __future__ import annotations
+
+from devstack.envresolve import ProjectEnv
+from devstack.model import Project
+from devstack.secrets import masked
+
+
+def service_plan(
+    project: Project, env: ProjectEnv, name: str, *, reveal: bool = False
+) -> dict[str, object]:
+    service = project.services[name]
+    plan: dict[str, object] = {
+        "argv": list(service.argv),
+        "cwd": project.display_path(service.cwd) or ".",
+        "depends_on": {d.name: d.condition for d in service.depends_on},
+        "env": {
+            key: masked(key, value, project.vars, reveal)
+            for key, value in sorted(env.services[name].values.items())
+        },
+        "restart": service.restart,
+        "stop_signal": service.stop_signal.name,
+        "stop_timeout": service.stop_timeout,
+        "autostart": service.autostart,
+    }
+    if service.port is not None:
+        plan["port"] = service.port
+    if service.ready is not None:
+        plan["ready"] = {
+            service.ready.kind: service.ready.target,
+            "timeout": service.ready.timeout,
+            "interval": service.ready.interval,
+        }
+    if service.watch is not None:
+        plan["watch"] = {
+            "paths": list(service.watch.paths),
+            "ignore": list(service.watch.ignore),
+            "debounce_ms": service.watch.debounce_ms,
+        }
+    if service.max_restarts is not None:
+        plan["max_restarts"] = service.max_restarts
+    if service.tty:
+        plan["tty"] = True
+    return plan

@@ -1,0 +1,138 @@
+"""The env-debugging commands through the real CLI: env, env NAME, env --diff, doctor,
+config, run, schema, and the messages for bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from tests.support import clean_env, make_repo, run_cli
+
+STACK = """\
+env: [JOBS_SECRET_KEY, DATABASE_URL]
+vars:
+  JOBS_SECRET_KEY: {required: true, secret: true, same_across: all}
+services:
+  api:
+    cmd: python3 -m http.server
+    cwd: services/api
+    port: 8400
+    env: ["API_URL=http://localhost:${PORT}"]
+  jobs:
+    cmd: python3 -c "print('worker')"
+    cwd: services/jobs
+"""
+FILES = {
+    ".env": "JOBS_SECRET_KEY=tr_dev_shared_secret\nDATABASE_URL=postgres://app:hunter2@db/app\n"
+    "TRIGGER_API_URL=http://trigger\n",
+    "services/api/.env": "API_ONLY=1\n",
+    "services/jobs/.env": "QUEUE=default\n",
+}
+
+
+def stack(repo: Path, **overrides: str) -> Path:
+    return make_repo(repo, STACK, {**FILES, **overrides})
+
+
+def test_env_table_masks_secrets_and_names_sources(repo: Path) -> None:
+    stack(repo)
+    result = run_cli("env", "api", cwd=repo)
+    assert result.returncode == 0, result.stderr
+    lines = {line.split()[0]: line for line in result.stdout.splitlines()}
+    assert "tr_dev_shared_secret" not in result.stdout and "hunter2" not in result.stdout
+    assert lines["JOBS_SECRET_KEY"].endswith(".env:1")
+    assert "20 chars" in lines["JOBS_SECRET_KEY"]
+    assert "postgres://app:••••@db/app" in lines["DATABASE_URL"]
+    assert lines["API_URL"].split()[1] == "http://localhost:8400"
+    assert lines["API_ONLY"].endswith("services/api/.env:1")
+    assert "TRIGGER_API_URL" not in lines and "QUEUE" not in lines
+    revealed = run_cli("env", "api", "--reveal", "--format", "dotenv", cwd=repo)
+    assert 'JOBS_SECRET_KEY="tr_dev_shared_secret"' in revealed.stdout.splitlines()
+
+
+def test_env_json_and_cli_overrides(repo: Path) -> None:
+    stack(repo)
+    result = run_cli("env", "jobs", "--json", "--env", "QUEUE=urgent", cwd=repo)
+    data = json.loads(result.stdout)
+    queue = next(v for v in data["variables"] if v["name"] == "QUEUE")
+    assert queue["value"] == "urgent" and queue["source"] == "--env"
+    assert queue["shadowed"] == [{"source": "services/jobs/.env:1", "value": "default"}]
+
+
+def test_story_of_a_dropped_variable_and_of_a_typo(repo: Path) -> None:
+    stack(repo)
+    dropped = run_cli("env", "jobs", "TRIGGER_API_URL", cwd=repo)
+    assert dropped.returncode == 1
+    assert "defined at .env:3" in dropped.stdout
+    assert "strict mode" in dropped.stdout
+    assert "add TRIGGER_API_URL to `env` at devstack.yaml:1" in dropped.stdout
+    typo = run_cli("env", "jobs", "JOBS_SECRET_KY", cwd=repo)
+    assert "did you mean JOBS_SECRET_KEY?" in typo.stdout
+    found = run_cli("env", "api", "DATABASE_URL", cwd=repo)
+    assert found.returncode == 0 and "from    .env:2" in found.stdout
+
+
+def test_diff_and_doctor_report_a_mismatched_secret_without_revealing_it(repo: Path) -> None:
+    stack(repo, **{"services/jobs/.env": "JOBS_SECRET_KEY=tr_dev_other\n"})
+    diff = run_cli("env", "--diff", "api", "jobs", cwd=repo)
+    assert diff.returncode == 0
+    [line] = [line for line in diff.stdout.splitlines() if "JOBS_SECRET_KEY" in line]
+    assert "tr_dev" not in line and line.count("••••") == 2
+    assert "only api: API_ONLY, API_URL, PORT" in diff.stdout
+    doctor = run_cli("doctor", "--no-ports", cwd=repo)
+    assert doctor.returncode == 1
+    assert "JOBS_SECRET_KEY differs between api and jobs" in doctor.stdout
+    assert "tr_dev" not in doctor.stdout
+    assert doctor.stdout.rstrip().endswith("1 error, 1 warning")  # + the dropped TRIGGER_API_URL
+    as_json = json.loads(run_cli("doctor", "--no-ports", "--json", cwd=repo).stdout)
+    assert [p["code"] for p in as_json["problems"]] == ["same-across", "dropped"]
+
+
+def test_doctor_on_a_healthy_stack(repo: Path) -> None:
+    make_repo(repo, "services:\n  a: {cmd: python3 -V}\n")
+    result = run_cli("doctor", cwd=repo)
+    assert (result.returncode, result.stdout.strip()) == (0, "no problems found in 1 service")
+
+
+def test_config_prints_the_resolved_plan(repo: Path) -> None:
+    stack(repo)
+    result = run_cli("config", "--json", cwd=repo)
+    plan = json.loads(result.stdout)["services"]
+    assert plan["api"]["argv"] == ["/bin/sh", "-c", "python3 -m http.server"]
+    assert plan["api"]["cwd"] == "services/api" and plan["api"]["port"] == 8400
+    assert plan["api"]["env"]["JOBS_SECRET_KEY"].startswith("••••")
+    assert "jobs:" in run_cli("config", cwd=repo).stdout
+
+
+def test_run_uses_the_service_cwd_env_and_exit_status(repo: Path) -> None:
+    stack(repo)
+    script = "import os,sys; print(os.getcwd(), os.environ['QUEUE']); sys.exit(3)"
+    result = run_cli("run", "jobs", "--", "python3", "-c", script, cwd=repo / "services")
+    assert result.returncode == 3, result.stderr
+    assert result.stdout.split() == [str((repo / "services/jobs").resolve()), "default"]
+
+
+def test_schema_is_json(repo: Path) -> None:
+    result = run_cli("schema", cwd=repo)
+    assert json.loads(result.stdout)["title"] == "devstack.yaml"
+
+
+def test_bad_input_gets_one_clear_message_and_no_traceback(repo: Path) -> None:
+    stack(repo, **{"services/jobs/.env": "\n\nGOOD=1\nthis line is broken\n"})
+    unknown = run_cli("env", "jbos", cwd=repo)
+    assert unknown.returncode == 2
+    assert "unknown service 'jbos'" in unknown.stderr and "did you mean 'jobs'?" in unknown.stderr
+    broken = run_cli("env", "jobs", cwd=repo)
+    assert broken.returncode == 2
+    assert "services/jobs/.env:4: error: cannot parse 'this line is broken'" in broken.stderr
+    bad_env = run_cli("env", "jobs", "--env", "NOEQUALS", cwd=repo)
+    assert bad_env.returncode == 2 and "is not NAME=value" in bad_env.stderr
+    for result in (unknown, broken, bad_env):
+        assert "Traceback" not in result.stderr
+
+
+def test_no_config_found(tmp_path: Path) -> None:
+    result = run_cli("env", "api", cwd=tmp_path, env=clean_env(HOME=os.fspath(tmp_path)))
+    assert result.returncode == 2 and "devstack.yaml" in result.stderr
+    assert "Traceback" not in result.stderr
