@@ -134,6 +134,9 @@ class Supervisor:
                 self._handle(self.units[name], policy.Start())
             self._settle()
             await self._finished.wait()
+        except BaseException:
+            self._kill_everything()  # a bug or a cancellation must not leave services behind
+            raise
         finally:
             for signum in SHUTDOWN_SIGNALS:
                 loop.remove_signal_handler(signum)
@@ -435,6 +438,9 @@ class Supervisor:
     async def _kill_when_asked(self) -> None:
         await self._kill_wanted.wait()
         self._say(None, "killing all services now", "warn")
+        self._kill_everything()
+
+    def _kill_everything(self) -> None:
         for unit in self.units.values():
             if unit.process is not None:
                 unit.process.kill()
