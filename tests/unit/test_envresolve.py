@@ -249,3 +249,25 @@ def test_cli_wins_over_everything(tmp_path: Path, mode: str) -> None:
         cli={"X": "cli"},
     )
     assert env.services["a"].values["X"] == "cli"
+
+
+names = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,12}", fullmatch=True)
+plain_values = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters='"\\$'),
+    max_size=20,
+)
+
+
+@given(st.lists(st.tuples(names, plain_values, st.integers(0, 3)), max_size=8))
+def test_any_env_file_of_quoted_values_reads_back_with_true_line_numbers(
+    entries: list[tuple[str, str, int]],
+) -> None:
+    lines: list[str] = []
+    expected = []
+    for name, value, blank_lines_before in entries:
+        lines += [""] * blank_lines_before
+        lines.append(f'{name}="{value}"')
+        expected.append((name, value, len(lines)))
+    env_file = parse_env_text("\n".join(lines) + "\n", Path(".env"), ".env")
+    assert env_file.problems == ()
+    assert [(e.name, e.value, e.location.line) for e in env_file.entries] == expected
