@@ -38,22 +38,29 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run a whole monorepo's dev stack with one command.",
     )
     parser.add_argument("--version", action="version", version=f"devstack {__version__}")
-    parser.add_argument(
-        "-f",
-        "--file",
-        dest="config_file",
-        metavar="PATH",
-        help="devstack.yaml to use (default: the nearest one in this or a parent directory)",
-    )
+    _add_file_option(parser, default=None)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, help_text in COMMANDS.items():
         module = _command_module(name)
         if module is None:
             continue
         sub = commands.add_parser(name, help=help_text, description=help_text)
+        # Also after the command (`devstack up -f x.yaml`), without hiding one given before it.
+        _add_file_option(sub, default=argparse.SUPPRESS)
         module.configure(sub)
         sub.set_defaults(run=module.run)
     return parser
+
+
+def _add_file_option(parser: argparse.ArgumentParser, default: object) -> None:
+    parser.add_argument(
+        "-f",
+        "--file",
+        dest="config_file",
+        metavar="PATH",
+        default=default,
+        help="devstack.yaml to use (default: the nearest one in this or a parent directory)",
+    )
 
 
 def _command_module(name: str):  # type: ignore[no-untyped-def]
