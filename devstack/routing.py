@@ -100,7 +100,7 @@ class IgnoreFilter:
         self._name_regex = re.compile("|".join(fnmatch.translate(n) for n in self.names) or "$^")
 
     def __call__(self, change: Any, path: str) -> bool:
-        return path in self.keep or not self.watch_filter(path)
+        return path in self.keep or not self.ignores(path)
 
     def ignores(self, path: str, is_dir: bool = False) -> bool:
         """Whether `path` (absolute) is ignored; `is_dir` lets `build/`-style rules match."""
