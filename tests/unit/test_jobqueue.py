@@ -187,3 +187,12 @@ def test_settings_say_what_is_missing() -> None:
         settings_from_env({})
     settings = settings_from_env({"JOBS_DB": "var/jobs.sqlite3", "JOBS_SECRET_KEY": KEY})
     assert (str(settings.db_path), settings.secret_key) == ("var/jobs.sqlite3", KEY)
+
+
+def test_release_of_a_job_asked_to_cancel_cancels_it(queue: Queue) -> None:
+    job_id = enqueue(queue)
+    queue.claim("w1")
+    queue.cancel(job_id)
+    queue.release(job_id)
+    assert queue.get(job_id).status == "cancelled"  # type: ignore[union-attr]
+    assert queue.claim("w2") is None

@@ -214,11 +214,14 @@ class Queue:
                 for task_id, payload, signature in follow_ups
             ]
 
-    def fail(self, job_id: int, error: str, backoff_base: float) -> float | None:
-        """Retry later (returns the delay in seconds) or, out of attempts, fail (None)."""
+    def fail(
+        self, job_id: int, error: str, backoff_base: float, *, retry: bool = True
+    ) -> float | None:
+        """Retry later (returns the delay in seconds) or, out of attempts or not worth
+        retrying, fail (None)."""
         with self.transaction() as db:
             job = self._get(db, job_id)
-            if job.attempts >= job.max_attempts:
+            if not retry or job.attempts >= job.max_attempts:
                 self._set(db, job_id, status="failed", error=error, claimed_by=None)
                 return None
             delay = backoff_delay(job.attempts, backoff_base)
@@ -242,8 +245,15 @@ class Queue:
             self._set(db, job_id, status="cancelled", error="cancelled while running")
 
     def release(self, job_id: int) -> None:
-        """Give a job back untouched (the worker is stopping); the attempt does not count."""
+        """Give a job back untouched (the worker is stopping); the attempt does not count.
+        A job whose cancellation was asked for meanwhile is cancelled instead."""
         with self.transaction() as db:
+            db.execute(
+                "UPDATE jobs SET status = 'cancelled', error = 'cancelled while running',"
+                " claimed_by = NULL, updated_at = ? WHERE id = ? AND status = 'running'"
+                " AND cancel_requested",
+                (self.clock(), job_id),
+            )
             db.execute(
                 "UPDATE jobs SET status = 'queued', attempts = MAX(attempts - 1, 0),"
                 " claimed_by = NULL, updated_at = ? WHERE id = ? AND status = 'running'",
