@@ -1,0 +1,358 @@
+"""One service's process: spawn it in its own session, stream its output, stop it.
+
+A service runs in a session (and process group) of its own, so a signal reaches
+everything it started in that group and Ctrl+C at the terminal reaches only
+devstack, which decides. Its output goes to `Output.feed` straight from the
+pipe callbacks, in the chunks the kernel hands over (no reader tasks, no per-line
+work here); `tty: true` runs it under a pseudo-terminal instead of pipes.
+
+Stopping escalates and says so: the stop signal to the group and to any
+descendant that escaped it (double fork, setsid: found by the run's environment
+markers and by a snapshot of the process tree), a wait bounded by the timeout,
+then SIGKILL for all of them. `stop` returns only once every one is gone, so a
+restarted service never finds its own port still held by the old instance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from devstack.runtime import reaper
+
+if TYPE_CHECKING:
+    import psutil
+    from devstack.runtime.output import Output
+
+Stream = Literal["out", "err"]
+# After SIGKILL a process is gone at once unless stuck in the kernel (a dead NFS mount).
+KILL_WAIT = 5.0
+# The last lines are normally in the pipe when the process exits; let them through
+# before anyone hears that it ended. Bounded: an escaped grandchild may hold the pipe.
+DRAIN_GRACE = 0.5
+PTY_SIZE = (50, 200)  # rows, columns a `tty: true` service sees
+
+_live: set[int] = set()  # main pids not yet reaped: the orphan reaper leaves them alone
+
+
+def live_pids() -> set[int]:
+    """Pids of service processes whose exit asyncio has not reported yet."""
+    return set(_live)
+
+
+class ServiceProcess:
+    """A running (or ended) service process and everything it started."""
+
+    def __init__(self, name: str, run_id: str | None) -> None:
+        self.name = name
+        self.pid = 0  # known once started
+        self._run_id = run_id
+        loop = asyncio.get_running_loop()
+        self._exited: asyncio.Future[int] = loop.create_future()
+        self._drained = asyncio.Event()
+        self._transports: list[asyncio.BaseTransport] = []
+        self._family: set[psutil.Process] = set()  # descendants and escaped ones seen so far
+        self._stopping: asyncio.Task[int] | None = None
+        self._killed = False
+
+    @classmethod
+    async def spawn(
+        cls,
+        *,
+        name: str,
+        argv: Sequence[str],
+        cwd: Path | str,
+        env: Mapping[str, str],
+        tty: bool,
+        output: Output,
+    ) -> ServiceProcess:
+        """Start `argv`; raises OSError when it cannot be started (no such command)."""
+        process = cls(name, env.get(reaper.RUN_ID_VAR))
+        if tty:
+            await process._start_on_pty(argv, cwd, env, output)
+            return process
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.subprocess_exec(
+            lambda: _PipeProtocol(process, output),
+            *argv,
+            cwd=cwd,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        process._transports.append(transport)
+        return process
+
+    async def _start_on_pty(
+        self, argv: Sequence[str], cwd: Path | str, env: Mapping[str, str], output: Output
+    ) -> None:
+        import pty
+
+        loop = asyncio.get_running_loop()
+        master, slave = pty.openpty()
+        try:
+            _prepare_pty(slave)
+            transport, _ = await loop.subprocess_exec(
+                lambda: _PipeProtocol(self, output, streams=()),
+                *argv,
+                cwd=cwd,
+                env=dict(env),
+                stdin=subprocess.DEVNULL,
+                stdout=slave,
+                stderr=slave,
+                start_new_session=True,
+            )
+        except BaseException:
+            os.close(master)
+            raise
+        finally:
+            os.close(slave)  # else the master never sees the end of the output
+        self._transports.append(transport)
+        reader, _ = await loop.connect_read_pipe(
+            lambda: _PtyProtocol(self.name, output, self._drained),
+            os.fdopen(master, "rb", buffering=0),
+        )
+        self._transports.append(reader)
+
+    # -- waiting ---------------------------------------------------------------------
+
+    @property
+    def returncode(self) -> int | None:
+        return self._exited.result() if self._exited.done() else None
+
+    async def wait(self) -> int:
+        """The exit status once the main process has exited (negative: killed by -N)."""
+        code = await asyncio.shield(self._exited)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._drained.wait(), DRAIN_GRACE)
+        return code
+
+    # -- stopping --------------------------------------------------------------------
+
+    async def stop(self, sig: int, timeout: float, say: Callable[[str], None]) -> int:
+        """Stop the process, its group and the escaped: `sig`, then SIGKILL after
+        `timeout`; returns the exit status once all of them are gone. Calling it
+        again (or concurrently) waits for the same stop."""
+        if self._stopping is None:
+            self._stopping = asyncio.get_running_loop().create_task(self._stop(sig, timeout, say))
+        return await asyncio.shield(self._stopping)
+
+    def kill(self) -> None:
+        """SIGKILL the group and every descendant seen so far, now (a second Ctrl+C).
+
+        A `stop` in progress (or the next one) then finds and kills any other."""
+        self._killed = True
+        _signal_group(self.pid, signal.SIGKILL)
+        reaper.send(self._family | set(_descendants(self.pid)), signal.SIGKILL)
+
+    async def _stop(self, sig: int, timeout: float, say: Callable[[str], None]) -> int:
+        left = await self._end_all(sig, timeout)
+        if left is not None:
+            who = "" if left == "main" else f"{left} "
+            say(f"{who}did not stop within {timeout:g}s, sending SIGKILL")
+            self.kill()
+            left = await self._end_all(signal.SIGKILL, KILL_WAIT)
+            if left is not None:
+                who = "it" if left == "main" else left
+                say(f"{who} still running {KILL_WAIT:g}s after SIGKILL, giving up on it")
+        await self._close()
+        return self.returncode if self.returncode is not None else -signal.SIGKILL
+
+    async def _end_all(self, sig: int, timeout: float) -> str | None:
+        """Send `sig` to the group and to the escaped, and wait until the main process
+        and all of them are gone: None then; else who is left ("main" or described).
+
+        Only once the main process has exited are new members looked for again: a
+        service may start helpers to shut down cleanly, and those get their chance.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        signalled: set[psutil.Process] = set()
+        first = True
+        while True:
+            family = await asyncio.to_thread(self._find_family)
+            self._family.update(family)
+            fresh = [proc for proc in family if proc not in signalled]
+            if not fresh and self._exited.done():
+                return None
+            sig = signal.SIGKILL if self._killed else sig
+            if first:
+                _signal_group(self.pid, sig)
+                first = False
+            reaper.send(fresh, sig)
+            signalled.update(fresh)
+            alive = await _gone_by(deadline - loop.time(), family, self._exited)
+            if not self._exited.done():
+                return "main"
+            if alive:
+                return reaper.describe(alive)
+
+    def _find_family(self) -> list[psutil.Process]:
+        """Everything this service started that still runs: its descendants, its
+        process group, and processes carrying its markers (the escaped)."""
+        found = {proc.pid: proc for proc in _descendants(self.pid)}
+        run_ids = [self._run_id] if self._run_id else []
+        for proc in reaper.marked_processes(
+            run_ids=run_ids, service=self.name, groups={self.pid}, exclude={self.pid}
+        ):
+            found.setdefault(proc.pid, proc)
+        for proc in list(found.values()):
+            for child in _descendants(proc.pid):
+                found.setdefault(child.pid, child)
+        found.pop(self.pid, None)
+        # Another instance of the service (never at the same time, but be sure) is not ours.
+        others = _live - {self.pid}
+        return [proc for proc in found.values() if _group_of(proc.pid) not in others]
+
+    async def _close(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._drained.wait(), DRAIN_GRACE)
+        for transport in self._transports:
+            transport.close()
+
+    # -- called by the protocols -----------------------------------------------------
+
+    def _process_exited(self, code: int) -> None:
+        _live.discard(self.pid)
+        if not self._exited.done():
+            self._exited.set_result(code)
+
+
+class _PipeProtocol(asyncio.SubprocessProtocol):
+    """Feeds stdout and stderr to Output as they arrive; notes the exit."""
+
+    def __init__(
+        self, process: ServiceProcess, output: Output, streams: tuple[int, ...] = (1, 2)
+    ) -> None:
+        self._process = process
+        self._name = process.name
+        self._output = output
+        self._open = set(streams)
+        self._transport: asyncio.SubprocessTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.SubprocessTransport)
+        self._transport = transport
+        self._process.pid = transport.get_pid()
+        _live.add(self._process.pid)
+
+    def pipe_data_received(self, fd: int, data: bytes) -> None:
+        self._output.feed(self._name, _STREAMS[fd], data)
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        self._output.end_stream(self._name, _STREAMS[fd])
+        self._open.discard(fd)
+        if not self._open:
+            self._process._drained.set()
+
+    def process_exited(self) -> None:
+        assert self._transport is not None
+        code = self._transport.get_returncode()
+        assert code is not None
+        self._process._process_exited(code)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        # Exited and every pipe closed: nothing more will come through it.
+        if self._transport is not None:
+            self._transport.close()
+
+
+_STREAMS: dict[int, Stream] = {1: "out", 2: "err"}
+
+
+class _PtyProtocol(asyncio.Protocol):
+    """Feeds what a `tty: true` service writes to its terminal (stdout and stderr)."""
+
+    def __init__(self, name: str, output: Output, drained: asyncio.Event) -> None:
+        self._name = name
+        self._output = output
+        self._drained = drained
+
+    def data_received(self, data: bytes) -> None:
+        self._output.feed(self._name, "out", data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        # EIO once every holder of the terminal has closed it: the pty's way of EOF.
+        self._output.end_stream(self._name, "out")
+        self._drained.set()
+
+
+def _prepare_pty(slave: int) -> None:
+    """Plain "\\n" line ends (no "\\r\\n" from the terminal driver) and a usable size."""
+    import fcntl
+    import struct
+    import termios
+
+    attrs = termios.tcgetattr(slave)
+    attrs[1] &= ~termios.ONLCR  # output flags
+    termios.tcsetattr(slave, termios.TCSANOW, attrs)
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", *PTY_SIZE, 0, 0))
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    # The group outlives its leader while members remain; ESRCH means it is empty.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def _group_of(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None
+
+
+def _descendants(pid: int) -> list[psutil.Process]:
+    import psutil
+
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+async def _gone_by(
+    timeout: float, procs: Sequence[psutil.Process], main: asyncio.Future[int]
+) -> list[psutil.Process]:
+    """Wait up to `timeout` for the main process and `procs` to exit; those still running.
+
+    Waits on pidfds (an event per process, not a poll); without them, psutil waits
+    in a thread.
+    """
+    loop = asyncio.get_running_loop()
+    timeout = max(timeout, 0.0)
+    fds = reaper.pidfds(procs)
+    if fds is None:
+        waiting = asyncio.to_thread(reaper.wait_gone, procs, timeout)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(main), timeout)
+        return await waiting
+    remaining = dict(fds)
+    all_gone = loop.create_future()
+
+    def exited(fd: int) -> None:
+        loop.remove_reader(fd)
+        remaining.pop(fd, None)
+        if not remaining and not all_gone.done():
+            all_gone.set_result(None)
+
+    for fd in fds:
+        loop.add_reader(fd, exited, fd)
+    if not fds:
+        all_gone.set_result(None)
+    try:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(asyncio.shield(main), all_gone), timeout)
+        return list(remaining.values())
+    finally:
+        for fd in fds:
+            loop.remove_reader(fd)
+            os.close(fd)

@@ -1,0 +1,298 @@
+"""Keeping track of every process a run starts, so none outlives it.
+
+Owns three things:
+
+- `become_subreaper`: on Linux, devstack becomes a child subreaper, so a service's
+  grandchild that daemonises (double fork, setsid) is re-parented to devstack
+  instead of init and stays within reach.
+- `install_orphan_reaper`: such adopted orphans are devstack's children that
+  asyncio knows nothing about; when they exit they must be reaped by us, without
+  ever stealing the exit status of a child asyncio is waiting for.
+- Finding processes by the markers devstack puts in every service's environment
+  (`DEVSTACK_RUN_ID`, `DEVSTACK_SERVICE`, `DEVSTACK_REPO`) or by process group,
+  waiting for them to vanish (pidfds: an event, not a polling loop) and
+  terminating them with escalation. The guardian, `runstate` and `process` use these.
+
+psutil is imported inside the functions: the guardian imports this module and
+must start fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+import sys
+import time
+from collections.abc import Callable, Collection, Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import asyncio
+
+    import psutil
+
+RUN_ID_VAR = "DEVSTACK_RUN_ID"
+SERVICE_VAR = "DEVSTACK_SERVICE"
+REPO_VAR = "DEVSTACK_REPO"
+
+_PR_SET_CHILD_SUBREAPER = 36
+_PR_GET_CHILD_SUBREAPER = 37
+# asyncio's child watcher reaps its own children as soon as they exit (a thread
+# blocked in waitpid in 3.11, a pidfd reader in 3.12). A zombie still there this
+# long after SIGCHLD is one nobody waits for: an adopted orphan.
+ORPHAN_GRACE = 1.0
+
+
+# -- subreaper -------------------------------------------------------------------------
+
+
+def become_subreaper(enable: bool = True) -> bool:
+    """Make orphaned descendants re-parent to this process (Linux); False elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    return libc.prctl(_PR_SET_CHILD_SUBREAPER, int(enable), 0, 0, 0) == 0
+
+
+def is_subreaper() -> bool:
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    flag = ctypes.c_int(0)
+    libc.prctl(_PR_GET_CHILD_SUBREAPER, ctypes.byref(flag), 0, 0, 0)
+    return bool(flag.value)
+
+
+def install_orphan_reaper(
+    loop: asyncio.AbstractEventLoop,
+    known_pids: Callable[[], Collection[int]] | None = None,
+    *,
+    grace: float = ORPHAN_GRACE,
+) -> Callable[[], None]:
+    """Reap adopted orphans on SIGCHLD; returns a function that uninstalls it.
+
+    `known_pids` are children someone else waits for (default: the live service
+    processes); they are never reaped here. asyncio's watchers (Threaded in 3.11,
+    Pidfd in 3.12) wait for specific pids and do not use SIGCHLD, so this handler
+    replaces nothing of theirs.
+    """
+    if known_pids is None:
+        from devstack.runtime.process import live_pids
+
+        known_pids = live_pids
+    reaper = _OrphanReaper(loop, known_pids, grace)
+    loop.add_signal_handler(signal.SIGCHLD, reaper.child_exited)
+    return reaper.uninstall
+
+
+class _OrphanReaper:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        known_pids: Callable[[], Collection[int]],
+        grace: float,
+    ) -> None:
+        self._loop = loop
+        self._known_pids = known_pids
+        self._grace = grace
+        self._timer: asyncio.TimerHandle | None = None
+
+    def child_exited(self) -> None:
+        # One sweep per burst of exits, after asyncio had its chance to reap its own.
+        if self._timer is None:
+            self._timer = self._loop.call_later(self._grace, self.sweep)
+
+    def sweep(self) -> None:
+        self._timer = None
+        known = set(self._known_pids())
+        for pid in zombie_children():
+            if pid not in known:
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, os.WNOHANG)
+
+    def uninstall(self) -> None:
+        self._loop.remove_signal_handler(signal.SIGCHLD)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+def zombie_children() -> list[int]:
+    """Pids of this process's children that have exited and wait to be reaped."""
+    import psutil
+
+    zombies = []
+    for child in psutil.Process().children():
+        with contextlib.suppress(psutil.Error):
+            if child.status() == psutil.STATUS_ZOMBIE:
+                zombies.append(child.pid)
+    return zombies
+
+
+# -- finding marked processes ----------------------------------------------------------
+
+
+def marked_processes(
+    *,
+    run_ids: Collection[str] = (),
+    service: str | None = None,
+    repo: str | None = None,
+    groups: Collection[int] = (),
+    exclude: Collection[int] = (),
+) -> list[psutil.Process]:
+    """Live processes (not zombies) of a run, found by marker or process group.
+
+    A process matches when its environment has `DEVSTACK_RUN_ID` in `run_ids` (and,
+    given `service`, `DEVSTACK_SERVICE == service`), or `DEVSTACK_REPO == repo`, or
+    its process group is in `groups`. This process and `exclude` never match.
+    Processes of other users cannot be read and are skipped.
+    """
+    import psutil
+
+    skip = {os.getpid(), *exclude}
+    found = []
+    for pid in psutil.pids():
+        if pid in skip:
+            continue
+        try:
+            if not (_in_groups(pid, groups) or _marked(pid, run_ids, service, repo)):
+                continue
+            proc = psutil.Process(pid)
+            if proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc)
+        except (psutil.Error, OSError):
+            continue  # gone meanwhile, or not ours to read
+    return found
+
+
+def _in_groups(pid: int, groups: Collection[int]) -> bool:
+    return bool(groups) and os.getpgid(pid) in groups
+
+
+def _marked(pid: int, run_ids: Collection[str], service: str | None, repo: str | None) -> bool:
+    if not run_ids and repo is None:
+        return False
+    env = _environ(pid)
+    if env.get(RUN_ID_VAR) in run_ids and (service is None or env.get(SERVICE_VAR) == service):
+        return True
+    return repo is not None and env.get(REPO_VAR) == repo
+
+
+def _environ(pid: int) -> dict[str, str]:
+    if sys.platform.startswith("linux"):
+        # Straight from /proc: this runs for every process on the machine.
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as file:
+                raw = file.read()
+        except OSError:
+            return {}
+        pairs = (item.partition(b"=") for item in raw.split(b"\0") if item)
+        return {
+            key.decode(errors="replace"): value.decode(errors="replace") for key, _, value in pairs
+        }
+    import psutil
+
+    return psutil.Process(pid).environ()
+
+
+def describe(procs: Iterable[psutil.Process], limit: int = 3) -> str:
+    """ "pid 12 (sleep 300), pid 13 (node server.js) and 2 more"."""
+    procs = list(procs)
+    shown = ", ".join(f"pid {proc.pid} ({command_of(proc)})" for proc in procs[:limit])
+    return shown + (f" and {len(procs) - limit} more" if len(procs) > limit else "")
+
+
+def command_of(proc: psutil.Process, width: int = 80) -> str:
+    """A process's command line as shown to people, shortened to `width`."""
+    import psutil
+
+    try:
+        text = " ".join(proc.cmdline()) or proc.name()
+    except psutil.Error:
+        text = "?"
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+# -- waiting and terminating -----------------------------------------------------------
+
+
+def pidfds(procs: Iterable[psutil.Process]) -> dict[int, psutil.Process] | None:
+    """A pidfd per process still running (readable once it exits); None if unsupported.
+
+    A process already gone gets none. A pidfd, unlike a pid, cannot come to mean
+    another process, and works for processes that are not our children.
+    """
+    if not hasattr(os, "pidfd_open"):
+        return None
+    fds: dict[int, psutil.Process] = {}
+    for proc in procs:
+        try:
+            fd = os.pidfd_open(proc.pid)
+        except ProcessLookupError:
+            continue
+        except OSError:  # ENOSYS: a kernel before 5.3
+            for opened in fds:
+                os.close(opened)
+            return None
+        if proc.is_running():  # same create time: the pid was not reused meanwhile
+            fds[fd] = proc
+        else:
+            os.close(fd)
+    return fds
+
+
+def wait_gone(procs: Iterable[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Block until every process has exited or `timeout`; the ones still running.
+
+    A zombie counts as gone: it holds no port and no file, and its parent reaps it.
+    """
+    procs = list(procs)
+    fds = pidfds(procs)
+    if fds is None:
+        import psutil
+
+        _, alive = psutil.wait_procs(procs, timeout=timeout)
+        return alive
+    try:
+        poller = select.poll()
+        for fd in fds:
+            poller.register(fd, select.POLLIN)
+        deadline = time.monotonic() + timeout
+        remaining = dict(fds)
+        while remaining:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            for fd, _ in poller.poll(left * 1000):
+                poller.unregister(fd)
+                remaining.pop(fd, None)
+        return list(remaining.values())
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def terminate(procs: Iterable[psutil.Process], grace: float) -> list[psutil.Process]:
+    """SIGTERM, wait up to `grace`, SIGKILL the rest, wait again; the survivors."""
+    procs = list(procs)
+    send(procs, signal.SIGTERM)
+    alive = wait_gone(procs, grace)
+    if alive:
+        send(alive, signal.SIGKILL)
+        alive = wait_gone(alive, grace)
+    return alive
+
+
+def send(procs: Iterable[psutil.Process], sig: int) -> None:
+    """Signal each process that is still the one we found (psutil checks the pid)."""
+    import psutil
+
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            proc.send_signal(sig)

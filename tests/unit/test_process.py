@@ -1,0 +1,271 @@
+"""Service processes, the orphan reaper and the guardian, with real processes and signals.
+
+Each test marks what it starts with a fresh run id and proves, at the end, that no
+process carrying it (or started by this test process) is left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import textwrap
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import psutil
+import pytest
+
+from devstack.runtime import reaper
+from devstack.runtime.process import ServiceProcess
+
+PY = sys.executable
+TIMEOUT = 30.0
+T = TypeVar("T")
+
+
+class FakeOutput:
+    """Collects what a process feeds, per stream; lets a test await what it expects."""
+
+    def __init__(self) -> None:
+        self.data: dict[tuple[str, str], bytearray] = {}
+        self.ended: list[tuple[str, str]] = []
+        self._changed = asyncio.Event()
+
+    def feed(self, name: str, stream: str, data: bytes) -> None:
+        self.data.setdefault((name, stream), bytearray()).extend(data)
+        self._changed.set()
+
+    def end_stream(self, name: str, stream: str) -> None:
+        self.ended.append((name, stream))
+        self._changed.set()
+
+    def text(self, name: str = "svc", stream: str = "out") -> str:
+        return bytes(self.data.get((name, stream), b"")).decode()
+
+    async def until(self, predicate: Callable[[], bool]) -> None:
+        async with asyncio.timeout(TIMEOUT):
+            while not predicate():
+                self._changed.clear()
+                await self._changed.wait()
+
+
+@pytest.fixture
+def run_id() -> Iterator[str]:
+    """A fresh run id; afterwards, nothing marked with it (or our child) may be alive."""
+    run_id = f"test-{uuid.uuid4().hex[:12]}"
+    yield run_id
+    assert_nothing_left(run_id)
+
+
+def assert_nothing_left(run_id: str) -> None:
+    left = reaper.marked_processes(run_ids={run_id})
+    left += [
+        child
+        for child in psutil.Process().children(recursive=True)
+        if child.status() != psutil.STATUS_ZOMBIE and child not in left
+    ]
+    if left:
+        described = reaper.describe(left, limit=10)
+        reaper.send(left, signal.SIGKILL)
+        raise AssertionError(f"processes left behind: {described}")
+
+
+def run(coroutine: Callable[[], Awaitable[T]]) -> T:
+    async def bounded() -> T:
+        async with asyncio.timeout(TIMEOUT):
+            return await coroutine()
+
+    return asyncio.run(bounded())
+
+
+async def spawn(
+    output: FakeOutput, run_id: str, script: str, *, tty: bool = False, cwd: Path | None = None
+) -> ServiceProcess:
+    env = dict(os.environ, DEVSTACK_RUN_ID=run_id, DEVSTACK_SERVICE="svc", PYTHONUNBUFFERED="1")
+    return await ServiceProcess.spawn(
+        name="svc",
+        argv=[PY, "-c", textwrap.dedent(script)],
+        cwd=cwd or Path.cwd(),
+        env=env,
+        tty=tty,
+        output=output,  # type: ignore[arg-type]
+    )
+
+
+def test_output_of_both_streams_and_the_exit_status(run_id: str) -> None:
+    async def main() -> tuple[int, int, FakeOutput]:
+        output = FakeOutput()
+        process = await spawn(
+            output,
+            run_id,
+            """
+            import sys
+            print("hello")
+            sys.stderr.write("oops\\n")
+            sys.stdout.write("no newline")
+            sys.exit(3)
+            """,
+        )
+        code = await process.wait()
+        return code, await process.stop(signal.SIGTERM, 5, print), output
+
+    code, stopped, output = run(main)
+    assert (code, stopped) == (3, 3)
+    assert output.text("svc", "out") == "hello\nno newline"
+    assert output.text("svc", "err") == "oops\n"
+    assert sorted(output.ended) == [("svc", "err"), ("svc", "out")]
+
+
+def test_a_missing_command_raises_oserror(run_id: str) -> None:
+    async def main() -> None:
+        await ServiceProcess.spawn(
+            name="svc",
+            argv=["/nonexistent/command"],
+            cwd=Path.cwd(),
+            env={"DEVSTACK_RUN_ID": run_id},
+            tty=False,
+            output=FakeOutput(),  # type: ignore[arg-type]
+        )
+
+    with pytest.raises(FileNotFoundError):
+        run(main)
+
+
+def test_stop_sends_the_signal_to_the_whole_group(run_id: str) -> None:
+    """A shell and its background children all get SIGTERM; none needs SIGKILL."""
+
+    async def main() -> tuple[int, list[str]]:
+        output = FakeOutput()
+        said: list[str] = []
+        env = {"PATH": os.environ["PATH"], "DEVSTACK_RUN_ID": run_id, "DEVSTACK_SERVICE": "svc"}
+        process = await ServiceProcess.spawn(
+            name="svc",
+            argv=["sh", "-c", "sleep 300 & sleep 300 & echo started; wait"],
+            cwd=Path.cwd(),
+            env=env,
+            tty=False,
+            output=output,  # type: ignore[arg-type]
+        )
+        await output.until(lambda: "started" in output.text())
+        assert len(psutil.Process(process.pid).children()) == 2
+        return await process.stop(signal.SIGTERM, 10, said.append), said
+
+    code, said = run(main)
+    assert code == -signal.SIGTERM
+    assert said == []
+
+
+IGNORES_TERM = """
+    import signal, subprocess, sys
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    print("ignoring TERM", flush=True)
+    signal.pause()
+"""
+
+
+def test_stop_escalates_to_sigkill_and_says_so(run_id: str) -> None:
+    async def main() -> tuple[int, list[str]]:
+        output = FakeOutput()
+        said: list[str] = []
+        process = await spawn(output, run_id, IGNORES_TERM)
+        await output.until(lambda: "ignoring TERM" in output.text())
+        return await process.stop(signal.SIGTERM, 0.3, said.append), said
+
+    code, said = run(main)
+    assert code == -signal.SIGKILL
+    assert said == ["did not stop within 0.3s, sending SIGKILL"]
+
+
+def test_kill_ends_it_at_once_during_a_long_stop(run_id: str) -> None:
+    async def main() -> int:
+        output = FakeOutput()
+        process = await spawn(output, run_id, IGNORES_TERM)
+        await output.until(lambda: "ignoring TERM" in output.text())
+        stopping = asyncio.ensure_future(process.stop(signal.SIGTERM, 600, print))
+        await asyncio.sleep(0)  # let the stop begin: kill() must cut it short
+        process.kill()
+        assert await process.wait() == -signal.SIGKILL
+        return await stopping
+
+    assert run(main) == -signal.SIGKILL
+
+
+DOUBLE_FORK = """
+    import os, signal, sys
+    if os.fork() == 0:
+        os.setsid()  # out of the service's session and process group
+        if os.fork() == 0:  # out of its tree too, once its parent exits
+            print("escaped", flush=True)
+            signal.pause()
+        os._exit(0)
+    os.wait()
+    print("forked", flush=True)
+    {then}
+"""
+
+
+def escaped(run_id: str, process: ServiceProcess) -> list[psutil.Process]:
+    """Processes carrying the run's marker outside the service's session."""
+    found = []
+    for proc in reaper.marked_processes(run_ids={run_id}):
+        try:
+            if os.getsid(proc.pid) != process.pid:
+                found.append(proc)
+        except ProcessLookupError:
+            continue
+    return found
+
+
+def test_stop_kills_a_grandchild_that_left_the_group(run_id: str) -> None:
+    async def main() -> tuple[psutil.Process, int]:
+        output = FakeOutput()
+        process = await spawn(output, run_id, DOUBLE_FORK.format(then="signal.pause()"))
+        await output.until(lambda: "escaped" in output.text() and "forked" in output.text())
+        [sleeper] = escaped(run_id, process)
+        return sleeper, await process.stop(signal.SIGTERM, 10, print)
+
+    sleeper, code = run(main)
+    assert code == -signal.SIGTERM
+    assert not sleeper.is_running() or sleeper.status() == psutil.STATUS_ZOMBIE
+
+
+def test_wait_returns_when_the_main_process_ends_though_a_grandchild_holds_its_pipe(
+    run_id: str,
+) -> None:
+    async def main() -> tuple[int, list[psutil.Process], int]:
+        output = FakeOutput()
+        process = await spawn(output, run_id, DOUBLE_FORK.format(then="sys.exit(0)"))
+        await output.until(lambda: "escaped" in output.text())
+        code = await process.wait()  # the escaped one still holds stdout open
+        left = escaped(run_id, process)
+        return code, left, await process.stop(signal.SIGTERM, 10, print)
+
+    code, left, stopped = run(main)
+    assert (code, stopped) == (0, 0)
+    assert len(left) == 1
+
+
+def test_tty_mode_runs_under_a_terminal_with_plain_newlines(run_id: str) -> None:
+    async def main() -> tuple[int, FakeOutput]:
+        output = FakeOutput()
+        process = await spawn(
+            output,
+            run_id,
+            """
+            import os, sys
+            print(sys.stdout.isatty(), sys.stderr.isatty(), os.get_terminal_size().columns)
+            sys.stderr.write("to stderr\\n")
+            """,
+            tty=True,
+        )
+        code = await process.wait()
+        await output.until(lambda: ("svc", "out") in output.ended)
+        return await process.stop(signal.SIGTERM, 5, print) + code, output
+
+    code, output = run(main)
+    assert code == 0
+    assert output.text() == "True True 200\nto stderr\n"
