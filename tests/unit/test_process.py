@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
 import sys
 import textwrap
 import uuid
@@ -269,3 +270,53 @@ def test_tty_mode_runs_under_a_terminal_with_plain_newlines(run_id: str) -> None
     code, output = run(main)
     assert code == 0
     assert output.text() == "True True 200\nto stderr\n"
+
+
+# -- the guardian ----------------------------------------------------------------------
+
+DEVSTACK_STAND_IN = """
+    import os, subprocess, sys
+    from pathlib import Path
+    from devstack.runtime.guardian import _held, start_guardian
+    run_id, state_dir = sys.argv[1], Path(sys.argv[2])
+    start_guardian(run_id, state_dir)
+    env = dict(os.environ, DEVSTACK_RUN_ID=run_id, DEVSTACK_SERVICE="svc")
+    child = subprocess.Popen(["sleep", "300"], env=env, start_new_session=True)
+    print(_held[1].pid, child.pid, flush=True)
+    sys.stdin.read()  # until the test closes stdin (a normal exit) or kills us
+"""
+
+
+def start_stand_in(run_id: str, tmp_path: Path) -> tuple[subprocess.Popen[str], int, int]:
+    """A process playing devstack: starts the guardian and one marked service."""
+    stand_in = subprocess.Popen(
+        [PY, "-c", textwrap.dedent(DEVSTACK_STAND_IN), run_id, str(tmp_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert stand_in.stdout is not None
+    guardian_pid, child_pid = map(int, stand_in.stdout.readline().split())
+    return stand_in, guardian_pid, child_pid
+
+
+def test_the_guardian_stops_the_run_when_devstack_is_sigkilled(run_id: str, tmp_path: Path) -> None:
+    stand_in, guardian_pid, child_pid = start_stand_in(run_id, tmp_path)
+    guardian, child = psutil.Process(guardian_pid), psutil.Process(child_pid)
+    assert os.getsid(guardian_pid) != os.getsid(stand_in.pid)  # Ctrl+C does not reach it
+    stand_in.kill()
+    _, stderr = stand_in.communicate(timeout=TIMEOUT)  # EOF: the guardian has exited too
+    assert reaper.wait_gone([child, guardian], TIMEOUT) == []
+    assert f"stopped pid {child_pid} (sleep 300)" in stderr
+    assert f"pid {child_pid} (sleep 300)" in (tmp_path / "guardian.log").read_text()
+
+
+def test_the_guardian_exits_after_a_normal_exit(run_id: str, tmp_path: Path) -> None:
+    stand_in, guardian_pid, child_pid = start_stand_in(run_id, tmp_path)
+    guardian = psutil.Process(guardian_pid)
+    psutil.Process(child_pid).kill()  # devstack stopped its services itself
+    _, stderr = stand_in.communicate("", timeout=TIMEOUT)
+    assert stand_in.returncode == 0
+    assert reaper.wait_gone([guardian], TIMEOUT) == []
+    assert stderr == ""

@@ -1,0 +1,147 @@
+"""One `devstack up` per repo: the lock, the run id, run.json, a stale run's leftovers.
+
+`acquire(project)` takes an exclusive `flock` on `.devstack/up.lock` (the kernel
+drops it however devstack ends, so a dead run never blocks the next one), then,
+if the previous run left its `run.json` behind (it did not exit cleanly), stops
+every process still marked with that run's id or with this repo, and says so.
+It writes `.devstack/run.json` (pid, run id, start time, control socket)
+atomically, and removes it when the run ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from devstack.errors import EXIT_FAILURE, DevstackError
+from devstack.model import Project
+
+LOCK_FILE = "up.lock"
+RUN_FILE = "run.json"
+SOCKET_FILE = "control.sock"
+STALE_GRACE = 5.0  # seconds a leftover gets between SIGTERM and SIGKILL
+
+
+@dataclass(frozen=True)
+class Run:
+    """This `devstack up`: what other commands find in run.json."""
+
+    run_id: str
+    pid: int
+    started_at: float  # wall-clock seconds
+    repo: Path
+    socket_path: Path
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "pid": self.pid,
+            "started_at": self.started_at,
+            "repo": str(self.repo),
+            "socket": str(self.socket_path),
+        }
+
+
+def read_run(state_dir: Path) -> dict[str, Any] | None:
+    """The run.json of the current (or a dead) run, or None if absent or unreadable."""
+    try:
+        data = json.loads((state_dir / RUN_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+@contextlib.contextmanager
+def acquire(project: Project, *, say: Callable[[str], None] | None = None) -> Iterator[Run]:
+    """Hold the repo for one `devstack up`; raise DevstackError if another holds it.
+
+    `say` gets one line about a previous run's leftovers, if any (default: stderr).
+    """
+    state_dir = project.state_dir
+    state_dir.mkdir(mode=0o700, exist_ok=True)
+    # Close-on-exec (PEP 446): no service inherits the lock and keeps it after us.
+    lock = os.open(state_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise _already_running(project) from None
+        previous = read_run(state_dir)
+        if previous is not None:
+            stop_leftovers(project, previous, say or _to_stderr)
+        run = Run(
+            run_id=uuid.uuid4().hex[:16],
+            pid=os.getpid(),
+            started_at=time.time(),
+            repo=project.root,
+            socket_path=state_dir / SOCKET_FILE,
+        )
+        _write_atomically(state_dir / RUN_FILE, json.dumps(run.as_json(), indent=2) + "\n")
+        try:
+            yield run
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                (state_dir / RUN_FILE).unlink()
+    finally:
+        os.close(lock)  # releases the flock
+
+
+def stop_leftovers(project: Project, previous: dict[str, Any], say: Callable[[str], None]) -> None:
+    """Stop what a run that did not exit cleanly left running (its guardian died too)."""
+    from devstack.runtime.reaper import describe, marked_processes, terminate
+
+    run_ids = {previous["run_id"]} if isinstance(previous.get("run_id"), str) else set()
+    left = marked_processes(run_ids=run_ids, repo=str(project.root), exclude=_ancestors())
+    if not left:
+        return
+    described = describe(left)  # before they are gone and their command lines with them
+    pid = previous.get("pid", "?")
+    survivors = terminate(left, STALE_GRACE)
+    message = f"stopped {described}, left running by a previous devstack up (pid {pid})"
+    if survivors:
+        message += f"; could not stop {describe(survivors)}"
+    say(message)
+
+
+def _already_running(project: Project) -> DevstackError:
+    current = read_run(project.state_dir) or {}
+    pid = current.get("pid")
+    who = f" (pid {pid})" if isinstance(pid, int) else ""
+    return DevstackError.single(
+        f"devstack up is already running in {project.root}{who}",
+        hint="use that one (devstack ps, logs, restart), or stop it with Ctrl+C or devstack down",
+        exit_status=EXIT_FAILURE,
+        code="already-running",
+    )
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(text)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(temporary, path)
+
+
+def _ancestors() -> set[int]:
+    """This process's ancestors: a shell started by an old service must survive."""
+    import psutil
+
+    with contextlib.suppress(psutil.Error):
+        return {parent.pid for parent in psutil.Process().parents()}
+    return set()
+
+
+def _to_stderr(message: str) -> None:
+    print(f"devstack: {message}", file=sys.stderr)
