@@ -21,7 +21,10 @@ class RegistryError(Exception):
 def load_tasks() -> dict[str, ModuleType]:
     registry: dict[str, ModuleType] = {}
     for info in sorted(pkgutil.iter_modules(tasks.__path__), key=lambda i: i.name):
-        module = importlib.import_module(f"tasks.{info.name}")
+        try:
+            module = importlib.import_module(f"tasks.{info.name}")
+        except Exception as error:  # a typo in a task must say where, not dump a traceback
+            raise RegistryError(f"tasks/{info.name}.py cannot be imported: {error!r}") from None
         task_id = getattr(module, "TASK_ID", None)
         if not isinstance(task_id, str) or not callable(getattr(module, "run", None)):
             raise RegistryError(
