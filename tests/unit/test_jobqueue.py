@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import sys
 import threading
+import types
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "services" / "queue"))
+SERVICES = Path(__file__).resolve().parents[2] / "services"
+sys.path[:0] = [str(SERVICES / "queue"), str(SERVICES / "jobs")]
 
-from jobqueue import (
+from jobqueue import (  # noqa: E402
     ConfigError,
     Queue,
     backoff_delay,
@@ -19,6 +21,7 @@ from jobqueue import (
     sign,
     verify,
 )
+from worker.loop import Worker  # noqa: E402
 
 KEY = "dev_key_for_tests"
 
@@ -196,3 +199,82 @@ def test_release_of_a_job_asked_to_cancel_cancels_it(queue: Queue) -> None:
     queue.release(job_id)
     assert queue.get(job_id).status == "cancelled"  # type: ignore[union-attr]
     assert queue.claim("w2") is None
+
+
+# -- the worker loop on the same real queue --------------------------------------------
+
+
+def task_module(task_id: str, run: object) -> types.ModuleType:
+    module = types.ModuleType(task_id)
+    module.TASK_ID = task_id  # type: ignore[attr-defined]
+    module.run = run  # type: ignore[attr-defined]
+    return module
+
+
+def make_worker(queue: Queue, *tasks: types.ModuleType) -> tuple[Worker, list[str]]:
+    said: list[str] = []
+    registry = {module.TASK_ID: module for module in tasks}  # type: ignore[attr-defined]
+    worker = Worker(queue, registry, KEY, poll_interval=0.01, backoff_base=2.0, log=said.append)
+    return worker, said
+
+
+def test_worker_runs_the_task_and_enqueues_its_follow_ups_on_success(queue: Queue) -> None:
+    def run(payload: dict[str, str], ctx: object) -> dict[str, str]:
+        ctx.enqueue("send-welcome-email", payload)  # type: ignore[attr-defined]
+        return {"ok": payload["email"]}
+
+    worker, said = make_worker(queue, task_module("import", run))
+    job_id = enqueue(queue, "import")
+    worker.handle(queue.claim(worker.name))  # type: ignore[arg-type]
+    job = queue.get(job_id)
+    assert job is not None and (job.status, job.result) == ("done", {"ok": "ada@example.com"})
+    [child] = queue.children(job_id)
+    assert said[-1] == f"job {job_id} done: import; enqueued job {child.id}"
+    assert verify(KEY, child.task_id, child.payload, child.signature)
+
+
+def test_worker_retries_a_failing_task_with_backoff(queue: Queue) -> None:
+    def run(payload: object, ctx: object) -> None:
+        raise ConnectionRefusedError("SMTP is down")
+
+    worker, said = make_worker(queue, task_module("send-welcome-email", run))
+    job_id = enqueue(queue)
+    worker.handle(queue.claim(worker.name))  # type: ignore[arg-type]
+    assert said[-1] == (
+        f"job {job_id} failed: ConnectionRefusedError: SMTP is down; retrying in 2s"
+    )
+    assert queue.get(job_id).status == "queued"  # type: ignore[union-attr]
+
+
+def test_worker_rejects_a_job_signed_with_another_key_without_running_it(queue: Queue) -> None:
+    ran = []
+    worker, said = make_worker(queue, task_module("send-welcome-email", ran.append))
+    payload = {"email": "ada@example.com"}
+    job_id = queue.enqueue("send-welcome-email", payload, sign("other", "x", payload))
+    worker.handle(queue.claim(worker.name))  # type: ignore[arg-type]
+    assert ran == []
+    assert said[-1] == rejection_message(job_id)
+    assert queue.get(job_id).status == "rejected"  # type: ignore[union-attr]
+
+
+def test_worker_rejects_an_unknown_task_id_naming_the_closest(queue: Queue) -> None:
+    worker, said = make_worker(queue, task_module("send-welcome-email", print))
+    job_id = enqueue(queue, "send-welcome-mail")
+    worker.handle(queue.claim(worker.name))  # type: ignore[arg-type]
+    assert said[-1] == (
+        f"job {job_id} rejected: no task registered under 'send-welcome-mail' "
+        "(known: send-welcome-email); did you mean 'send-welcome-email'?"
+    )
+
+
+def test_a_stopping_worker_gives_the_running_job_back(queue: Queue) -> None:
+    def run(payload: object, ctx: object) -> None:
+        worker.stopping.set()  # as SIGTERM's handler does
+        ctx.sleep(60)  # type: ignore[attr-defined]
+
+    worker, said = make_worker(queue, task_module("slow", run))
+    job_id = enqueue(queue, "slow")
+    worker.run()  # returns: the stop request ends the loop after the job
+    assert said[-1] == f"job {job_id} requeued: the worker is stopping"
+    job = queue.get(job_id)
+    assert job is not None and (job.status, job.attempts) == ("queued", 0)
