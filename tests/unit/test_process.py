@@ -320,3 +320,49 @@ def test_the_guardian_exits_after_a_normal_exit(run_id: str, tmp_path: Path) -> 
     assert stand_in.returncode == 0
     assert reaper.wait_gone([guardian], TIMEOUT) == []
     assert stderr == ""
+
+
+# -- the subreaper and the orphan reaper -----------------------------------------------
+
+LEAVES_AN_ORPHAN = """
+    import os, signal, sys
+    if os.fork() == 0:  # outlives the service, which exits at once
+        print("orphan", os.getpid(), flush=True)
+        signal.pause()
+    sys.exit(7)
+"""
+
+
+async def eventually(predicate: Callable[[], bool]) -> None:
+    """For a condition no event announces (a zombie reaped): check with backoff."""
+    delay = 0.01
+    async with asyncio.timeout(TIMEOUT):
+        while not predicate():
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.2)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="subreapers are Linux-only")
+def test_orphans_are_adopted_and_reaped_without_stealing_service_exits(run_id: str) -> None:
+    async def main() -> tuple[int, int]:
+        uninstall = reaper.install_orphan_reaper(asyncio.get_running_loop(), grace=0.01)
+        try:
+            output = FakeOutput()
+            process = await spawn(output, run_id, LEAVES_AN_ORPHAN)
+            await output.until(lambda: "orphan" in output.text())
+            orphan = psutil.Process(int(output.text().split()[1]))
+            code = await process.wait()
+            await eventually(lambda: orphan.ppid() == os.getpid())
+            orphan.kill()  # now a zombie of ours, unknown to asyncio
+            await eventually(lambda: not psutil.pid_exists(orphan.pid))
+            return code, await process.stop(signal.SIGTERM, 5, print)
+        finally:
+            uninstall()
+
+    assert reaper.become_subreaper()
+    try:
+        assert reaper.is_subreaper()
+        assert run(main) == (7, 7)
+    finally:
+        reaper.become_subreaper(False)
+    assert not reaper.is_subreaper()
