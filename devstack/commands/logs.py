@@ -1,0 +1,103 @@
+"""`devstack logs [SERVICE...] [-n N] [-f]`: service logs, prefixed like `up` shows them.
+
+The last lines come from `.devstack/logs/<service>.log`, so they are there after the
+stack has stopped too; `-f` then follows the live output through the running `up`
+(which sends the tail and subscribes in one step, so no line is lost in between).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterable, Sequence
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("names", nargs="*", metavar="SERVICE", help="services (default: all)")
+    parser.add_argument(
+        "-n", "--lines", type=_count, default=100, metavar="N", help="last N lines of each (100)"
+    )
+    # `-f` means follow here, as in tail and docker; --file keeps working. The CLI gives
+    # every command `-f/--file`; "resolve" takes -f from it for this command only (set
+    # on the options group too, which argparse gave its own copy of the setting).
+    parser.conflict_handler = "resolve"
+    for group in parser._action_groups:
+        group.conflict_handler = "resolve"
+    parser.add_argument("-f", "--follow", action="store_true", help="keep printing new output")
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("N must be 0 or more")
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    from devstack.commands import project_from_args, require_service
+
+    project = project_from_args(args)
+    names = list(dict.fromkeys(args.names)) or list(project.services)
+    for name in names:
+        require_service(project, name)
+    width = max(len(name) for name in names)
+    if args.follow:
+        return _follow(project.root, args.names, args.lines, width)
+    return _show_files(project.root, names, args.lines, width)
+
+
+def _show_files(root, names: Sequence[str], count: int, width: int) -> int:  # type: ignore[no-untyped-def]
+    from devstack.runtime.control import tail_lines
+
+    log_dir = root / ".devstack" / "logs"
+    found = False
+    for name in names:
+        path = log_dir / f"{name}.log"
+        found |= path.exists()
+        _print(format_lines(name, tail_lines(path, count), width, from_file=True))
+    if not found:
+        print(f"no logs in {log_dir} yet: `devstack up` writes them", flush=True)
+        return 1
+    return 0
+
+
+def _follow(root, names: Sequence[str], count: int, width: int) -> int:  # type: ignore[no-untyped-def]
+    from devstack.errors import DevstackError
+    from devstack.runtime import control
+
+    try:
+        stream = control.open_stream(root, "logs-follow", services=list(names), tail=count)
+        next(stream)  # the server's yes, before anything is printed
+    except DevstackError as error:
+        if error.problems[0].code != "not-running":
+            raise
+        _show_files(root, names or _logged(root), count, width)
+        raise
+    for record in stream:
+        name = record["name"]
+        width = max(width, len(name))  # a service added to devstack.yaml meanwhile
+        _print(format_lines(name, record["lines"], width, from_file=record["from"] == "file"))
+    return 0
+
+
+def _logged(root) -> list[str]:  # type: ignore[no-untyped-def]
+    return sorted(path.stem for path in (root / ".devstack" / "logs").glob("*.log"))
+
+
+def format_lines(name: str, lines: Iterable[str], width: int, *, from_file: bool) -> list[str]:
+    """`api   | line`; a log file's start separator as devstack's own message."""
+    from devstack.runtime.control import LOG_SEPARATOR_PREFIX, is_separator
+
+    shown = []
+    for line in lines:
+        if from_file and is_separator(line):
+            line = "[devstack] " + line.removeprefix(LOG_SEPARATOR_PREFIX).removesuffix(" -----")
+        shown.append(f"{name:<{width}} | {line}")
+    return shown
+
+
+def _print(lines: list[str]) -> None:
+    import sys
+
+    if lines:
+        sys.stdout.write("\n".join(lines) + "\n")
+        sys.stdout.flush()

@@ -1,0 +1,64 @@
+"""`devstack restart SERVICE...`: restart services of the running stack and wait.
+
+Also home of `act`, which `start` and `stop` share: send the request, wait until
+the running `up` says the services have settled, and report each one.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+# Where each action should leave a service for it to count as done.
+WANTED_STATES = {
+    "restart": frozenset({"ready", "running", "exited"}),
+    "start": frozenset({"ready", "running", "exited"}),
+    "stop": frozenset({"stopped", "exited", "crashed"}),
+}
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    add_names(parser, "restart")
+
+
+def run(args: argparse.Namespace) -> int:
+    return act(args, "restart")
+
+
+def add_names(parser: argparse.ArgumentParser, verb: str) -> None:
+    parser.add_argument("names", nargs="+", metavar="SERVICE", help=f"services to {verb}")
+
+
+def act(args: argparse.Namespace, op: str) -> int:
+    """Ask the running stack to `op` the services; report each; 0 if all went as asked."""
+    from devstack.runtime import control
+
+    names = list(dict.fromkeys(args.names))
+    reply = control.request(control.repo_root(args.config_file), op, services=names)
+    rows = {row["name"]: row for row in reply["services"]}
+    ok = True
+    for name in names:
+        row = rows.get(name)
+        if row is None:
+            print(f"{name}: not part of this run; `devstack start {name}` starts it")
+            ok = False
+            continue
+        line, went_well = describe_outcome(row, WANTED_STATES[op])
+        print(line)
+        ok &= went_well
+    return 0 if ok else 1
+
+
+def describe_outcome(row: dict, wanted: frozenset[str]) -> tuple[str, bool]:  # type: ignore[type-arg]
+    """`api: ready (pid 4242)` or `jobs: crashed (exited 1)`, and whether that is wanted."""
+    from devstack.policy import describe_exit
+
+    state = row["state"]
+    went_well = state in wanted and not (state == "exited" and row.get("last_exit"))
+    if row.get("pid") and state in ("ready", "running", "starting"):
+        how = f"pid {row['pid']}"
+    elif row.get("last_exit") is not None and state != "stopped":
+        how = describe_exit(row["last_exit"])
+    else:
+        how = ""
+    detail = "; ".join(part for part in (how, row.get("detail") or "") if part)
+    return f"{row['name']}: {state}" + (f" ({detail})" if detail else ""), went_well

@@ -1,0 +1,101 @@
+"""Commands typed in the `up` terminal: `r` + Enter restarts every service,
+`r NAME...` + Enter restarts those (like nodemon's `rs`).
+
+`parse_line` is the pure part: a typed line -> what to do. `read_keys` reads the
+terminal's lines as the loop reports them readable (no thread, no polling) and hands
+restarts to the supervisor. Only meaningful when stdin is a terminal; `up` checks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from devstack.errors import DevstackError, Problem, unknown_name_error
+
+if TYPE_CHECKING:
+    from devstack.runtime.supervisor import Supervisor
+
+HELP = "type r + Enter to restart every service, r NAME + Enter to restart one"
+REASON = "r typed in the terminal"
+
+
+@dataclass(frozen=True)
+class Restart:
+    names: tuple[str, ...]  # empty: every service of the run
+
+
+@dataclass(frozen=True)
+class Ignore:
+    pass
+
+
+def parse_line(line: str, known: Collection[str]) -> Restart | Ignore | Problem:
+    """What a line typed in the `up` terminal asks for."""
+    words = line.split()
+    if not words:
+        return Ignore()  # Enter alone: people make room in the scrollback
+    if words[0] not in ("r", "rs"):
+        return Problem(f"unknown command {line.strip()!r}", hint=HELP)
+    unknown = [name for name in words[1:] if name not in known]
+    if unknown:
+        return unknown_name_error("service", unknown[0], known)
+    return Restart(tuple(dict.fromkeys(words[1:])))
+
+
+async def read_keys(supervisor: Supervisor) -> None:
+    """Act on lines typed at the terminal until cancelled or stdin ends."""
+    lines: asyncio.Queue[str | None] = asyncio.Queue()
+    loop = asyncio.get_running_loop()
+    descriptor = sys.stdin.fileno()
+    pending = bytearray()
+
+    def readable() -> None:
+        try:
+            chunk = os.read(descriptor, 4096)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        if not chunk:
+            loop.remove_reader(descriptor)
+            lines.put_nowait(None)
+            return
+        pending.extend(chunk)
+        while b"\n" in pending:
+            line, _, rest = bytes(pending).partition(b"\n")
+            pending[:] = rest
+            lines.put_nowait(line.decode("utf-8", "replace"))
+
+    loop.add_reader(descriptor, readable)
+    restarts: set[asyncio.Task[None]] = set()
+    try:
+        while (line := await lines.get()) is not None:
+            task = asyncio.ensure_future(_act(supervisor, line))
+            restarts.add(task)  # a restart may take a while; the next line is read meanwhile
+            task.add_done_callback(restarts.discard)
+    finally:
+        with contextlib.suppress(ValueError, OSError):
+            loop.remove_reader(descriptor)
+        for task in restarts:
+            task.cancel()
+
+
+async def _act(supervisor: Supervisor, line: str) -> None:
+    command = parse_line(line, supervisor.project.services)
+    if isinstance(command, Ignore):
+        return
+    if isinstance(command, Problem):
+        message = command.message + (f" ({command.hint})" if command.hint else "")
+        supervisor.output.system(None, message, "warn")
+        return
+    names = list(command.names) or list(supervisor.units)
+    try:
+        await supervisor.restart(names, REASON)
+    except DevstackError as error:
+        supervisor.output.system(None, error.render(), "warn")

@@ -1,0 +1,450 @@
+"""The control channel (protocol, server, client) over a real Unix socket, the `r`
+key's parsing, and the live-env diff.
+
+The server runs in a thread with its own event loop, in front of a small stand-in
+supervisor that records what it is asked; the CLI side is the real client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from devstack.errors import DevstackError, Problem, unknown_name_error
+from devstack.liveenv import diff_env, render_diff
+from devstack.runtime import control
+from devstack.runtime.control import (
+    MAX_MESSAGE,
+    ControlServer,
+    ProtocolError,
+    choose_socket_path,
+    decode,
+    encode,
+    parse_request,
+    tail_lines,
+)
+from devstack.runtime.keys import Ignore, Restart, parse_line
+from devstack.runtime.supervisor import ServiceStatus
+
+SERVICES = ("api", "jobs", "mail")
+
+
+# -- a stand-in supervisor -------------------------------------------------------------
+
+
+class FakeOutput:
+    def __init__(self) -> None:
+        self.subscribers: list[Callable[[str, list[str]], None]] = []
+        self.messages: list[str] = []
+
+    def subscribe(self, callback: Callable[[str, list[str]], None]) -> Callable[[], None]:
+        self.subscribers.append(callback)
+        return lambda: self.subscribers.remove(callback)
+
+    def emit(self, name: str, *lines: str) -> None:
+        for callback in list(self.subscribers):
+            callback(name, list(lines))
+
+    def system(self, name: str | None, message: str, level: str = "info") -> None:
+        self.messages.append(message)
+
+
+@dataclass
+class FakeSupervisor:
+    output: FakeOutput = field(default_factory=FakeOutput)
+    calls: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
+    shutdowns: int = 0
+    run_id: str = "run-1"
+    colour: bool = False
+
+    def __post_init__(self) -> None:
+        self.project = SimpleNamespace(services=dict.fromkeys(SERVICES))
+        self.env = SimpleNamespace(
+            services={name: SimpleNamespace(values={"PORT": "8000"}) for name in SERVICES}
+        )
+        self.units = dict.fromkeys(SERVICES)
+        self.states = dict.fromkeys(SERVICES, "running")
+
+    def status(self) -> list[ServiceStatus]:
+        return [
+            ServiceStatus(name, state, 100 + i if state == "running" else None, 1.0, 0, None, None)
+            for i, (name, state) in enumerate(self.states.items())
+        ]
+
+    async def _act(self, op: str, names: list[str], state: str) -> None:
+        unknown = [name for name in names if name not in SERVICES]
+        if unknown:
+            raise DevstackError([unknown_name_error("service", n, SERVICES) for n in unknown])
+        self.calls.append((op, tuple(names)))
+        await asyncio.sleep(0)  # a real one awaits the processes
+        self.states.update(dict.fromkeys(names, state))
+
+    async def restart(self, names: list[str], reason: str) -> None:
+        await self._act("restart", names, "running")
+
+    async def start(self, names: list[str]) -> None:
+        await self._act("start", names, "running")
+
+    async def stop(self, names: list[str]) -> None:
+        await self._act("stop", names, "stopped")
+
+    def request_shutdown(self, signum: int | None = None) -> None:
+        self.shutdowns += 1
+
+
+class ServerThread:
+    """`control.serve` (or a ControlServer) on its own loop, in a thread."""
+
+    def __init__(self, supervisor: FakeSupervisor, root: Path, serving: Any = None) -> None:
+        self.supervisor = supervisor
+        self.root = root
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self._serving = serving or (lambda: control.serve(supervisor, project=self.project))
+        self.project = SimpleNamespace(root=root)
+        self.thread = threading.Thread(target=self.loop.run_until_complete, args=(self._main(),))
+        self.error: BaseException | None = None
+
+    async def _main(self) -> None:
+        self.task = asyncio.ensure_future(self._serving())
+        await asyncio.sleep(0)  # the task's first step binds and listens
+        self.ready.set()
+        try:
+            await self.task
+        except asyncio.CancelledError:
+            pass
+        except BaseException as error:
+            self.error = error
+            self.ready.set()
+
+    def __enter__(self) -> ServerThread:
+        self.thread.start()
+        assert self.ready.wait(10)
+        if self.error:
+            raise self.error
+        return self
+
+    def call(self, function: Callable[..., Any], *args: Any) -> None:
+        self.loop.call_soon_threadsafe(function, *args)
+
+    def __exit__(self, *exc: object) -> None:
+        self.loop.call_soon_threadsafe(self.task.cancel)
+        self.thread.join(10)
+        self.loop.close()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerThread]:
+    with ServerThread(FakeSupervisor(), tmp_path) as running:
+        yield running
+
+
+def raw_exchange(root: Path, data: bytes) -> list[dict[str, Any]]:
+    """Send raw bytes, read every reply line until the server closes."""
+    with control.connect(root) as sock:
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+        with sock.makefile("rb") as replies:
+            return [json.loads(line) for line in replies]
+
+
+# -- protocol --------------------------------------------------------------------------
+
+
+def test_a_message_round_trips_with_its_version() -> None:
+    assert decode(encode({"op": "ps"})) == {"v": 1, "op": "ps"}
+
+
+@pytest.mark.parametrize(
+    ("line", "complaint"),
+    [
+        (b"hello\n", "not a JSON message"),
+        (b"\xff\xfe\n", "not a JSON message"),
+        (b"[1, 2]\n", "JSON object"),
+        (b'{"op": "ps"}\n', "version None is not supported"),
+        (b'{"v": 2, "op": "ps"}\n', "version 2 is not supported"),
+        (b"x" * (MAX_MESSAGE + 1), "longer than"),
+    ],
+)
+def test_bad_lines_are_refused_with_the_reason(line: bytes, complaint: str) -> None:
+    with pytest.raises(ProtocolError, match=complaint):
+        decode(line)
+
+
+@pytest.mark.parametrize(
+    ("message", "complaint"),
+    [
+        ({"op": "explode"}, "unknown op 'explode'"),
+        ({"op": "restart"}, "needs at least one service"),
+        ({"op": "stop", "services": "api"}, "list of service names"),
+        ({"op": "stop", "services": [1]}, "list of service names"),
+        ({"op": "env", "services": ["api", "jobs"]}, "exactly one"),
+        ({"op": "logs-follow", "tail": -1}, "'tail'"),
+        ({"op": "logs-follow", "tail": True}, "'tail'"),
+    ],
+)
+def test_bad_requests_are_refused_with_the_reason(message: dict[str, Any], complaint: str) -> None:
+    with pytest.raises(ProtocolError, match=complaint):
+        parse_request(message)
+
+
+def test_an_error_reply_keeps_the_hint_and_exit_status() -> None:
+    problem = unknown_name_error("service", "apj", SERVICES)
+    error = control.error_from_reply(control.error_reply([problem], 2))
+    assert error.exit_status == 2
+    assert error.problems == [Problem("unknown service 'apj'", hint="did you mean 'api'?")]
+
+
+# -- where the socket is ---------------------------------------------------------------
+
+
+def test_the_socket_is_in_the_repo_when_the_path_fits(tmp_path: Path) -> None:
+    path = choose_socket_path(tmp_path, {}, 1000)
+    assert path == tmp_path / ".devstack" / "control.sock"
+
+
+def test_a_long_repo_path_moves_the_socket_to_the_runtime_dir(tmp_path: Path) -> None:
+    root = tmp_path / ("deep" * 30)
+    assert choose_socket_path(root, {"XDG_RUNTIME_DIR": "/run/user/1000"}, 1000).parent == Path(
+        "/run/user/1000"
+    )
+    fallback = choose_socket_path(root, {}, 1000)
+    assert fallback.parent.name == "devstack-1000"
+    assert control.fits_af_unix(fallback)
+    assert fallback != choose_socket_path(tmp_path / ("other" * 30), {}, 1000)
+
+
+def test_serving_a_long_repo_path_records_the_real_socket(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runtime = tmp_path / "run"
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    root = tmp_path / ("long-name" * 12)
+    root.mkdir()
+    with ServerThread(FakeSupervisor(), root):
+        recorded = Path((root / ".devstack" / "control.path").read_text().strip())
+        assert recorded.parent == runtime
+        assert control.request(root, "ps")["root"] == str(root)
+    assert not recorded.exists()
+    assert not (root / ".devstack" / "control.path").exists()
+
+
+# -- the server ------------------------------------------------------------------------
+
+
+def test_ps_lists_every_service(server: ServerThread) -> None:
+    reply = control.request(server.root, "ps")
+    assert reply["pid"] == os.getpid()
+    assert [row["name"] for row in reply["services"]] == list(SERVICES)
+    assert reply["services"][0]["pid"] == 100
+
+
+def test_socket_and_directory_are_private(server: ServerThread) -> None:
+    assert (server.root / ".devstack").stat().st_mode & 0o777 == 0o700
+    assert (server.root / ".devstack" / "control.sock").stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize(("op", "state"), [("restart", "running"), ("stop", "stopped")])
+def test_actions_reach_the_supervisor_and_report_the_result(
+    server: ServerThread, op: str, state: str
+) -> None:
+    reply = control.request(server.root, op, services=["jobs"])
+    assert server.supervisor.calls == [(op, ("jobs",))]
+    assert [(row["name"], row["state"]) for row in reply["services"]] == [("jobs", state)]
+
+
+def test_unknown_names_come_back_as_an_error_with_a_suggestion(server: ServerThread) -> None:
+    with pytest.raises(DevstackError) as raised:
+        control.request(server.root, "restart", services=["jbos"])
+    assert raised.value.exit_status == 2
+    assert "unknown service 'jbos'" in raised.value.render()
+    assert "did you mean 'jobs'?" in raised.value.render()
+
+
+def test_down_asks_for_a_shutdown_and_names_the_process(server: ServerThread) -> None:
+    assert control.request(server.root, "down")["pid"] == os.getpid()
+    assert server.supervisor.shutdowns == 1
+    assert server.supervisor.output.messages == ["devstack down: stopping all services"]
+
+
+def test_env_gives_the_spawned_environment_and_pid(server: ServerThread) -> None:
+    reply = control.request(server.root, "env", services=["api"])
+    assert reply["pid"] == 100
+    assert reply["values"]["PORT"] == "8000"
+    assert reply["values"]["DEVSTACK_SERVICE"] == "api"
+    assert reply["values"]["DEVSTACK_RUN_ID"] == "run-1"
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [b"not json\n", b"\x00\xff\xfe\n", b"[]\n", b'{"v":1,"op":"nuke"}\n', b"y" * (MAX_MESSAGE * 2)],
+)
+def test_garbage_gets_an_error_and_the_server_keeps_answering(
+    server: ServerThread, garbage: bytes
+) -> None:
+    [reply] = raw_exchange(server.root, garbage)
+    assert reply["ok"] is False and reply["v"] == 1
+    assert reply["error"]
+    assert control.request(server.root, "ps")["services"]
+
+
+def test_a_client_that_says_nothing_and_leaves_is_harmless(server: ServerThread) -> None:
+    assert raw_exchange(server.root, b"") == []
+    assert control.request(server.root, "ps")["services"]
+
+
+def test_another_user_is_refused(tmp_path: Path) -> None:
+    supervisor = FakeSupervisor()
+    someone_else = os.getuid() + 1
+
+    async def serve_as_someone_else() -> None:
+        listener = control.bind_socket(tmp_path, {}, os.getuid())
+        handler = ControlServer(supervisor, root=tmp_path, own_uid=someone_else).handle
+        server = await asyncio.start_unix_server(handler, sock=listener)
+        await server.serve_forever()
+
+    refused = pytest.raises(DevstackError, match=f"uid {os.getuid()} may not control")
+    with ServerThread(supervisor, tmp_path, serving=serve_as_someone_else), refused:
+        control.request(tmp_path, "stop", services=["api"])
+    assert supervisor.calls == []
+
+
+# -- following logs --------------------------------------------------------------------
+
+
+def test_follow_sends_the_tail_then_live_lines_until_the_client_leaves(
+    server: ServerThread,
+) -> None:
+    logs = server.root / ".devstack" / "logs"
+    logs.mkdir()
+    (logs / "api.log").write_text("one\ntwo\nthree\n")
+    stream = control.open_stream(server.root, "logs-follow", services=["api"], tail=2)
+    assert next(stream) == {"v": 1, "ok": True}
+    assert next(stream)["lines"] == ["two", "three"]
+    server.call(server.supervisor.output.emit, "jobs", "not wanted")
+    server.call(server.supervisor.output.emit, "api", "four", "five")
+    assert next(stream) == {"v": 1, "name": "api", "lines": ["four", "five"], "from": "live"}
+    stream.close()  # the client leaves mid-stream
+    subscribers = server.supervisor.output.subscribers
+    _wait_for(lambda: not subscribers, "the follower to unsubscribe")
+    assert control.request(server.root, "ps")["services"]
+
+
+def test_follow_of_an_unknown_service_is_an_error(server: ServerThread) -> None:
+    with pytest.raises(DevstackError, match="did you mean 'mail'"):
+        next(control.open_stream(server.root, "logs-follow", services=["mial"]))
+
+
+def test_tail_reads_the_end_of_a_big_file(tmp_path: Path) -> None:
+    log = tmp_path / "a.log"
+    log.write_text("".join(f"line {n}\n" for n in range(5000)))
+    assert tail_lines(log, 3, block=64) == ["line 4997", "line 4998", "line 4999"]
+    assert tail_lines(log, 0) == []
+    assert tail_lines(tmp_path / "missing.log", 5) == []
+    (tmp_path / "short.log").write_text("only\n")
+    assert tail_lines(tmp_path / "short.log", 10) == ["only"]
+
+
+# -- no stack, stale sockets, ending ---------------------------------------------------
+
+
+def test_no_socket_means_no_stack_running(tmp_path: Path) -> None:
+    with pytest.raises(DevstackError, match=f"no devstack up is running in {tmp_path}$") as raised:
+        control.request(tmp_path, "ps")
+    assert raised.value.exit_status == 1
+
+
+def test_a_stale_socket_is_reported_as_not_running_and_replaced(tmp_path: Path) -> None:
+    (tmp_path / ".devstack").mkdir(mode=0o700)
+    path = tmp_path / ".devstack" / "control.sock"
+    with socket.socket(socket.AF_UNIX) as dead:
+        dead.bind(str(path))  # bound, never listening, closed: what a SIGKILLed up leaves
+    with pytest.raises(DevstackError, match="no devstack up is running"):
+        control.request(tmp_path, "ps")
+    with ServerThread(FakeSupervisor(), tmp_path):
+        assert control.request(tmp_path, "ps")["services"]
+    assert not path.exists()
+
+
+def test_a_live_socket_is_not_taken_over(server: ServerThread) -> None:
+    with pytest.raises(DevstackError, match="already answers"):
+        control.bind_socket(server.root, {}, os.getuid())
+    assert control.request(server.root, "ps")["services"]
+
+
+def _wait_for(predicate: Callable[[], bool], what: str) -> None:
+    done = threading.Event()
+    for _ in range(1000):
+        if predicate():
+            return
+        done.wait(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+# -- the `r` key -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("r", Restart(())),
+        ("  r  \n", Restart(())),
+        ("rs", Restart(())),
+        ("r api", Restart(("api",))),
+        ("r api jobs api", Restart(("api", "jobs"))),
+        ("", Ignore()),
+        ("   ", Ignore()),
+    ],
+)
+def test_typed_lines(line: str, expected: object) -> None:
+    assert parse_line(line, SERVICES) == expected
+
+
+def test_typed_typos_get_a_hint() -> None:
+    problem = parse_line("r jbos", SERVICES)
+    assert isinstance(problem, Problem) and problem.hint == "did you mean 'jobs'?"
+    other = parse_line("q", SERVICES)
+    assert isinstance(other, Problem) and "r NAME" in (other.hint or "")
+
+
+# -- live env diff ---------------------------------------------------------------------
+
+
+def test_the_live_diff_names_what_changed_and_masks_secrets() -> None:
+    intended = {"PORT": "8000", "API_TOKEN": "abc", "GONE": "1", "DEVSTACK_SERVICE": "api"}
+    live = {
+        "PORT": "9000",
+        "API_TOKEN": "xyz",
+        "EXTRA": "2",
+        "PWD": "/x",
+        "npm_lifecycle_event": "dev",
+        "DEVSTACK_SERVICE": "api",
+        "DEVSTACK_REPO": "/r",
+    }
+    diff = diff_env(intended, live)
+    assert diff.changed == {"PORT": ("8000", "9000"), "API_TOKEN": ("abc", "xyz")}
+    assert diff.added == {"EXTRA": "2"}
+    assert diff.removed == {"GONE": "1"}
+    assert diff.by_wrappers == ("PWD", "npm_lifecycle_event")
+    text = render_diff("api", diff, process="pid 7 (node)")
+    assert "changed  PORT       8000 -> 9000" in text
+    assert "abc" not in text and "xyz" not in text and "••••" in text
+    assert "removed  GONE" in text and "added    EXTRA" in text
+    assert "abc -> xyz" in render_diff("api", diff, process="pid 7", reveal=True)
+
+
+def test_an_unchanged_environment_says_so() -> None:
+    diff = diff_env({"A": "1"}, {"A": "1", "SHLVL": "2"})
+    assert diff.same
+    assert "exactly what devstack gave it" in render_diff("api", diff, process="pid 7")
