@@ -45,7 +45,10 @@ class Api:
             return HTTPStatus.BAD_REQUEST, {"error": "send the CSV as the request body"}
         payload: dict[str, Any] = {"csv": text}
         if "delay_per_row" in query:
-            payload["delay_per_row"] = float(query["delay_per_row"][0])
+            try:
+                payload["delay_per_row"] = float(query["delay_per_row"][0])
+            except ValueError:
+                return HTTPStatus.BAD_REQUEST, {"error": "delay_per_row must be seconds"}
         job_id = self.enqueue("validate-and-stage", payload)
         return HTTPStatus.ACCEPTED, {"job_id": job_id, "status_url": f"/jobs/{job_id}"}
 
