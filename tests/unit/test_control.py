@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from devstack.errors import DevstackError, Problem, unknown_name_error
-from devstack.liveenv import diff_env, render_diff
+from devstack.liveenv import diff_env, mask_command, render_diff
 from devstack.runtime import control
 from devstack.runtime.control import (
     MAX_MESSAGE,
@@ -448,3 +448,8 @@ def test_an_unchanged_environment_says_so() -> None:
     diff = diff_env({"A": "1"}, {"A": "1", "SHLVL": "2"})
     assert diff.same
     assert "exactly what devstack gave it" in render_diff("api", diff, process="pid 7")
+
+
+def test_command_lines_shown_with_the_live_env_hide_secrets() -> None:
+    argv = ["/bin/sh", "-c", "API_TOKEN=abc DEBUG=1 DB=postgres://u:pw@h/db app"]
+    assert mask_command(argv)[2] == "API_TOKEN=•••• DEBUG=1 DB=postgres://u:••••@h/db app"
