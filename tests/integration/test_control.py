@@ -210,3 +210,63 @@ def test_a_killed_up_leaves_a_socket_the_next_one_replaces(repo: Path) -> None:
         stop_stack(repo, again)
     finally:
         again.close()
+
+
+class TerminalRunning(Running):
+    """`Running` with stdin on a pseudo-terminal, so `up` listens for typed commands."""
+
+    def __init__(self, *args: str, cwd: Path) -> None:
+        import os
+        import pty
+        import subprocess
+        import threading
+
+        from tests.support import DEVSTACK, clean_env
+
+        self.keyboard, terminal = pty.openpty()
+        self.proc = subprocess.Popen(
+            [DEVSTACK, *args],
+            cwd=cwd,
+            env=clean_env(),
+            stdin=terminal,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        os.close(terminal)
+        self.lines = []
+        self._cursor = 0
+        self._changed = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def type(self, text: str) -> None:
+        import os
+
+        os.write(self.keyboard, text.encode())
+
+    def close(self) -> None:
+        import os
+
+        super().close()
+        os.close(self.keyboard)
+
+
+def test_r_and_enter_in_the_up_terminal_restarts(repo: Path) -> None:
+    make_repo(repo, STACK)
+    up = TerminalRunning("up", "api", "jobs", cwd=repo)
+    try:
+        wait_until(lambda: "jobs up" in up.output() and "api up" in up.output(), what="start")
+        wait_until(lambda: (repo / ".devstack" / "control.path").exists(), what="the socket")
+        first_api = ps(repo)["api"]["pid"]
+        up.type("r api\n")
+        up.wait_for(r"^api +\| restarting: r typed in the terminal")
+        wait_until(lambda: ps(repo)["api"]["restarts"] == 1, what="api to restart")
+        assert ps(repo)["jobs"]["restarts"] == 0 and ps(repo)["api"]["pid"] != first_api
+        up.type("r jbos\n")
+        up.wait_for(r"unknown service 'jbos'.*did you mean 'jobs'")
+        up.type("r\n")
+        wait_until(lambda: ps(repo)["jobs"]["restarts"] == 1, what="every service to restart")
+        stop_stack(repo, up)
+    finally:
+        up.close()
