@@ -20,6 +20,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -178,7 +179,7 @@ class ServiceProcess:
         signalled: set[psutil.Process] = set()
         first = True
         while True:
-            family = await asyncio.to_thread(self._find_family)
+            family = self._family_in(await _shared_scan().table())
             self._family.update(family)
             fresh = [proc for proc in family if proc not in signalled]
             if not fresh and self._exited.done():
@@ -195,22 +196,21 @@ class ServiceProcess:
             if alive:
                 return reaper.describe(alive)
 
-    def _find_family(self) -> list[psutil.Process]:
+    def _family_in(self, table: list[reaper.Entry]) -> list[psutil.Process]:
         """Everything this service started that still runs: its descendants, its
-        process group, and processes carrying its markers (the escaped)."""
-        found = {proc.pid: proc for proc in _descendants(self.pid)}
-        run_ids = [self._run_id] if self._run_id else []
-        for proc in reaper.marked_processes(
-            run_ids=run_ids, service=self.name, groups={self.pid}, exclude={self.pid}
-        ):
-            found.setdefault(proc.pid, proc)
-        for proc in list(found.values()):
-            for child in _descendants(proc.pid):
-                found.setdefault(child.pid, child)
-        found.pop(self.pid, None)
-        # Another instance of the service (never at the same time, but be sure) is not ours.
-        others = _live - {self.pid}
-        return [proc for proc in found.values() if _group_of(proc.pid) not in others]
+        process group, processes carrying its markers (the escaped), and theirs."""
+        selector = reaper.Selector(
+            run_ids=frozenset([self._run_id] if self._run_id else []),
+            service=self.name,
+            groups=frozenset([self.pid]),
+            # Another instance of the service (never at the same time, but be sure).
+            exclude=frozenset(entry.pid for entry in table if entry.pgid in _live - {self.pid}),
+        )
+        members = {entry.pid for entry in table if selector.matches(entry)}
+        members |= reaper.descendants(table, members | {self.pid})
+        members.discard(self.pid)
+        chosen = [entry for entry in table if entry.pid in members]
+        return reaper.select_live(chosen)
 
     async def _close(self) -> None:
         with contextlib.suppress(TimeoutError):
@@ -303,11 +303,45 @@ def _signal_group(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
 
 
-def _group_of(pid: int) -> int | None:
-    try:
-        return os.getpgid(pid)
-    except OSError:
-        return None
+class _SharedScan:
+    """One scan of the process table for every stop that asks at the same time.
+
+    With many services stopping at once, each would otherwise read every process's
+    environment itself. A caller always gets a scan begun after it asked, so the
+    scan sees what its own signals did.
+    """
+
+    def __init__(self) -> None:
+        self._waiting: asyncio.Future[list[reaper.Entry]] | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def table(self) -> list[reaper.Entry]:
+        loop = asyncio.get_running_loop()
+        if self._waiting is None:
+            self._waiting = loop.create_future()
+        if self._task is None:
+            self._task = loop.create_task(self._scan())
+        return await asyncio.shield(self._waiting)
+
+    async def _scan(self) -> None:
+        try:
+            while self._waiting is not None:
+                future, self._waiting = self._waiting, None
+                try:
+                    future.set_result(await asyncio.to_thread(reaper.process_table))
+                except Exception as error:
+                    future.set_exception(error)
+        finally:
+            self._task = None
+
+
+_scans: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _SharedScan] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _shared_scan() -> _SharedScan:
+    return _scans.setdefault(asyncio.get_running_loop(), _SharedScan())
 
 
 def _descendants(pid: int) -> list[psutil.Process]:

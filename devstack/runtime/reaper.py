@@ -26,6 +26,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -138,6 +139,113 @@ def zombie_children() -> list[int]:
 # -- finding marked processes ----------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Entry:
+    """One process as a scan saw it: its group and devstack's markers."""
+
+    pid: int
+    ppid: int
+    pgid: int
+    zombie: bool
+    run_id: str | None
+    service: str | None
+    repo: str | None
+
+
+@dataclass(frozen=True)
+class Selector:
+    """Which processes of a scan belong to a run, a service or a repo.
+
+    A process matches when its `DEVSTACK_RUN_ID` is in `run_ids` (and, given
+    `service`, its `DEVSTACK_SERVICE` is `service`), or its `DEVSTACK_REPO` is
+    `repo`, or its process group is in `groups`; never when its pid is in `exclude`.
+    """
+
+    run_ids: frozenset[str] = frozenset()
+    service: str | None = None
+    repo: str | None = None
+    groups: frozenset[int] = frozenset()
+    exclude: frozenset[int] = frozenset()
+
+    def matches(self, entry: Entry) -> bool:
+        if entry.pid in self.exclude:
+            return False
+        if entry.pgid in self.groups:
+            return True
+        if entry.run_id in self.run_ids and self.service in (None, entry.service):
+            return True
+        return self.repo is not None and entry.repo == self.repo
+
+
+def process_table() -> list[Entry]:
+    """Every process but this one, with its group and markers (unreadable ones: none)."""
+    import psutil
+
+    me = os.getpid()
+    entries = []
+    for pid in psutil.pids():
+        if pid == me:
+            continue
+        try:
+            ppid, pgid, zombie = _stat(pid)
+        except (OSError, psutil.Error):
+            continue  # gone meanwhile
+        env = _environ(pid)
+        entries.append(
+            Entry(
+                pid,
+                ppid,
+                pgid,
+                zombie,
+                env.get(RUN_ID_VAR),
+                env.get(SERVICE_VAR),
+                env.get(REPO_VAR),
+            )
+        )
+    return entries
+
+
+def descendants(table: Iterable[Entry], roots: Iterable[int]) -> set[int]:
+    """Pids of the processes of `table` below any of `roots` (not the roots)."""
+    children: dict[int, list[int]] = {}
+    for entry in table:
+        children.setdefault(entry.ppid, []).append(entry.pid)
+    found: set[int] = set()
+    pending = list(roots)
+    while pending:
+        for child in children.get(pending.pop(), ()):
+            if child not in found:
+                found.add(child)
+                pending.append(child)
+    return found
+
+
+def _stat(pid: int) -> tuple[int, int, bool]:
+    """(parent pid, process group, is a zombie) of `pid`."""
+    if sys.platform.startswith("linux"):
+        with open(f"/proc/{pid}/stat", "rb") as file:
+            # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
+            fields = file.read().rpartition(b")")[2].split()
+        return int(fields[1]), int(fields[2]), fields[0] == b"Z"
+    import psutil
+
+    proc = psutil.Process(pid)
+    return proc.ppid(), os.getpgid(pid), proc.status() == psutil.STATUS_ZOMBIE
+
+
+def select_live(table: Iterable[Entry], selector: Selector | None = None) -> list[psutil.Process]:
+    """The processes of `table` (that `selector` matches) that still run: no zombies."""
+    import psutil
+
+    found = []
+    for entry in table:
+        if entry.zombie or (selector is not None and not selector.matches(entry)):
+            continue
+        with contextlib.suppress(psutil.Error):
+            found.append(psutil.Process(entry.pid))
+    return found
+
+
 def marked_processes(
     *,
     run_ids: Collection[str] = (),
@@ -146,42 +254,12 @@ def marked_processes(
     groups: Collection[int] = (),
     exclude: Collection[int] = (),
 ) -> list[psutil.Process]:
-    """Live processes (not zombies) of a run, found by marker or process group.
+    """Live processes found by marker or process group now (see `Selector`).
 
-    A process matches when its environment has `DEVSTACK_RUN_ID` in `run_ids` (and,
-    given `service`, `DEVSTACK_SERVICE == service`), or `DEVSTACK_REPO == repo`, or
-    its process group is in `groups`. This process and `exclude` never match.
-    Processes of other users cannot be read and are skipped.
+    Processes of other users cannot be read and never match by marker.
     """
-    import psutil
-
-    skip = {os.getpid(), *exclude}
-    found = []
-    for pid in psutil.pids():
-        if pid in skip:
-            continue
-        try:
-            if not (_in_groups(pid, groups) or _marked(pid, run_ids, service, repo)):
-                continue
-            proc = psutil.Process(pid)
-            if proc.status() != psutil.STATUS_ZOMBIE:
-                found.append(proc)
-        except (psutil.Error, OSError):
-            continue  # gone meanwhile, or not ours to read
-    return found
-
-
-def _in_groups(pid: int, groups: Collection[int]) -> bool:
-    return bool(groups) and os.getpgid(pid) in groups
-
-
-def _marked(pid: int, run_ids: Collection[str], service: str | None, repo: str | None) -> bool:
-    if not run_ids and repo is None:
-        return False
-    env = _environ(pid)
-    if env.get(RUN_ID_VAR) in run_ids and (service is None or env.get(SERVICE_VAR) == service):
-        return True
-    return repo is not None and env.get(REPO_VAR) == repo
+    selector = Selector(frozenset(run_ids), service, repo, frozenset(groups), frozenset(exclude))
+    return select_live(process_table(), selector)
 
 
 def _environ(pid: int) -> dict[str, str]:

@@ -349,7 +349,7 @@ def test_orphans_are_adopted_and_reaped_without_stealing_service_exits(run_id: s
         try:
             output = FakeOutput()
             process = await spawn(output, run_id, LEAVES_AN_ORPHAN)
-            await output.until(lambda: "orphan" in output.text())
+            await output.until(lambda: output.text().endswith("\n"))
             orphan = psutil.Process(int(output.text().split()[1]))
             code = await process.wait()
             await eventually(lambda: orphan.ppid() == os.getpid())
