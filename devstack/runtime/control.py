@@ -309,6 +309,10 @@ class ControlServer:
             reply = await self._reply(request)
         except DevstackError as error:
             reply = error_reply(error.problems, error.exit_status)
+        except Exception as error:  # a bug: say so on both ends, keep serving the others
+            message = f"internal error during {request.op}: {error!r}"
+            self.supervisor.output.system(None, message, "error")
+            reply = error_reply([Problem(message)], EXIT_FAILURE)
         await _send(writer, reply)
 
     async def _reply(self, request: Request) -> dict[str, Any]:

@@ -94,8 +94,11 @@ async def _act(supervisor: Supervisor, line: str) -> None:
         message = command.message + (f" ({command.hint})" if command.hint else "")
         supervisor.output.system(None, message, "warn")
         return
-    names = list(command.names) or list(supervisor.units)
+    # `r` alone: what runs (or failed), not what was stopped on purpose with `devstack stop`.
+    names = list(command.names) or [s.name for s in supervisor.status() if s.state != "stopped"]
     try:
         await supervisor.restart(names, REASON)
     except DevstackError as error:
         supervisor.output.system(None, error.render(), "warn")
+    except Exception as error:  # a bug: said in the terminal, the next line still works
+        supervisor.output.system(None, f"internal error restarting {names}: {error!r}", "error")

@@ -265,8 +265,10 @@ def test_r_and_enter_in_the_up_terminal_restarts(repo: Path) -> None:
         assert ps(repo)["jobs"]["restarts"] == 0 and ps(repo)["api"]["pid"] != first_api
         up.type("r jbos\n")
         up.wait_for(r"unknown service 'jbos'.*did you mean 'jobs'")
-        up.type("r\n")
-        wait_until(lambda: ps(repo)["jobs"]["restarts"] == 1, what="every service to restart")
+        assert run_cli("stop", "jobs", cwd=repo).returncode == 0
+        up.type("r\n")  # every service, except one stopped on purpose
+        wait_until(lambda: ps(repo)["api"]["restarts"] == 2, what="every service to restart")
+        assert ps(repo)["jobs"]["state"] == "stopped"
         stop_stack(repo, up)
     finally:
         up.close()

@@ -453,3 +453,18 @@ def test_an_unchanged_environment_says_so() -> None:
 def test_command_lines_shown_with_the_live_env_hide_secrets() -> None:
     argv = ["/bin/sh", "-c", "API_TOKEN=abc DEBUG=1 DB=postgres://u:pw@h/db app"]
     assert mask_command(argv)[2] == "API_TOKEN=•••• DEBUG=1 DB=postgres://u:••••@h/db app"
+
+
+def test_a_failing_action_is_reported_and_the_server_keeps_answering(
+    server: ServerThread,
+) -> None:
+    async def broken(names: list[str]) -> None:
+        raise RuntimeError("boom")
+
+    server.supervisor.start = broken  # type: ignore[method-assign]
+    with pytest.raises(DevstackError, match="internal error during start: RuntimeError"):
+        control.request(server.root, "start", services=["api"])
+    assert server.supervisor.output.messages == [
+        "internal error during start: RuntimeError('boom')"
+    ]
+    assert control.request(server.root, "ps")["services"]
