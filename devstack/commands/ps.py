@@ -77,7 +77,7 @@ def _print_table(rows: list[dict]) -> None:  # type: ignore[type-arg]
             _or_dash(row.get("pid")),
             format_duration(row["uptime"]) if row.get("uptime") is not None else "-",
             str(row["restarts"]),
-            _or_dash(row.get("last_exit")),
+            format_exit(row.get("last_exit")),
             _or_dash(row.get("cpu_percent")),
             format_bytes(row["memory_bytes"]) if row.get("memory_bytes") is not None else "-",
             _or_dash(row.get("port")),
@@ -94,6 +94,20 @@ def _width() -> int:
     import shutil
 
     return shutil.get_terminal_size((100, 24)).columns
+
+
+def format_exit(code: int | None) -> str:
+    """`0`, `1`, or `SIGTERM` for a process killed by a signal."""
+    import signal
+
+    if code is None:
+        return "-"
+    if code >= 0:
+        return str(code)
+    try:
+        return signal.Signals(-code).name
+    except ValueError:
+        return f"signal {-code}"
 
 
 def format_duration(seconds: float) -> str:

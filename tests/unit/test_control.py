@@ -20,6 +20,8 @@ from typing import Any
 
 import pytest
 
+from devstack.commands.logs import format_lines
+from devstack.commands.ps import format_bytes, format_duration, format_exit
 from devstack.errors import DevstackError, Problem, unknown_name_error
 from devstack.liveenv import diff_env, mask_command, render_diff
 from devstack.runtime import control
@@ -468,3 +470,41 @@ def test_a_failing_action_is_reported_and_the_server_keeps_answering(
         "internal error during start: RuntimeError('boom')"
     ]
     assert control.request(server.root, "ps")["services"]
+
+
+# -- what ps and logs show -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [(None, "-"), (0, "0"), (3, "3"), (-15, "SIGTERM"), (-9, "SIGKILL"), (-99, "signal 99")],
+)
+def test_last_exit_column(value: int | None, shown: str) -> None:
+    assert format_exit(value) == shown
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [(0.4, "0s"), (59, "59s"), (192, "3m12s"), (7500, "2h05m"), (273600, "3d04h")],
+)
+def test_uptime_column(seconds: float, shown: str) -> None:
+    assert format_duration(seconds) == shown
+
+
+@pytest.mark.parametrize(
+    ("count", "shown"),
+    [(512, "512B"), (812 * 1024, "812K"), (int(34.5 * 2**20), "34.5M"), (3 * 2**30, "3.0G")],
+)
+def test_memory_column(count: int, shown: str) -> None:
+    assert format_bytes(count) == shown
+
+
+def test_log_lines_are_prefixed_and_separators_become_messages() -> None:
+    lines = ["hello", "----- started 2024-05-01 10:00:00 pid 42 -----", "----- not mine"]
+    assert format_lines("api", lines, 5, from_file=True) == [
+        "api   | hello",
+        "api   | [devstack] started 2024-05-01 10:00:00 pid 42",
+        "api   | ----- not mine",
+    ]
+    live = format_lines("api", lines[1:2], 3, from_file=False)
+    assert live == ["api | ----- started 2024-05-01 10:00:00 pid 42 -----"]  # a service's own
