@@ -76,6 +76,9 @@ def _follow(root, names: Sequence[str], count: int, width: int) -> int:  # type:
         name = record["name"]
         width = max(width, len(name))  # a service added to devstack.yaml meanwhile
         _print(format_lines(name, record["lines"], width, from_file=record["from"] == "file"))
+    import sys
+
+    print(f"devstack up in {root} has ended", file=sys.stderr)
     return 0
 
 

@@ -151,7 +151,14 @@ def test_logs_from_files_and_following_live_output(repo: Path) -> None:
 
         typo = run_cli("logs", "-f", "talkr", cwd=repo)
         assert typo.returncode == 2 and "did you mean 'talker'?" in typo.stderr
-        stop_stack(repo, up)
+        to_the_end = Running("logs", "-f", "-n", "1", cwd=repo)
+        try:
+            to_the_end.wait_for(r"^talker \| ")  # the tail comes once it follows
+            stop_stack(repo, up)
+            assert to_the_end.wait() == 0
+            to_the_end.wait_for("has ended")
+        finally:
+            to_the_end.close()
     finally:
         up.close()
     after = run_cli("logs", "talker", "-n", "6", cwd=repo)  # from the files, stack gone
