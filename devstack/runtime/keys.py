@@ -56,12 +56,11 @@ async def read_keys(supervisor: Supervisor) -> None:
     pending = bytearray()
 
     def readable() -> None:
-        try:
-            chunk = os.read(descriptor, 4096)
-        except BlockingIOError:
+        # `devstack up &`: reading the terminal from the background would stop devstack
+        # (SIGTTIN); it stops listening for keys instead.
+        chunk = _read(descriptor) if _may_read(descriptor) else b""
+        if chunk is None:
             return
-        except OSError:
-            chunk = b""
         if not chunk:
             loop.remove_reader(descriptor)
             lines.put_nowait(None)
@@ -72,6 +71,8 @@ async def read_keys(supervisor: Supervisor) -> None:
             pending[:] = rest
             lines.put_nowait(line.decode("utf-8", "replace"))
 
+    if not _may_read(descriptor):
+        return
     loop.add_reader(descriptor, readable)
     restarts: set[asyncio.Task[None]] = set()
     try:
@@ -84,6 +85,24 @@ async def read_keys(supervisor: Supervisor) -> None:
             loop.remove_reader(descriptor)
         for task in restarts:
             task.cancel()
+
+
+def _may_read(descriptor: int) -> bool:
+    """False when the terminal is ours and we are in the background."""
+    try:
+        return os.tcgetpgrp(descriptor) == os.getpgrp()
+    except OSError:
+        return True  # not our controlling terminal: reading it cannot stop us
+
+
+def _read(descriptor: int) -> bytes | None:
+    """What the terminal has for us; None for nothing after all, b"" at its end."""
+    try:
+        return os.read(descriptor, 4096)
+    except BlockingIOError:
+        return None
+    except OSError:
+        return b""
 
 
 async def _act(supervisor: Supervisor, line: str) -> None:
