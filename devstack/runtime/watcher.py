@@ -17,6 +17,8 @@ import contextlib
 import dataclasses
 import hashlib
 import os
+import threading
+import time
 import traceback
 from collections.abc import Coroutine, Iterable, Mapping
 from pathlib import Path
@@ -26,6 +28,8 @@ from devstack.errors import DevstackError, Problem
 from devstack.routing import GITIGNORE, IgnoreFilter, Router, Routing, load_gitignores
 
 if TYPE_CHECKING:
+    from watchfiles._rust_notify import RustNotify
+
     from devstack.envresolve import ProjectEnv
     from devstack.model import Project
     from devstack.runtime.supervisor import Supervisor
@@ -36,8 +40,6 @@ STEP_MS = 5
 # A batch ends when the repo is quiet for STEP_MS, or after this long at the latest.
 # Not `debounce_ms`: a burst cut in the middle would restart a service twice.
 BATCH_CAP_MS = 2_000
-# The rust side returns this often when nothing happens, so a cancellation is noticed.
-RUST_TIMEOUT_MS = 60_000
 # A batch with this many paths is taken for a burst that may not be over yet.
 BURST_PATHS = 10
 # Batches bigger than this are hashed in a thread, so output keeps flowing meanwhile.
@@ -136,42 +138,60 @@ class ProjectWatcher:
 
     async def _consume(self, batches: asyncio.Queue[set[str]]) -> None:
         while True:
-            await self._handle(await self._next_burst(batches))
+            paths = await batches.get()
+            while not batches.empty():  # batches that came while the last was handled
+                paths |= batches.get_nowait()
+            await self._handle(paths)
 
     async def _watch(self, batches: asyncio.Queue[set[str]]) -> None:
-        """Queue watchfiles' batches of changed paths (ignored ones already dropped)."""
-        from watchfiles import awatch
+        """Queue batches of changed paths, ignored ones dropped, bursts whole."""
+        from watchfiles._rust_notify import RustNotify
 
-        changes = awatch(
-            self.root,
-            # Through a lambda: a reload or a .gitignore edit replaces the router.
-            watch_filter=lambda change, path: self.router.watch_filter(change, path),
-            debounce=BATCH_CAP_MS,
-            step=STEP_MS,
-            rust_timeout=RUST_TIMEOUT_MS,
-        )
-        async with contextlib.aclosing(changes):
-            async for batch in changes:
-                batches.put_nowait({path for _, path in batch})
-
-    async def _next_burst(self, batches: asyncio.Queue[set[str]]) -> set[str]:
-        """The next batch, merged with those that follow it closely.
-
-        A save is handled at once. A batch of many paths is a burst in progress (a
-        `git checkout`, a formatter): it may go on longer than watchfiles' debounce,
-        so wait until it has been quiet for `debounce_ms`, and restart once.
-        """
-        paths = await batches.get()
-        quiet = self.router.debounce_ms / 1000
-        while True:
-            while not batches.empty():
-                paths |= batches.get_nowait()
-            if len(paths) < BURST_PATHS:
-                return paths
+        stop = threading.Event()
+        with RustNotify([str(self.root)], False, False, 300, True, True) as notify:
+            # The inotify watches exist now: every change from here on is seen.
+            self._say(self.describe_watching())
             try:
-                paths |= await asyncio.wait_for(batches.get(), quiet)
-            except TimeoutError:
-                return paths
+                while True:
+                    paths = await self._changes(notify, STEP_MS, 0, stop)
+                    if len(paths) >= BURST_PATHS:
+                        paths |= await self._rest_of_burst(notify, stop)
+                    if paths:
+                        batches.put_nowait(paths)
+            finally:
+                stop.set()
+
+    async def _rest_of_burst(self, notify: RustNotify, stop: threading.Event) -> set[str]:
+        """Many paths at once are a burst (a `git checkout`, a formatter) that may pause
+        longer than STEP_MS, above all on a busy machine: take in what comes until the
+        repo has been quiet for `debounce_ms`, so that the burst restarts once."""
+        rest: set[str] = set()
+        quiet = self.router.debounce_ms
+        while True:
+            started = time.monotonic()
+            more = await self._changes(notify, quiet, quiet, stop)
+            rest |= more
+            # A batch ends after `quiet` without news, unless BATCH_CAP_MS cut it short.
+            if not more or time.monotonic() - started < BATCH_CAP_MS / 1000:
+                return rest
+
+    async def _changes(
+        self, notify: RustNotify, step_ms: int, timeout_ms: int, stop: threading.Event
+    ) -> set[str]:
+        """The next batch of paths the filter keeps (empty on a timeout)."""
+        loop = asyncio.get_running_loop()
+        waiting = loop.run_in_executor(None, notify.watch, BATCH_CAP_MS, step_ms, timeout_ms, stop)
+        try:
+            raw = await asyncio.shield(waiting)
+        except asyncio.CancelledError:
+            # The rust side must have returned before `notify` may be closed.
+            stop.set()
+            await waiting
+            raise
+        if isinstance(raw, str):  # "timeout"; "stop" and "signal" only come after `stop`
+            return set()
+        keep = self.router.watch_filter
+        return {path for change, path in raw if keep(change, path)}
 
     # -- one batch ---------------------------------------------------------------------
 
@@ -312,6 +332,16 @@ class ProjectWatcher:
                     for path in paths
                     if path not in known and ignores(None, path) and self.router.services_for(path)
                 )
+
+    def describe_watching(self) -> str:
+        """`watching for changes: jobs (tasks/**/*.py), env files, devstack.yaml`."""
+        services = self.supervisor.project.services
+        watched = [
+            f"{name} ({', '.join(services[name].watch.paths)})"  # type: ignore[union-attr]
+            for name in (watch.name for watch in self.router.watches)
+            if name in self.supervisor.units
+        ]
+        return "watching for changes: " + ", ".join([*watched, "env files", "devstack.yaml"])
 
     def _say(self, message: str, level: str = "info") -> None:
         self.supervisor.output.system(None, message, level)  # type: ignore[arg-type]
