@@ -126,6 +126,7 @@ class ProjectWatcher:
     async def run(self) -> None:
         await asyncio.to_thread(self._load_ignores)
         await asyncio.to_thread(self._remember_watched)
+        await asyncio.to_thread(self._note_warnings_shown_by_up)
         batches: asyncio.Queue[set[str]] = asyncio.Queue()
         try:
             async with asyncio.TaskGroup() as group:
@@ -276,6 +277,16 @@ class ProjectWatcher:
                 self._warnings_shown.add(text)
                 self._say(text, "warn")
         return project, env
+
+    def _note_warnings_shown_by_up(self) -> None:
+        """`up` printed the doctor's warnings already: a reload repeats only new ones."""
+        from devstack.doctor import diagnose
+
+        project = self.supervisor.project
+        problems = diagnose(
+            self._in_this_run(project, project), self.supervisor.env, check_ports=False
+        )
+        self._warnings_shown |= {problem.render() for problem in problems}
 
     def _in_this_run(self, project: Project, old_project: Project) -> Project:
         """Only the services this run has or will start: one left out must not block it."""
