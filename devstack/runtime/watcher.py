@@ -146,10 +146,18 @@ class ProjectWatcher:
 
     async def _watch(self, batches: asyncio.Queue[set[str]]) -> None:
         """Queue batches of changed paths, ignored ones dropped, bursts whole."""
-        from watchfiles._rust_notify import RustNotify
+        from watchfiles._rust_notify import RustNotify, WatchfilesRustInternalError
 
         stop = threading.Event()
-        with RustNotify([str(self.root)], False, False, 300, True, True) as notify:
+        try:
+            # Adding a watch to every directory of a big repo takes a while: not on the loop.
+            notify = await asyncio.to_thread(
+                RustNotify, [str(self.root)], False, False, 300, True, True
+            )
+        except (OSError, WatchfilesRustInternalError) as error:
+            self._cannot_watch(error)
+            return
+        with notify:
             # The inotify watches exist now: every change from here on is seen.
             self._say(self.describe_watching())
             try:
@@ -159,8 +167,20 @@ class ProjectWatcher:
                         paths |= await self._rest_of_burst(notify, stop)
                     if paths:
                         batches.put_nowait(paths)
+            except (OSError, WatchfilesRustInternalError) as error:
+                self._cannot_watch(error)
             finally:
                 stop.set()
+
+    def _cannot_watch(self, error: Exception) -> None:
+        """The stack keeps running without restarts on change; say so, and how to fix it."""
+        self._say(f"not watching for changes any more: {error}", "error")
+        if "No space left on device" in str(error) or "max_user_watches" in str(error):
+            self._say(
+                "  hint: the inotify watch limit is reached; raise it with "
+                "`sudo sysctl fs.inotify.max_user_watches=524288`",
+                "error",
+            )
 
     async def _rest_of_burst(self, notify: RustNotify, stop: threading.Event) -> set[str]:
         """Many paths at once are a burst (a `git checkout`, a formatter) that may pause
