@@ -1,6 +1,6 @@
 """The file watcher: one watchfiles watcher for the whole repo, feeding the supervisor.
 
-A batch of changes goes through the ignore filter (inside watchfiles), then a content
+A batch of changes goes through the ignore filter, then a content
 check (a write that leaves a file as it was, like `touch` or an editor saving unchanged
 text, is no change), then `routing`. Services whose `watch` globs match are restarted,
 concurrently; the supervisor coalesces a restart with one already under way. A change
