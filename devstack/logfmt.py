@@ -41,9 +41,10 @@ DIM = b"\x1b[2m"
 BOLD = b"\x1b[1m"
 LEVEL_STYLE: dict[str, bytes] = {"info": DIM, "warn": b"\x1b[33m", "error": b"\x1b[1;31m"}
 
-# CSI (colours, cursor moves), OSC (titles, hyperlinks) and two-byte escapes.
+# CSI (colours, cursor moves), OSC (titles, hyperlinks) and two-byte escapes. None
+# reaches past its line: a stray ESC ] must not swallow the lines after it.
 ANSI_ESCAPE = re.compile(
-    rb"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]"
+    rb"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b\n]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]"
 )
 
 

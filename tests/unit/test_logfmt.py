@@ -96,6 +96,7 @@ def test_any_split_into_chunks_gives_the_same_lines(
 def test_strip_ansi_removes_escapes_only() -> None:
     coloured = b"\x1b[1;31merror\x1b[0m \x1b]8;;http://x\x1b\\link\x1b]8;;\x1b\\ [bold]ok\xff"
     assert strip_ansi(coloured) == b"error link [bold]ok\xff"
+    assert strip_ansi(b"a \x1b]unterminated\nnext\n") == b"a \nnext\n"
 
 
 def test_prefixes_pad_to_the_longest_name_and_pass_lines_through() -> None:
