@@ -1,10 +1,12 @@
 """How log lines look: framing raw bytes into lines, prefixes, colours, devstack's own lines.
 
 Pure: no I/O, no clock (times are passed in). `runtime/output.py` does the writing.
-Service output is bytes and stays bytes: it is never decoded, parsed or interpreted on
-its way to the terminal, so markup-looking text, colour codes and invalid UTF-8 pass
-through as the service wrote them. The hot path works on whole batches (one split, one
-join per chunk of output), never a regex or a decode per line.
+Service output is bytes and stays bytes: it is never parsed or interpreted on its way
+to the terminal, so markup-looking text and colour codes pass through as the service
+wrote them; only invalid UTF-8 is shown as U+FFFD, so that whatever reads devstack's
+output as UTF-8 can (log files keep the bytes as written). The hot path works on whole
+batches (one split, one join, one UTF-8 check per chunk of output), never a regex or a
+decode per line.
 """
 
 from __future__ import annotations
@@ -83,8 +85,9 @@ def split_lines(data: bytes, limit: int = MAX_LINE) -> tuple[list[bytes], bytes]
     """The complete lines in `data` (no newline, CRLF read as LF, cut to `limit` bytes) and
     the unfinished rest.
 
-    A rest longer than `limit` gives up whole `limit`-byte pieces too, keeping 1 to
-    `limit` bytes, so any split of a byte string into chunks gives the same lines.
+    A longer line is cut into pieces of `limit` bytes, less up to 3 so as not to cut a
+    UTF-8 character in two. A rest longer than `limit` gives up its pieces too, keeping 1
+    to `limit` bytes, so any split of a byte string into chunks gives the same lines.
     """
     end = data.rfind(b"\n") + 1
     lines: list[bytes] = []
@@ -97,10 +100,11 @@ def split_lines(data: bytes, limit: int = MAX_LINE) -> tuple[list[bytes], bytes]
             lines = _cut(lines, limit)
     rest = data[end:]
     body = len(rest) - rest.endswith(b"\r")  # a CR may be the start of a CRLF
-    if body > limit:
-        pieces = (body - 1) // limit
-        lines.extend(rest[i * limit : (i + 1) * limit] for i in range(pieces))
-        rest = rest[pieces * limit :]
+    while body > limit:
+        cut = _cut_point(rest, limit)
+        lines.append(rest[:cut])
+        rest = rest[cut:]
+        body -= cut
     return lines, rest
 
 
@@ -109,11 +113,32 @@ def _cut(lines: list[bytes], limit: int) -> list[bytes]:
         return lines
     pieces: list[bytes] = []
     for line in lines:
-        if len(line) <= limit:
-            pieces.append(line)
-        else:
-            pieces.extend(line[i : i + limit] for i in range(0, len(line), limit))
+        while len(line) > limit:
+            cut = _cut_point(line, limit)
+            pieces.append(line[:cut])
+            line = line[cut:]
+        pieces.append(line)
     return pieces
+
+
+def _cut_point(line: bytes, limit: int) -> int:
+    """Where to cut a line longer than `limit`: before the character that byte `limit` is in."""
+    for cut in range(limit, max(limit - 4, 0), -1):
+        if line[cut] & 0xC0 != 0x80:  # not a UTF-8 continuation byte
+            return cut
+    return limit  # not UTF-8 there anyway
+
+
+def displayable(data: bytes) -> bytes:
+    """`data` with each invalid UTF-8 sequence as U+FFFD, so whatever reads devstack's
+    output as UTF-8 can; valid text (nearly always ASCII) is returned as it is."""
+    if data.isascii():
+        return data
+    try:
+        data.decode()
+    except UnicodeDecodeError:
+        return data.decode("utf-8", "replace").encode()
+    return data
 
 
 def strip_ansi(data: bytes) -> bytes:
@@ -161,7 +186,7 @@ class LineStyle:
     def lines(self, name: str, lines: Sequence[bytes], now: float) -> bytes:
         """A batch of `name`'s lines as one block of bytes for the terminal."""
         prefix = self.prefix(name, now)
-        return prefix + (b"\n" + prefix).join(lines) + b"\n"
+        return displayable(prefix + (b"\n" + prefix).join(lines) + b"\n")
 
     def system(self, name: str | None, message: str, level: Level, now: float) -> bytes:
         """devstack's own message: `devstack ▸ text`, or `api   | text` about one service.

@@ -14,6 +14,7 @@ from devstack.logfmt import (
     LineStyle,
     assign_colours,
     clock_column,
+    displayable,
     should_colour,
     split_lines,
     start_separator,
@@ -69,6 +70,19 @@ def test_split_lines_cuts_long_lines_into_pieces() -> None:
     assert split_lines(b"abc\r", limit=3) == ([], b"abc\r")  # the CR may start a CRLF
 
 
+def test_a_cut_never_splits_a_utf8_character() -> None:
+    euros = "\u20ac\u20ac".encode()  # 3 bytes each
+    assert split_lines(euros, limit=4) == ([euros[:3]], euros[3:])
+    assert split_lines(euros + b"\n", limit=4) == ([euros[:3], euros[3:]], b"")
+    assert split_lines(b"\x80" * 6 + b"\n", limit=4) == ([b"\x80" * 4, b"\x80" * 2], b"")
+
+
+def test_displayable_replaces_only_invalid_utf8() -> None:
+    text = "caf\u00e9 \u20ac [bold]".encode()
+    assert displayable(text) is text
+    assert displayable(b"ok \xff\xfe \xc3\x28 end\n") == "ok \ufffd\ufffd \ufffd( end\n".encode()
+
+
 def frame_in_chunks(data: bytes, cuts: list[int], limit: int) -> list[bytes]:
     lines: list[bytes] = []
     rest = b""
@@ -79,7 +93,9 @@ def frame_in_chunks(data: bytes, cuts: list[int], limit: int) -> list[bytes]:
 
 
 @given(
-    data=st.lists(st.sampled_from([b"x", b"yz", b"\n", b"\r", b"\r\n", b"\xff"])).map(b"".join),
+    data=st.lists(
+        st.sampled_from([b"x", b"yz", b"\n", b"\r", b"\r\n", b"\xff", b"\x80", "\u20ac".encode()])
+    ).map(b"".join),
     positions=st.lists(st.integers(0, 100), max_size=12),
     limit=st.integers(1, 8),
 )
@@ -103,7 +119,7 @@ def test_prefixes_pad_to_the_longest_name_and_pass_lines_through() -> None:
     style = LineStyle(["api", "worker"], colour=False, timestamps=False)
     lines = [b"[bold]x[/bold] :smile:", b"\xff\xfe", b""]
     assert style.lines("api", lines, NOON) == (
-        b"api    | [bold]x[/bold] :smile:\napi    | \xff\xfe\napi    | \n"
+        "api    | [bold]x[/bold] :smile:\napi    | \ufffd\ufffd\napi    | \n".encode()
     )
     assert style.lines("worker", [b"w"], NOON) == b"worker | w\n"
 

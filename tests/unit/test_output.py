@@ -12,7 +12,7 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from devstack.logfmt import MAX_LINE, strip_ansi
+from devstack.logfmt import MAX_LINE
 from devstack.runtime.output import Output
 
 ESC = b"\x1b["
@@ -95,7 +95,7 @@ def test_padding_follows_services_added_and_removed() -> None:
 
 
 def test_colour_only_when_asked_and_service_text_untouched(tmp_path: Path) -> None:
-    markup = b"[bold]x[/bold] :smile: \x1b[32mgreen\x1b[0m \xff"
+    markup = "[bold]x[/bold] :smile: \x1b[32mgreen\x1b[0m \u00e9".encode()
     for colour in (False, True):
         output = plain(["api", "worker"], color=colour)
         output.feed("api", "out", markup + b"\n")
@@ -149,24 +149,27 @@ def test_a_prompt_is_shown_after_a_short_wait_and_a_split_line_is_not() -> None:
 
 def test_a_1mb_line_without_newline_comes_through_in_pieces(tmp_path: Path) -> None:
     output = plain(["big"], log_dir=tmp_path)
-    payload = bytes(range(256)).replace(b"\n", b"") * 4000  # ~1 MB, invalid UTF-8 too
+    payload = ("\u20ac" * 350_000).encode()  # 1 MB of 3-byte characters
     for start in range(0, len(payload), 10_007):
         output.feed("big", "out", payload[start : start + 10_007])
     output.end_stream("big", "out")
     pieces = [line.removeprefix(b"big | ") for line in shown(output)]
-    assert b"".join(pieces) == payload
+    assert "".join(piece.decode() for piece in pieces) == payload.decode()  # no char cut
     assert all(len(piece) <= MAX_LINE for piece in pieces) and len(pieces) > 1
     output.close()
-    assert (tmp_path / "big.log").read_bytes().replace(b"\n", b"") == strip_ansi(payload)
+    assert (tmp_path / "big.log").read_bytes().replace(b"\n", b"") == payload
 
 
-def test_invalid_utf8_passes_through_and_subscribers_get_replacements() -> None:
-    output = plain(["api"])
+def test_invalid_utf8_is_shown_replaced_and_logged_as_it_was(tmp_path: Path) -> None:
+    output = plain(["api"], log_dir=tmp_path)
     got: list[str] = []
     output.subscribe(lambda name, lines: got.extend(lines))
-    output.feed("api", "out", b"bad \xff\xfe bytes \xc3\x28 end\n")
-    assert shown(output) == [b"api | bad \xff\xfe bytes \xc3\x28 end"]
+    output.feed("api", "out", b"bad \xff\xfe bytes \xc3")
+    output.feed("api", "out", b"\x28 end\n")
+    assert [line.decode() for line in shown(output)] == ["api | bad \ufffd\ufffd bytes \ufffd( end"]
     assert got == ["bad \ufffd\ufffd bytes \ufffd( end"]
+    output.close()
+    assert (tmp_path / "api.log").read_bytes() == b"bad \xff\xfe bytes \xc3\x28 end\n"
 
 
 def test_log_files_plain_with_a_separator_per_start(tmp_path: Path) -> None:
