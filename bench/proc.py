@@ -1,0 +1,221 @@
+"""Launching a supervisor under test, timing its stdout, finding what it left behind.
+
+A `Launched` tool runs in a session of its own (so a signal to its process group is
+what a terminal's Ctrl+C would send) with stdout piped to a reader thread that stamps
+every chunk with `time.perf_counter()`. Every process a benchmark starts carries the
+run's marker in its environment, or runs under the scenario's directory; `marked`
+finds them through psutil and `Launched.close` ends them by pid and process group.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+MARKER_VAR = "DEVSTACK_BENCH_MARKER"
+PIPE_SIZE = 1 << 20  # F_SETPIPE_SZ: a roomy pipe, so the harness is never the bottleneck
+F_SETPIPE_SZ = 1031
+ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def new_marker() -> str:
+    return f"bench-{uuid.uuid4().hex[:12]}"
+
+
+def tool_env(marker: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment every tool starts with: ours, no colour, plus the marker."""
+    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "CLICOLOR_FORCE")}
+    env.update({MARKER_VAR: marker, "NO_COLOR": "1", "PYTHONUNBUFFERED": "1"})
+    env.update(extra or {})
+    return env
+
+
+@dataclass
+class Capture:
+    """Timestamped stdout of a tool. `scan=False` keeps raw chunks only (throughput)."""
+
+    scan: bool = True
+    chunks: list[bytes] = field(default_factory=list)
+    lines: list[tuple[float, bytes]] = field(default_factory=list)
+    first_at: float | None = None
+    last_at: float | None = None
+    total: int = 0
+    closed: bool = False
+    changed: threading.Condition = field(default_factory=threading.Condition)
+    _partial: bytes = b""
+
+    def feed(self, chunk: bytes, now: float) -> None:
+        with self.changed:
+            self.first_at = self.first_at or now
+            self.last_at = now
+            self.total += len(chunk)
+            self.chunks.append(chunk)
+            if self.scan:
+                *complete, self._partial = (self._partial + chunk).split(b"\n")
+                self.lines.extend((now, ANSI.sub(b"", line)) for line in complete)
+            self.changed.notify_all()
+
+    def close(self) -> None:
+        with self.changed:
+            self.closed = True
+            self.changed.notify_all()
+
+    def wait_for(self, predicate, timeout: float) -> bool:  # type: ignore[no-untyped-def]
+        """Wait until `predicate()` (called with the lock held) is true, or time out."""
+        with self.changed:
+            return self.changed.wait_for(lambda: predicate() or self.closed, timeout) and bool(
+                predicate()
+            )
+
+    def find(
+        self, pattern: re.Pattern[bytes], start: int = 0
+    ) -> Iterator[tuple[int, float, re.Match[bytes]]]:
+        for index in range(start, len(self.lines)):
+            at, line = self.lines[index]
+            match = pattern.search(line)
+            if match:
+                yield index, at, match
+
+    def text(self) -> str:
+        return b"".join(self.chunks).decode("utf-8", "replace")
+
+
+class Launched:
+    """One tool under test: started in its own session, stdout captured, cleaned up."""
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: Path,
+        marker: str,
+        env: Mapping[str, str] | None = None,
+        scan: bool = True,
+    ) -> None:
+        self.cwd = cwd
+        self.marker = marker
+        self.capture = Capture(scan=scan)
+        self.stderr_path = cwd / ".bench-stderr.log"
+        read_end, write_end = os.pipe()
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(read_end, F_SETPIPE_SZ, PIPE_SIZE)
+        with open(self.stderr_path, "ab") as stderr:
+            self.started_at = time.perf_counter()
+            self.proc = subprocess.Popen(
+                list(argv),
+                cwd=cwd,
+                env=dict(env) if env is not None else tool_env(marker),
+                stdin=subprocess.DEVNULL,
+                stdout=write_end,
+                stderr=stderr,
+                start_new_session=True,
+            )
+        os.close(write_end)
+        self._reader = threading.Thread(target=self._read, args=(read_end,), daemon=True)
+        self._reader.start()
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def _read(self, fd: int) -> None:
+        try:
+            while chunk := os.read(fd, PIPE_SIZE):
+                self.capture.feed(chunk, time.perf_counter())
+        finally:
+            os.close(fd)
+            self.capture.close()
+
+    def wait_tokens(self, pattern: re.Pattern[bytes], count: int, timeout: float) -> float | None:
+        """Arrival time of the last of `count` distinct matches (group 1), or None."""
+        seen: dict[bytes, float] = {}
+
+        def enough() -> bool:
+            for _, at, match in self.capture.find(pattern, enough.cursor):  # type: ignore[attr-defined]
+                seen.setdefault(match.group(1), at)
+            enough.cursor = len(self.capture.lines)  # type: ignore[attr-defined]
+            return len(seen) >= count
+
+        enough.cursor = 0  # type: ignore[attr-defined]
+        if not self.capture.wait_for(enough, timeout):
+            return None
+        return max(seen.values())
+
+    def signal(self, signum: int, *, group: bool) -> float:
+        """Send `signum` to the tool (or its process group); return when it was sent."""
+        sent_at = time.perf_counter()
+        if group:
+            os.killpg(self.proc.pid, signum)
+        else:
+            os.kill(self.proc.pid, signum)
+        return sent_at
+
+    def wait_exit(self, timeout: float) -> float | None:
+        """When the tool exited (None if it did not within `timeout`)."""
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        return time.perf_counter()
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    def close(self, grace: float = 5.0) -> None:
+        """End the tool gently (SIGINT to its group), then everything it left, by pid."""
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGINT)
+            if self.wait_exit(grace) is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        kill_marked(self.marker, self.cwd)
+        self._reader.join(5)
+
+
+def marked(marker: str, under: Path | None = None) -> list[psutil.Process]:
+    """Live processes carrying `marker` in their environment or running under `under`."""
+    me = os.getpid()
+    found = []
+    for process in psutil.process_iter(["pid", "status"]):
+        if process.pid == me or process.info["status"] == psutil.STATUS_ZOMBIE:
+            continue
+        try:
+            environ = process.environ()
+            in_tree = under is not None and _is_under(process.cwd(), under)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+        if environ.get(MARKER_VAR) == marker or in_tree:
+            found.append(process)
+    return found
+
+
+def _is_under(path: str, root: Path) -> bool:
+    return path == str(root) or path.startswith(f"{root}{os.sep}")
+
+
+def kill_marked(marker: str, under: Path | None = None) -> int:
+    """SIGKILL every marked process (and its group, when the group is ours); return count."""
+    processes = marked(marker, under)
+    for process in processes:
+        with contextlib.suppress(psutil.Error, ProcessLookupError, PermissionError):
+            pgid = os.getpgid(process.pid)
+            if pgid != os.getpgid(0):
+                os.killpg(pgid, signal.SIGKILL)
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+    psutil.wait_procs(processes, timeout=5)
+    return len(processes)

@@ -1,0 +1,123 @@
+"""Idle: 5 idle services and a watched tree of 10,000 files; the supervisor's CPU
+seconds over 10 s and its memory (PSS) at the end.
+
+"The supervisor" is the tool's own processes: the one we launched plus any helper
+it started that is not a service or under one (devstack's guardian, for example).
+Only devstack watches the tree (honcho and concurrently cannot watch), so its
+figure includes the cost of watching 10,000 files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+from pathlib import Path
+
+import psutil
+
+from bench.proc import Launched, marked, new_marker
+from bench.results import below
+from bench.scenarios import Context
+from bench.tools import SUPERVISORS, Service
+
+READY = re.compile(rb"BENCHIDLE(\d+)X")
+SERVICES = 5
+TREE_DIRS, TREE_FILES = 100, 100  # 10,000 files
+WINDOW = 10.0
+SETTLE = 2.0  # after every service is up: watches set up, imports done
+SERVICE_TAG = "BENCHIDLE"
+
+
+def services() -> list[Service]:
+    # the first watches the tree (under devstack; the other tools cannot watch)
+    return [
+        Service(
+            f"idle{i}",
+            f"echo {SERVICE_TAG}{i}X; exec sleep 3600",
+            watch=("tree",) if i == 0 else (),
+        )
+        for i in range(SERVICES)
+    ]
+
+
+def make_tree(root: Path) -> None:
+    for d in range(TREE_DIRS):
+        directory = root / "tree" / f"pkg{d:03d}"
+        directory.mkdir(parents=True)
+        for f in range(TREE_FILES):
+            (directory / f"mod{f:03d}.py").write_text(f"X = {f}\n")
+
+
+def run(ctx: Context) -> None:
+    scenario = "idle 5 services, 10k files"
+    ctx.results.row(
+        scenario,
+        f"CPU s over {WINDOW:.0f} s",
+        target="< 0.05",
+        check=lambda m: m["devstack"] < 0.05,
+    )
+    ctx.results.row(
+        scenario,
+        "PSS (MiB)",
+        fmt="{:.1f}",
+        target="≤ honcho",
+        check=below(["honcho"], strict=False),
+    )
+    for rep in range(ctx.reps(2, 1)):
+        for tool in ctx.tools.available(SUPERVISORS):
+            once(ctx, tool)
+        ctx.log(f"idle: rep {rep + 1} done")
+
+
+def once(ctx: Context, tool: str) -> None:
+    scenario = "idle 5 services, 10k files"
+    root = ctx.stack_dir(f"idle-{tool}")
+    make_tree(root)
+    argv = ctx.tools.supervise(tool, root, services())
+    marker = new_marker()
+    launched = Launched(argv, cwd=root, marker=marker)
+    try:
+        if launched.wait_tokens(READY, SERVICES, 30.0) is None:
+            ctx.log(f"{tool}: services not ready\n{launched.stderr()[-2000:]}")
+            return
+        time.sleep(SETTLE)
+        own = own_processes(launched.pid, marker, root)
+        before = cpu_seconds(own)
+        time.sleep(WINDOW)
+        cpu = cpu_seconds(own) - before
+        pss = sum(_pss(process) for process in own) / 2**20
+        ctx.results.add(scenario, f"CPU s over {WINDOW:.0f} s", tool, cpu)
+        ctx.results.add(scenario, "PSS (MiB)", tool, pss)
+        ctx.log(f"idle {tool}: {[p.name() for p in own]} cpu {cpu:.3f}s pss {pss:.1f} MiB")
+    finally:
+        launched.close()
+
+
+def own_processes(pid: int, marker: str, root: Path) -> list[psutil.Process]:
+    """The tool's process and helpers: marked processes that are no service's."""
+    supervisor = psutil.Process(pid)
+    services = set()
+    for process in marked(marker, root):
+        with contextlib.suppress(psutil.Error):
+            is_service = SERVICE_TAG in " ".join(process.cmdline()) or process.name() == "sleep"
+            if process.pid != pid and is_service:
+                services.add(process.pid)
+                services.update(child.pid for child in process.children(recursive=True))
+    helpers = [p for p in marked(marker, root) if p.pid not in services and p.pid != pid]
+    return [supervisor, *helpers]
+
+
+def cpu_seconds(processes: list[psutil.Process]) -> float:
+    total = 0.0
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            times = process.cpu_times()
+            total += times.user + times.system
+    return total
+
+
+def _pss(process: psutil.Process) -> int:
+    with contextlib.suppress(psutil.Error):
+        return int(process.memory_full_info().pss)
+    return 0
