@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
 
     only = [name for name in args.tools.split(",") if name]
     tools = Tools(npm=not args.no_npm, only=only, log=log)
+    tools.compile_python_peers()
     for tool, why in tools.skipped.items():
         log(f"skipping {tool}: {why}")
     workdir = Path(tempfile.mkdtemp(prefix="devstack-bench-"))
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"* {line}")
     log(f"done in {time.monotonic() - started:.0f} s")
     if args.write:
-        args.write.write_text(report.markdown(results, tools, quick=args.quick))
+        args.write.write_text(report.markdown(results, tools, quick=args.quick, date=args.date))
         log(f"wrote {args.write}")
     return 0
 

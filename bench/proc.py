@@ -112,6 +112,7 @@ class Launched:
         with contextlib.suppress(OSError):
             fcntl.fcntl(read_end, F_SETPIPE_SZ, PIPE_SIZE)
         with open(self.stderr_path, "ab") as stderr:
+            self.launched_wall = time.time()
             self.started_at = time.perf_counter()
             self.proc = subprocess.Popen(
                 list(argv),
@@ -182,20 +183,25 @@ class Launched:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(5)
-        kill_marked(self.marker, self.cwd)
+        kill_marked(self.marker, self.cwd, self.launched_wall)
         self._reader.join(5)
 
 
-def marked(marker: str, under: Path | None = None) -> list[psutil.Process]:
-    """Live processes carrying `marker` in their environment or running under `under`."""
-    me = os.getpid()
+def marked(marker: str, under: Path | None = None, since: float = 0.0) -> list[psutil.Process]:
+    """Live processes carrying `marker` in their environment, or running under `under`
+    and started at or after `since` (wall clock); never the harness or its parents."""
+    harness = {os.getpid(), *(parent.pid for parent in psutil.Process().parents())}
     found = []
     for process in psutil.process_iter(["pid", "status"]):
-        if process.pid == me or process.info["status"] == psutil.STATUS_ZOMBIE:
+        if process.pid in harness or process.info["status"] == psutil.STATUS_ZOMBIE:
             continue
         try:
             environ = process.environ()
-            in_tree = under is not None and _is_under(process.cwd(), under)
+            in_tree = (
+                under is not None
+                and _is_under(process.cwd(), under)
+                and process.create_time() >= since - 0.05  # create_time is rounded
+            )
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             continue
         if environ.get(MARKER_VAR) == marker or in_tree:
@@ -207,9 +213,9 @@ def _is_under(path: str, root: Path) -> bool:
     return path == str(root) or path.startswith(f"{root}{os.sep}")
 
 
-def kill_marked(marker: str, under: Path | None = None) -> int:
-    """SIGKILL every marked process (and its group, when the group is ours); return count."""
-    processes = marked(marker, under)
+def kill_marked(marker: str, under: Path | None = None, since: float = 0.0) -> int:
+    """SIGKILL every marked process (and its group unless it is the harness's); return count."""
+    processes = marked(marker, under, since)
     for process in processes:
         with contextlib.suppress(psutil.Error, ProcessLookupError, PermissionError):
             pgid = os.getpgid(process.pid)

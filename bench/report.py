@@ -26,12 +26,62 @@ def machine() -> list[str]:
     ]
 
 
-def markdown(results: Results, tools: Tools, *, quick: bool) -> str:
+METHOD = """\
+## What is measured
+
+Every tool runs the same generated services (a devstack.yaml, the equivalent Procfile
+for honcho, the same commands for concurrently; the same watched service for
+watchfiles' CLI and nodemon), each command under `/bin/sh -c`, with stdout piped to
+the harness and the tool in a session of its own. Cells are medians; `(×r)` is
+devstack/peer (below 1: devstack lower). `*` marks a figure with a note below.
+
+- **startup**: N services `echo TOKEN; exec sleep`; launch → every token on stdout
+  (one warm-up run per tool first).
+- **throughput**: 4 services × 200,000 lines of 80 bytes, written in 4 KiB chunks that
+  split lines. Wall: launch → last record on stdout. MB/s: 64 MB over first service
+  write → last record. Lost: sequence numbers never seen intact under their own
+  service's prefix. Torn: lines holding part of a record. Interleaved: lines mixing two
+  services, or a record after a later one of its service.
+- **restart**: `python app/svc.py` watching `app/`; write of a watched file → the new
+  instance's first line. Burst: 500 files under `app/` rewritten at once; restarts
+  seen until 3 s pass without one; last restart measured from the burst's first write.
+- **shutdown**: 5 services (plain Python, one ignoring SIGINT and SIGTERM, a shell
+  with a background `sleep`, an `npm run`-like wrapper shell, `exec sleep`); SIGINT
+  to the tool's process group, SIGTERM or SIGKILL to its pid; time to exit (capped at
+  15 s) and processes left 1 s after it, found by a marker in their environment or a
+  cwd inside the stack's directory.
+- **idle**: 5 `exec sleep` services, one watching a tree of 10,000 files (only devstack
+  can watch); CPU seconds (user + system) of the tool's own processes (the launched
+  one plus helpers such as devstack's guardian, not the services) over 10 s, and
+  their summed PSS.
+"""
+
+REPRODUCE = """\
+## Reproduce
+
+```sh
+make bench                                # = .venv/bin/python -m bench
+.venv/bin/python -m bench --quick         # fewer repetitions (a smoke run, ~4 min)
+.venv/bin/python -m bench startup restart # only these scenarios
+.venv/bin/python -m bench --tools devstack,honcho --no-npm
+.venv/bin/python -m bench --write BENCHMARKS.md   # regenerate this file
+```
+
+honcho and watchfiles come with devstack's dependencies. When `node` and `npm` are on
+PATH, concurrently@10 and nodemon@3 are installed once into
+`~/.cache/devstack-bench/node` (`--no-npm` skips them). The harness compiles the .pyc
+files of devstack, honcho and watchfiles first, so an editable checkout run with
+PYTHONDONTWRITEBYTECODE=1 is not charged ~100 ms of compiling per start.
+"""
+
+
+def markdown(results: Results, tools: Tools, *, quick: bool, date: str | None = None) -> str:
     versions = ", ".join(f"{name} {tools.version(name)}" for name in results.tools())
+    command = "python -m bench --quick" if quick else "python -m bench"
     lines = [
         "# Benchmarks",
         "",
-        f"Run on {time.strftime('%Y-%m-%d')} with `python -m bench{' --quick' if quick else ''}`.",
+        f"Run on {date or time.strftime('%Y-%m-%d')} with `{command}`.",
         "",
         *machine(),
         f"- Tools: {versions}",
@@ -39,5 +89,8 @@ def markdown(results: Results, tools: Tools, *, quick: bool) -> str:
         render(results.table(), markdown=True),
         "",
         *(f"- {line}" for line in results.notes()),
+        "",
+        METHOD,
+        REPRODUCE,
     ]
     return "\n".join(lines) + "\n"

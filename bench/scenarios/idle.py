@@ -82,7 +82,7 @@ def once(ctx: Context, tool: str) -> None:
             ctx.log(f"{tool}: services not ready\n{launched.stderr()[-2000:]}")
             return
         time.sleep(SETTLE)
-        own = own_processes(launched.pid, marker, root)
+        own = own_processes(launched)
         before = cpu_seconds(own)
         time.sleep(WINDOW)
         cpu = cpu_seconds(own) - before
@@ -94,18 +94,19 @@ def once(ctx: Context, tool: str) -> None:
         launched.close()
 
 
-def own_processes(pid: int, marker: str, root: Path) -> list[psutil.Process]:
+def own_processes(launched: Launched) -> list[psutil.Process]:
     """The tool's process and helpers: marked processes that are no service's."""
-    supervisor = psutil.Process(pid)
-    services = set()
-    for process in marked(marker, root):
+    pid = launched.pid
+    everything = marked(launched.marker, launched.cwd, launched.launched_wall)
+    services: set[int] = set()
+    for process in everything:
         with contextlib.suppress(psutil.Error):
             is_service = SERVICE_TAG in " ".join(process.cmdline()) or process.name() == "sleep"
             if process.pid != pid and is_service:
                 services.add(process.pid)
                 services.update(child.pid for child in process.children(recursive=True))
-    helpers = [p for p in marked(marker, root) if p.pid not in services and p.pid != pid]
-    return [supervisor, *helpers]
+    helpers = [p for p in everything if p.pid not in services and p.pid != pid]
+    return [psutil.Process(pid), *helpers]
 
 
 def cpu_seconds(processes: list[psutil.Process]) -> float:

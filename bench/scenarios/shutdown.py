@@ -106,7 +106,7 @@ def once(ctx: Context, tool: str, mode: str) -> None:
             exited_at = sent_at + EXIT_LIMIT
         ctx.results.add(scenario, "time to exit (s)", tool, exited_at - sent_at)
         time.sleep(max(0.0, exited_at + LEFT_AFTER - time.perf_counter()))
-        left = marked(marker, root)
+        left = marked(marker, root, launched.launched_wall)
         ctx.results.add(scenario, "processes left after 1 s", tool, len(left))
         names = [process.name() for process in left if process.is_running()]
         ctx.log(f"{scenario} {tool}: exit {exited_at - sent_at:.3f}s, left {names}")
