@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--keep", action="store_true", help="keep the generated stacks (for debugging)"
     )
+    parser.add_argument("--date", help="the date --write puts in the file (default: today)")
     args = parser.parse_args(argv)
     unknown = [name for name in args.names if name not in scenarios]
     if unknown:
