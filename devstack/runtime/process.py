@@ -29,6 +29,7 @@ from devstack.runtime import reaper
 
 if TYPE_CHECKING:
     import psutil
+
     from devstack.runtime.output import Output
 
 Stream = Literal["out", "err"]
