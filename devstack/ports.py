@@ -8,6 +8,8 @@ may inspect is asked in turn.
 from __future__ import annotations
 
 import contextlib
+import errno
+import socket
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +23,30 @@ class Holder:
 
     def __str__(self) -> str:
         return f"pid {self.pid} ({self.command})"
+
+
+def is_free(port: int) -> bool:
+    """Whether a server could listen on TCP `port` now (on any address, v4 and v6)."""
+    for family, address in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
+        try:
+            with socket.socket(family, socket.SOCK_STREAM) as sock:
+                # As servers do, so a port in TIME_WAIT after a restart counts as free.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                sock.bind((address, port))
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:  # other errors (no IPv6) say nothing
+                return False
+    return True
+
+
+def port_holder(port: int) -> str | None:
+    """Who holds `port` ("pid 123 (python -m http.server)"), or None when it is free."""
+    if is_free(port):
+        return None
+    holder = who_holds(port)
+    return str(holder) if holder else "another process"
 
 
 def who_holds(port: int) -> Holder | None:

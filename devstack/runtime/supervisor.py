@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import signal
-import socket
 import sys
 import time
 import traceback
@@ -333,7 +332,6 @@ class Supervisor:
         unit.process = process
         unit.stop_task = None
         unit.started_at = self._wall_clock()
-        self.output.started(unit.name, process.pid)
         self._handle(unit, policy.Spawned())
         if probe is not None:
             unit.detail = "waiting for its ready probe"
@@ -646,27 +644,12 @@ def spawn_env(values: Mapping[str, str], *, run_id: str, name: str, colour: bool
 
 
 async def _port_holder(port: int) -> str | None:
-    """Who holds `port` ("pid 123 (python -m http.server)"), or None when it is free."""
-    if _port_is_free(port):
+    """Who holds `port`, or None when it is free; the slow lookup off the event loop."""
+    from devstack import ports
+
+    if ports.is_free(port):
         return None
-    from devstack.ports import who_holds
-
-    holder = await asyncio.to_thread(who_holds, port)
-    return str(holder) if holder else "another process"
-
-
-def _port_is_free(port: int) -> bool:
-    for family, address in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
-        try:
-            with socket.socket(family, socket.SOCK_STREAM) as sock:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                if family == socket.AF_INET6:
-                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-                sock.bind((address, port))
-        except OSError as error:
-            if error.errno == 98:  # EADDRINUSE; other errors (no IPv6) say nothing
-                return False
-    return True
+    return await asyncio.to_thread(ports.port_holder, port)
 
 
 def _change_reason(unit: _Unit, new: Service, env: ProjectEnv) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from pathlib import Path
 
 from tests.support import clean_env, make_repo, run_cli
@@ -93,6 +94,20 @@ def test_doctor_on_a_healthy_stack(repo: Path) -> None:
     make_repo(repo, "services:\n  a: {cmd: python3 -V}\n")
     result = run_cli("doctor", cwd=repo)
     assert (result.returncode, result.stdout.strip()) == (0, "no problems found in 1 service")
+
+
+def test_doctor_names_who_holds_a_service_port(repo: Path) -> None:
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        make_repo(repo, f"services:\n  web: {{cmd: python3 -V, port: {port}}}\n")
+        result = run_cli("doctor", cwd=repo)
+        skipped = run_cli("doctor", "--no-ports", cwd=repo)
+    assert result.returncode == 1
+    assert f"web: port {port} is in use by pid {os.getpid()} " in result.stdout
+    assert "devstack.yaml:2" in result.stdout
+    assert skipped.returncode == 0
 
 
 def test_config_prints_the_resolved_plan(repo: Path) -> None:

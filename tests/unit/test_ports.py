@@ -63,3 +63,16 @@ def test_holder_reads_like_a_sentence() -> None:
     assert str(ports.Holder(123, "python -m http.server 8000")) == (
         "pid 123 (python -m http.server 8000)"
     )
+
+
+def test_port_holder_names_the_listener_or_says_free(
+    listener: tuple[subprocess.Popen[str], int],
+) -> None:
+    child, port = listener
+    assert not ports.is_free(port)
+    assert ports.port_holder(port) == str(ports.who_holds(port))
+    assert f"pid {child.pid} " in (ports.port_holder(port) or "")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free = probe.getsockname()[1]
+    assert ports.is_free(free) and ports.port_holder(free) is None
