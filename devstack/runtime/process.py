@@ -244,6 +244,8 @@ class _PipeProtocol(asyncio.SubprocessProtocol):
         self._transport = transport
         self._process.pid = transport.get_pid()
         _live.add(self._process.pid)
+        # Here, before the first output arrives, so the log's start separator comes first.
+        self._output.started(self._name, self._process.pid)
 
     def pipe_data_received(self, fd: int, data: bytes) -> None:
         self._output.feed(self._name, _STREAMS[fd], data)

@@ -34,9 +34,16 @@ class FakeOutput:
     def __init__(self) -> None:
         self.data: dict[tuple[str, str], bytearray] = {}
         self.ended: list[tuple[str, str]] = []
+        self.starts: list[tuple[str, int]] = []
+        self.fed_before_start = False
         self._changed = asyncio.Event()
 
+    def started(self, name: str, pid: int) -> None:
+        self.starts.append((name, pid))
+
     def feed(self, name: str, stream: str, data: bytes) -> None:
+        # The log file's start separator must precede the first line of output.
+        self.fed_before_start |= name not in (started for started, _ in self.starts)
         self.data.setdefault((name, stream), bytearray()).extend(data)
         self._changed.set()
 
@@ -112,10 +119,12 @@ def test_output_of_both_streams_and_the_exit_status(run_id: str) -> None:
             """,
         )
         code = await process.wait()
+        assert output.starts == [("svc", process.pid)]
         return code, await process.stop(signal.SIGTERM, 5, print), output
 
     code, stopped, output = run(main)
     assert (code, stopped) == (3, 3)
+    assert not output.fed_before_start
     assert output.text("svc", "out") == "hello\nno newline"
     assert output.text("svc", "err") == "oops\n"
     assert sorted(output.ended) == [("svc", "err"), ("svc", "out")]
