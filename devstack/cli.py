@@ -46,15 +46,16 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         sub = commands.add_parser(name, help=help_text, description=help_text)
         # Also after the command (`devstack up -f x.yaml`), without hiding one given before it.
-        _add_file_option(sub, default=argparse.SUPPRESS)
+        # `logs -f` means follow, as in tail and docker; --file still works there.
+        _add_file_option(sub, default=argparse.SUPPRESS, short=name != "logs")
         module.configure(sub)
         sub.set_defaults(run=module.run)
     return parser
 
 
-def _add_file_option(parser: argparse.ArgumentParser, default: object) -> None:
+def _add_file_option(parser: argparse.ArgumentParser, default: object, short: bool = True) -> None:
     parser.add_argument(
-        "-f",
+        *(["-f"] if short else []),
         "--file",
         dest="config_file",
         metavar="PATH",

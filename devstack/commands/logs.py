@@ -16,12 +16,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-n", "--lines", type=_count, default=100, metavar="N", help="last N lines of each (100)"
     )
-    # `-f` means follow here, as in tail and docker; --file keeps working. The CLI gives
-    # every command `-f/--file`; "resolve" takes -f from it for this command only (set
-    # on the options group too, which argparse gave its own copy of the setting).
-    parser.conflict_handler = "resolve"
-    for group in parser._action_groups:
-        group.conflict_handler = "resolve"
+    # `-f` means follow here, as in tail and docker (the CLI leaves it free: --file only).
     parser.add_argument("-f", "--follow", action="store_true", help="keep printing new output")
 
 
