@@ -1,0 +1,168 @@
+"""`devstack up`: check everything, then run the stack until it ends or is stopped.
+
+Load devstack.yaml, choose the services, resolve their environments, run the doctor
+checks, claim the repo (one `up` at a time, a stale run cleaned up), start the
+guardian and become a subreaper so nothing outlives devstack, then hand over to the
+supervisor. Heavy imports happen inside `run` so `devstack --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from devstack.commands import add_env_overrides
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help="services to start, with everything they depend on (default: all with autostart)",
+    )
+    parser.add_argument(
+        "--no-deps", action="store_true", help="start exactly NAMES, not what they depend on"
+    )
+    parser.add_argument(
+        "--except",
+        dest="excluded",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="NAME",
+        help="leave these services out, even if something depends on them",
+    )
+    parser.add_argument(
+        "--abort-on-exit",
+        action="store_true",
+        help="stop everything as soon as any service exits",
+    )
+    parser.add_argument("--timestamps", action="store_true", help="add a time column to logs")
+    add_env_overrides(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    import os
+    import sys
+
+    from devstack.commands import env_overrides, project_from_args
+    from devstack.envresolve import resolve_project
+
+    project = project_from_args(args)
+    names = _selection(project, args)
+    overrides = env_overrides(args.env_overrides)
+    env = resolve_project(project, os.environ, overrides)
+    _check(project, env, names)
+    return _run_stack(project, env, names, args, overrides, sys.stdout.buffer)
+
+
+def _selection(project, args: argparse.Namespace) -> list[str]:  # type: ignore[no-untyped-def]
+    from devstack.graph import select
+
+    edges = {name: service.dependency_names for name, service in project.services.items()}
+    autostart = {name: service.autostart for name, service in project.services.items()}
+    return select(
+        edges, args.names, autostart=autostart, no_deps=args.no_deps, excluded=args.excluded
+    )
+
+
+def _check(project, env, names: list[str]) -> None:  # type: ignore[no-untyped-def]
+    """Env problems and doctor errors stop `up`; doctor warnings are printed."""
+    import dataclasses
+    import sys
+
+    from devstack.doctor import diagnose
+    from devstack.errors import EXIT_FAILURE, EXIT_USAGE, DevstackError
+
+    errors = [problem for problem in env.problems if problem.severity == "error"]
+    if errors:
+        raise DevstackError(errors, EXIT_USAGE)
+    # Only what this run starts: a broken service left out of it must not block it.
+    chosen = dataclasses.replace(project, services={name: project.services[name] for name in names})
+    # Ports are checked by the supervisor right before each start, per service.
+    problems = diagnose(chosen, env, check_ports=False)
+    errors = [problem for problem in problems if problem.severity == "error"]
+    if errors:
+        raise DevstackError(errors, EXIT_FAILURE, notes=["devstack up: nothing started"])
+    for problem in problems:
+        print(problem.render(), file=sys.stderr)
+
+
+def _run_stack(project, env, names, args, overrides, stream) -> int:  # type: ignore[no-untyped-def]
+    import asyncio
+    import os
+    import sys
+
+    from devstack.logfmt import should_colour
+    from devstack.runtime import runstate
+    from devstack.runtime.guardian import start_guardian
+    from devstack.runtime.output import Output
+    from devstack.runtime.reaper import become_subreaper
+    from devstack.runtime.supervisor import Supervisor
+
+    colour = should_colour(sys.stdout.isatty(), os.environ)
+    with runstate.acquire(project) as run:
+        start_guardian(run.run_id, project.state_dir)
+        become_subreaper()
+        output = Output(
+            names,
+            stream=stream,
+            color=colour,
+            timestamps=args.timestamps,
+            log_dir=project.state_dir / "logs",
+        )
+        try:
+            supervisor = Supervisor(
+                project,
+                env,
+                names,
+                output=output,
+                run_id=run.run_id,
+                colour=colour,
+                abort_on_exit=args.abort_on_exit,
+                start_new_services=not args.names,
+            )
+            return asyncio.run(_supervise(supervisor, project, overrides))
+        finally:
+            output.close()
+
+
+async def _supervise(supervisor, project, overrides) -> int:  # type: ignore[no-untyped-def]
+    """The supervisor, with the file watcher, the control socket and the `r` key beside it."""
+    import asyncio
+    import os
+    import sys
+
+    from devstack.runtime import control, keys, reaper, watcher
+
+    # As a subreaper, devstack adopts what services orphan: it must reap them too.
+    stop_reaping = reaper.install_orphan_reaper(asyncio.get_running_loop())
+    companions = [
+        watcher.watch_project(supervisor, shell=os.environ, cli_env=overrides),
+        control.serve(supervisor, project=project),
+    ]
+    if sys.stdin.isatty():
+        companions.append(keys.read_keys(supervisor))
+    tasks = [asyncio.create_task(companion) for companion in companions]
+    for task in tasks:
+        task.add_done_callback(lambda task: _report_crash(supervisor, task))
+    try:
+        return await supervisor.run()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        stop_reaping()
+
+
+def _report_crash(supervisor, task) -> None:  # type: ignore[no-untyped-def]
+    """A companion that fails must say so: the stack keeps running without it."""
+    import traceback
+
+    if task.cancelled() or task.exception() is None:
+        return
+    error = task.exception()
+    text = "".join(traceback.format_exception(error)).rstrip()
+    supervisor.output.system(
+        None, f"internal error, {task.get_coro().__name__} stopped:\n{text}", "error"
+    )
