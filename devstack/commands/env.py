@@ -77,9 +77,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _table(rows: list[tuple[str, str, str]]) -> str:
+    # VALUE last: one long value (PATH) must not push every source off the screen.
     headers = ("NAME", "VALUE", "SOURCE")
-    widths = [max(len(row[i]) for row in (headers, *rows)) for i in range(2)]
+    name_width = max(len(row[0]) for row in (headers, *rows))
+    source_width = max(len(row[2]) for row in (headers, *rows))
     return "\n".join(
-        f"{name.ljust(widths[0])}  {value.ljust(widths[1])}  {source}".rstrip()
+        f"{name.ljust(name_width)}  {source.ljust(source_width)}  {value}".rstrip()
         for name, value, source in (headers, *rows)
     )

@@ -42,11 +42,12 @@ def test_env_table_masks_secrets_and_names_sources(repo: Path) -> None:
     assert result.returncode == 0, result.stderr
     lines = {line.split()[0]: line for line in result.stdout.splitlines()}
     assert "tr_dev_shared_secret" not in result.stdout and "hunter2" not in result.stdout
-    assert lines["JOBS_SECRET_KEY"].endswith(".env:1")
+    assert lines["NAME"].split() == ["NAME", "SOURCE", "VALUE"]
+    assert lines["JOBS_SECRET_KEY"].split()[1] == ".env:1"
     assert "20 chars" in lines["JOBS_SECRET_KEY"]
-    assert "postgres://app:••••@db/app" in lines["DATABASE_URL"]
-    assert lines["API_URL"].split()[1] == "http://localhost:8400"
-    assert lines["API_ONLY"].endswith("services/api/.env:1")
+    assert lines["DATABASE_URL"].endswith("postgres://app:••••@db/app")
+    assert lines["API_URL"].split()[1:] == ["devstack.yaml:9", "http://localhost:8400"]
+    assert lines["API_ONLY"].split()[1] == "services/api/.env:1"
     assert "TRIGGER_API_URL" not in lines and "QUEUE" not in lines
     revealed = run_cli("env", "api", "--reveal", "--format", "dotenv", cwd=repo)
     assert 'JOBS_SECRET_KEY="tr_dev_shared_secret"' in revealed.stdout.splitlines()
