@@ -41,12 +41,29 @@ def is_free(port: int) -> bool:
     return True
 
 
-def port_holder(port: int) -> str | None:
-    """Who holds `port` ("pid 123 (python -m http.server)"), or None when it is free."""
+def port_holder(port: int, *, except_run: str | None = None) -> str | None:
+    """Who holds `port` ("pid 123 (python -m http.server)"), or None when it is free
+    or held by a process of the devstack run `except_run` (the service itself)."""
     if is_free(port):
         return None
     holder = who_holds(port)
-    return str(holder) if holder else "another process"
+    if holder is None:
+        return "another process"
+    if except_run is not None and _run_id_of(holder.pid) == except_run:
+        return None
+    return str(holder)
+
+
+def _run_id_of(pid: int) -> str | None:
+    """The devstack run a process belongs to, from the marker in its environment."""
+    import psutil
+
+    from devstack.runtime.reaper import RUN_ID_VAR
+
+    try:
+        return psutil.Process(pid).environ().get(RUN_ID_VAR)
+    except psutil.Error:
+        return None
 
 
 def who_holds(port: int) -> Holder | None:

@@ -27,7 +27,9 @@ def run(args: argparse.Namespace) -> int:
             raise
         print(json.dumps({"problems": [p.as_dict() for p in error.problems]}, indent=2))
         return error.exit_status
-    problems = diagnose(project, env, check_ports=not args.no_ports)
+    problems = diagnose(
+        project, env, check_ports=not args.no_ports, port_holder=_holder_outside_stack(project)
+    )
     errors = sum(problem.severity == "error" for problem in problems)
     if args.json:
         print(json.dumps({"problems": [p.as_dict() for p in problems]}, indent=2))
@@ -36,6 +38,31 @@ def run(args: argparse.Namespace) -> int:
             print(problem.render())
         print(_summary(errors, len(problems) - errors, len(project.services)))
     return EXIT_FAILURE if errors else 0
+
+
+def _holder_outside_stack(project):  # type: ignore[no-untyped-def]
+    """A port held by this repo's running `devstack up` is its service's own: no problem."""
+    import functools
+
+    from devstack.ports import port_holder
+    from devstack.runtime.runstate import read_run
+
+    run = read_run(project.state_dir) or {}
+    # A dead run's leftovers holding a port are a problem (the next `up` stops them).
+    alive = isinstance(run.get("pid"), int) and _is_running(run["pid"])
+    return functools.partial(port_holder, except_run=run.get("run_id") if alive else None)
+
+
+def _is_running(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _summary(errors: int, warnings: int, services: int) -> str:

@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sys
 from pathlib import Path
 
-from tests.support import clean_env, make_repo, run_cli
+from tests.support import Running, assert_no_processes_under, clean_env, make_repo, run_cli
 
 STACK = """\
 env: [JOBS_SECRET_KEY, DATABASE_URL]
@@ -109,6 +110,39 @@ def test_doctor_names_who_holds_a_service_port(repo: Path) -> None:
     assert f"web: port {port} is in use by pid {os.getpid()} " in result.stdout
     assert "devstack.yaml:2" in result.stdout
     assert skipped.returncode == 0
+
+
+SERVE = "import socket, sys, time; s = socket.socket(); s.bind(('127.0.0.1', int(sys.argv[1])));"
+SERVE += " s.listen(); print('listening', flush=True); time.sleep(60)"
+
+
+def test_doctor_beside_a_running_stack_counts_its_ports_as_its_own(repo: Path) -> None:
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        taken = held.getsockname()[1]
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            own = probe.getsockname()[1]
+        make_repo(
+            repo,
+            f"""
+            services:
+              web: {{cmd: [{sys.executable}, -c, "{SERVE}", "{own}"], port: {own}}}
+              other: {{cmd: "true", port: {taken}, autostart: false}}
+            """,
+        )
+        up = Running("up", cwd=repo)
+        try:
+            up.wait_for(r"^web +\| listening")
+            result = run_cli("doctor", cwd=repo)
+            up.interrupt()
+            assert up.wait() == 130
+        finally:
+            up.close()
+    assert f"port {own}" not in result.stdout, result.stdout
+    assert f"other: port {taken} is in use by pid {os.getpid()} " in result.stdout
+    assert_no_processes_under(repo)
 
 
 def test_config_prints_the_resolved_plan(repo: Path) -> None:
