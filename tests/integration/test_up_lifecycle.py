@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.support import Running, make_repo, run_cli
+from tests.support import Running, assert_no_processes_under, make_repo, run_cli
 
 # Exits 1 the first $1 times it runs, then 0: a count kept in a file per service.
 FLAKY = """
@@ -102,3 +102,32 @@ def test_abort_on_exit_stops_everything(repo: Path) -> None:
     assert "oneshot ended, stopping everything (--abort-on-exit)" in result.stdout
     assert "sleeper | stopped" in result.stdout
     assert "restarting" not in result.stdout
+
+
+def test_restart_dependents_restarts_them_once_it_is_ready_again(repo: Path) -> None:
+    make_repo(
+        repo,
+        """
+        services:
+          db: {cmd: echo db up; exec sleep 30, ready: {log: db up}, restart_dependents: true}
+          app: {cmd: echo app up; exec sleep 30, depends_on: [db]}
+          cache: {cmd: echo cache up; exec sleep 30, ready: {log: cache up}}
+          worker: {cmd: echo worker up; exec sleep 30, depends_on: [cache]}
+        """,
+    )
+    up = Running("up", cwd=repo)
+    try:
+        up.wait_for(r"^app +\| app up")
+        up.wait_for(r"^worker +\| worker up")
+        assert run_cli("restart", "cache", cwd=repo).returncode == 0
+        assert run_cli("restart", "db", cwd=repo).returncode == 0
+        up.wait_for(r"^db +\| db up")
+        up.wait_for(r"^app +\| restarting: db restarted")
+        up.wait_for(r"^app +\| app up")
+        up.interrupt()
+        assert up.wait() == 130
+    finally:
+        up.close()
+    assert said(up.output(), "worker").count("restarting: cache restarted") == 0
+    assert up.output().count("worker up") == 1  # cache has no restart_dependents
+    assert_no_processes_under(repo)
