@@ -4,7 +4,9 @@ A file becomes `EnvEntry` records that know their file and line, plus a `Problem
 every line that does not parse or names an invalid variable. python-dotenv's parser
 does the parsing (quotes, escapes, `export`, multi-line values); this module only
 corrects its line numbers (they count the blank lines before a binding) and checks
-what it does not: variable names.
+what it does not: variable names. python-dotenv (with logging and tempfile) is imported
+only once there is a file to parse: most services have no env file, and `up` should
+not pay for it before its first service starts.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
-
-from dotenv.parser import Binding, parse_stream
+from typing import TYPE_CHECKING
 
 from devstack.errors import Location, Problem
+
+if TYPE_CHECKING:
+    from dotenv.parser import Binding
 
 VALID_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _SINGLE_QUOTED = re.compile(r"\s*(?:export\s+)?[^=]*?=\s*'")
@@ -59,6 +63,8 @@ def read_env_file(path: Path, display: str) -> EnvFile:
 
 
 def parse_env_text(text: str, path: Path, display: str) -> EnvFile:
+    from dotenv.parser import parse_stream
+
     entries: list[EnvEntry] = []
     problems: list[Problem] = []
     for binding in parse_stream(io.StringIO(text)):

@@ -22,9 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from dotenv.variables import Literal as LiteralAtom
-from dotenv.variables import parse_variables
-
 from devstack.envfile import EnvFile, read_env_file
 from devstack.errors import Location, Problem, closest_names
 from devstack.model import EnvRule, Project, Service
@@ -277,6 +274,13 @@ class _ServiceResolver:
 
 def interpolate(raw: str, lookup: Callable[[str], str | None]) -> tuple[str, list[str]]:
     """`raw` with `${NAME}` / `${NAME:-default}` expanded and `$$` as `$`; undefined names."""
+    if "${" not in raw:
+        # No segment between `$$`s can hold a `${`: nothing to expand. Most values are
+        # like this, and then python-dotenv (and its logging) need not be imported.
+        return raw.replace("$$", "$"), []
+    from dotenv.variables import Literal as LiteralAtom
+    from dotenv.variables import parse_variables
+
     undefined: list[str] = []
     pieces = []
     for segment in raw.split("$$"):
