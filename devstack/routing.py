@@ -14,6 +14,9 @@ own Python files, `tasks/**/*.py` anything under tasks/, `worker/` (or a bare
 directory name) everything below it, `!tasks/skip.py` takes a path back out, and
 `../../libs/common/` reaches a shared library elsewhere in the repo. `ignore` globs
 follow .gitignore rules (`*.tmp` matches at any depth).
+
+pathspec is imported only by what compiles a spec (a `.gitignore` file read, a
+service with `watch` globs): a stack without either never loads it.
 """
 
 from __future__ import annotations
@@ -25,11 +28,12 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-from pathspec import GitIgnoreSpec
+from typing import TYPE_CHECKING, Any
 
 from devstack.model import DEFAULT_DEBOUNCE_MS, Project, Service
+
+if TYPE_CHECKING:
+    from pathspec import GitIgnoreSpec
 
 # Directories nobody edits by hand: tools and package managers write there constantly.
 DEFAULT_IGNORED_DIRS = frozenset(
@@ -73,6 +77,13 @@ def _read_spec(path: Path) -> GitIgnoreSpec | None:
         lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:
         return None
+    return _spec(lines)
+
+
+def _spec(lines: Iterable[str]) -> GitIgnoreSpec:
+    """Lines of .gitignore syntax, compiled (the one place pathspec is imported)."""
+    from pathspec import GitIgnoreSpec
+
     return GitIgnoreSpec.from_lines(lines)
 
 
@@ -181,12 +192,12 @@ class ServiceWatch:
             prefix = "/".join(below_base[: ups - up]) if ups else ""
             anchored = "/" + (f"{prefix}/{rest}" if prefix else rest)
             lines.append(("!" if negated else "") + anchored)
-        exclude = GitIgnoreSpec.from_lines(service.watch.ignore) if service.watch.ignore else None
+        exclude = _spec(service.watch.ignore) if service.watch.ignore else None
         return cls(
             service.name,
             cwd,
             base,
-            GitIgnoreSpec.from_lines(lines),
+            _spec(lines),
             exclude,
             service.watch.debounce_ms,
         )
