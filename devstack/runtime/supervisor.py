@@ -27,10 +27,10 @@ from devstack.errors import DevstackError, Location, unknown_name_error
 from devstack.graph import start_order, with_dependencies
 from devstack.model import Project, Service
 from devstack.policy import Record, RestartRule, State
-from devstack.runtime import probes
 
 if TYPE_CHECKING:
     from devstack.envresolve import ProjectEnv
+    from devstack.runtime import probes
     from devstack.runtime.output import Output
     from devstack.runtime.process import ServiceProcess
 
@@ -116,6 +116,10 @@ class Supervisor:
         self._shutting_down = False
         self._finished = asyncio.Event()
         self._exiting: set[ServiceProcess] = set()  # ended; leftovers of its group going
+        # Set once the services that could start at once have been spawned (or failed
+        # to): what runs beside the supervisor and is not needed before (the watcher)
+        # waits for it, so that its start does not hold up the services' first lines.
+        self.first_spawns_done = asyncio.Event()
 
     # -- the loop ----------------------------------------------------------------------
 
@@ -223,6 +227,10 @@ class Supervisor:
                 self._waiters.remove((predicate, future))
                 if not future.done():
                     future.set_result(None)
+        if not self.first_spawns_done.is_set() and not any(
+            unit.spawning for unit in self.units.values()
+        ):
+            self.first_spawns_done.set()
         if (
             not self._shutting_down
             and self.units
@@ -240,6 +248,8 @@ class Supervisor:
         changed = True
         while changed and not self._shutting_down:
             changed = False
+            if not any(unit.pending and not unit.spawning for unit in self.units.values()):
+                return  # the usual case after a change: no need to work out the order
             for name in self._order(self.units):
                 unit = self.units[name]
                 if unit.pending and not unit.spawning:
@@ -287,6 +297,8 @@ class Supervisor:
                 return
             probe = None
             if service.ready is not None:
+                from devstack.runtime import probes  # only a service with `ready:` needs it
+
                 probe = probes.arm(
                     service.ready, service=service.name, cwd=service.cwd, env=env, lines=self.output
                 )
@@ -317,6 +329,8 @@ class Supervisor:
         return self._spawn_process
 
     def _spawn_failed(self, unit: _Unit) -> None:
+        # Before settling: waiters for "not spawning" (stop, the first spawns) see it now.
+        unit.spawning = False
         if unit.record.state is State.STARTING and not unit.record.alive:
             self._handle(unit, policy.SpawnFailed())
         self._settle()
