@@ -128,24 +128,29 @@ def _run_stack(project, env, names, args, overrides, stream) -> int:  # type: ig
 
 
 async def _supervise(supervisor, project, overrides) -> int:  # type: ignore[no-untyped-def]
-    """The supervisor, with the file watcher, the control socket and the `r` key beside it."""
-    import asyncio
-    import os
-    import sys
+    """The supervisor, with the control socket, the file watcher and the `r` key beside it.
 
-    from devstack.runtime import control, keys, reaper, watcher
+    The control socket is bound before anything starts: a client may ask as soon as a
+    service has printed. The watcher and the key reader are imported (in a thread) and
+    started only once the first services are spawned: importing them on the loop first
+    held the services' first lines up by tens of milliseconds, and nothing they do is
+    needed before (the watcher says when it is watching).
+    """
+    import asyncio
+
+    from devstack.runtime import control, reaper
 
     # As a subreaper, devstack adopts what services orphan: it must reap them too.
     stop_reaping = reaper.install_orphan_reaper(asyncio.get_running_loop())
-    companions = [
-        watcher.watch_project(supervisor, shell=os.environ, cli_env=overrides),
-        control.serve(supervisor, project=project),
-    ]
-    if sys.stdin.isatty():
-        companions.append(keys.read_keys(supervisor))
-    tasks = [asyncio.create_task(companion) for companion in companions]
-    for task in tasks:
+    tasks: list[asyncio.Task[None]] = []
+
+    def start(companion) -> None:  # type: ignore[no-untyped-def]
+        task = asyncio.create_task(companion)
         task.add_done_callback(lambda task: _report_crash(supervisor, task))
+        tasks.append(task)
+
+    start(control.serve(supervisor, project=project))
+    start(_start_after_first_spawns(supervisor, overrides, start))
     try:
         return await supervisor.run()
     finally:
@@ -153,6 +158,32 @@ async def _supervise(supervisor, project, overrides) -> int:  # type: ignore[no-
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         stop_reaping()
+
+
+async def _start_after_first_spawns(supervisor, overrides, start) -> None:  # type: ignore[no-untyped-def]
+    """Start the file watcher, and the key reader on a terminal, once the services that
+    could start at once are spawned."""
+    import asyncio
+    import os
+    import sys
+
+    await supervisor.first_spawns_done.wait()
+    # In a thread: the loop keeps passing the services' output on meanwhile.
+    watcher, keys = await asyncio.to_thread(_import_companions, sys.stdin.isatty())
+    start(watcher.watch_project(supervisor, shell=os.environ, cli_env=overrides))
+    if keys is not None:
+        start(keys.read_keys(supervisor))
+
+
+def _import_companions(interactive: bool):  # type: ignore[no-untyped-def]
+    """The watcher's and the key reader's modules, and watchfiles' Rust part, which the
+    watcher imports on the loop when it starts watching."""
+    import importlib
+
+    watcher = importlib.import_module("devstack.runtime.watcher")
+    importlib.import_module("watchfiles._rust_notify")
+    keys = importlib.import_module("devstack.runtime.keys") if interactive else None
+    return watcher, keys
 
 
 def _report_crash(supervisor, task) -> None:  # type: ignore[no-untyped-def]
