@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -26,17 +27,14 @@ print(env["DEVSTACK_SERVICE"], env["PYTHONUNBUFFERED"], len(env["DEVSTACK_RUN_ID
 """
 
 
+def up_with_script(repo: Path, name: str, script: str) -> subprocess.CompletedProcess[str]:
+    """`devstack up` on one service `name` that runs the Python `script`, to the end."""
+    make_repo(repo, f"services:\n  {name}: {{cmd: [{PY}, {name}.py]}}\n", {f"{name}.py": script})
+    return run_cli("up", cwd=repo)
+
+
 def test_a_1mb_line_without_newline_and_invalid_utf8(repo: Path) -> None:
-    make_repo(
-        repo,
-        f"""
-        services:
-          big:
-            cmd: [{PY}, big.py]
-        """,
-        {"big.py": BIG_AND_BROKEN},
-    )
-    result = run_cli("up", cwd=repo)
+    result = up_with_script(repo, "big", BIG_AND_BROKEN)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     payload = "".join(line.split("| ", 1)[1] for line in lines if line.startswith("big | x"))
@@ -49,14 +47,5 @@ def test_a_1mb_line_without_newline_and_invalid_utf8(repo: Path) -> None:
 
 
 def test_env_markers_and_unbuffered_python(repo: Path) -> None:
-    make_repo(
-        repo,
-        f"""
-        services:
-          show:
-            cmd: [{PY}, show.py]
-        """,
-        {"show.py": SHOW_MARKERS},
-    )
-    result = run_cli("up", cwd=repo)
+    result = up_with_script(repo, "show", SHOW_MARKERS)
     assert "show | show 1 True None" in result.stdout, result.stdout + result.stderr
