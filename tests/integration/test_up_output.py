@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 
-from tests.support import make_repo, run_cli
+from tests.support import Running, clean_env, make_repo, run_cli
 
 PY = sys.executable
 
@@ -49,3 +50,46 @@ def test_a_1mb_line_without_newline_and_invalid_utf8(repo: Path) -> None:
 def test_env_markers_and_unbuffered_python(repo: Path) -> None:
     result = up_with_script(repo, "show", SHOW_MARKERS)
     assert "show | show 1 True None" in result.stdout, result.stdout + result.stderr
+
+
+PROMPT_THEN_WAIT = """\
+import sys, time
+sys.stdout.write("Name? ")
+sys.stdout.flush()
+time.sleep(60)
+"""
+
+
+def test_a_prompt_without_newline_is_shown_while_the_service_waits(repo: Path) -> None:
+    make_repo(repo, f"services:\n  ask: {{cmd: [{PY}, ask.py]}}\n", {"ask.py": PROMPT_THEN_WAIT})
+    up = Running("up", cwd=repo)
+    try:
+        up.wait_for(r"^ask \| Name\? ?$")
+        up.interrupt()
+        assert up.wait() == 130
+    finally:
+        up.close()
+
+
+SHOW_TTY = "import os, sys; print('tty' if sys.stdout.isatty() else 'pipe', os.get_terminal_size())"
+
+
+def test_timestamps_colour_and_tty(repo: Path) -> None:
+    make_repo(
+        repo,
+        f"""
+        services:
+          term: {{cmd: [{PY}, -c, "{SHOW_TTY}"], tty: true}}
+          piped: {{cmd: [{PY}, -c, "import os; print(os.environ.get('FORCE_COLOR'))"]}}
+        """,
+    )
+    plain = run_cli("up", "--timestamps", cwd=repo)
+    assert plain.returncode == 0, plain.stderr
+    assert re.search(r"^\d\d:\d\d:\d\d\.\d{3} term +\| tty os.terminal_size", plain.stdout, re.M)
+    assert re.search(r"^\d\d:\d\d:\d\d\.\d{3} piped +\| None$", plain.stdout, re.M)
+    assert "\x1b[" not in plain.stdout  # not a terminal: no colour
+    coloured = run_cli("up", "piped", cwd=repo, env=clean_env(FORCE_COLOR="1"))
+    # A coloured prefix, and the child is told it may colour too.
+    assert re.search(r"^\x1b\[[0-9;]*mpiped \|\x1b\[0m 1$", coloured.stdout, re.M), coloured.stdout
+    no_colour = run_cli("up", "piped", cwd=repo, env=clean_env(FORCE_COLOR="1", NO_COLOR="1"))
+    assert "\x1b[" not in no_colour.stdout
