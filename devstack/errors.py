@@ -8,7 +8,6 @@ traceback.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -92,6 +91,8 @@ class DevstackError(Exception):
 
 def closest_names(name: str, candidates: Iterable[str], limit: int = 3) -> list[str]:
     """Names a typo was probably meant to be, best first (case-insensitive)."""
+    import difflib  # only a mistake needs it; every command imports this module
+
     by_folded = {candidate.casefold(): candidate for candidate in candidates}
     matches = difflib.get_close_matches(name.casefold(), list(by_folded), n=limit, cutoff=0.6)
     return [by_folded[match] for match in matches]
