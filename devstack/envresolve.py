@@ -17,6 +17,7 @@ earlier lines of the same layer) define, then the shell; `$$` is a literal `$`.
 from __future__ import annotations
 
 import fnmatch
+import functools
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,15 +95,21 @@ class Admission:
     rules: tuple[EnvRule, ...]
 
     def negated(self, name: str) -> bool:
-        return any(
-            rule.kind == "negate" and fnmatch.fnmatchcase(name, rule.name) for rule in self.rules
-        )
+        return any(fnmatch.fnmatchcase(name, pattern) for pattern in self._by_kind[0])
 
     def listed(self, name: str) -> bool:
-        return any(
-            (rule.kind in ("pass", "set") and rule.name == name)
-            or (rule.kind == "glob" and fnmatch.fnmatchcase(name, rule.name))
-            for rule in self.rules
+        _, names, globs = self._by_kind
+        return name in names or any(fnmatch.fnmatchcase(name, glob) for glob in globs)
+
+    @functools.cached_property
+    def _by_kind(self) -> tuple[tuple[str, ...], frozenset[str], tuple[str, ...]]:
+        """(negations, names listed or set, globs): asked once per shell variable and
+        service, so a name is looked up in a set rather than matched against each rule."""
+        rules = self.rules
+        return (
+            tuple(rule.name for rule in rules if rule.kind == "negate"),
+            frozenset(rule.name for rule in rules if rule.kind in ("pass", "set")),
+            tuple(rule.name for rule in rules if rule.kind == "glob"),
         )
 
     def admits(self, name: str) -> bool:
@@ -142,13 +149,15 @@ def resolve_project(
 
     root_files = [read(ref.path, ref.display) for ref in project.env_files]
     root_paths = {ref.path for ref in project.env_files}
+    # One (immutable) Source per shell variable, shared by every service.
+    shell_sources = {name: Source("shell", "shell", value) for name, value in shell.items()}
     services = {}
     for service in project.services.values():
         # A service at the repo root shares the root files: they stay filtered.
         own_files = [
             read(ref.path, ref.display) for ref in service.env_files if ref.path not in root_paths
         ]
-        resolver = _ServiceResolver(project, service, shell, cli)
+        resolver = _ServiceResolver(project, service, shell, cli, shell_sources)
         services[service.name] = resolver.resolve(root_files, own_files)
         for problem in resolver.problems:
             problems.setdefault((problem.location, problem.message), problem)
@@ -186,11 +195,17 @@ class _ServiceResolver:
     """Builds one service's environment layer by layer, recording provenance."""
 
     def __init__(
-        self, project: Project, service: Service, shell: Mapping[str, str], cli: Mapping[str, str]
+        self,
+        project: Project,
+        service: Service,
+        shell: Mapping[str, str],
+        cli: Mapping[str, str],
+        shell_sources: Mapping[str, Source],
     ) -> None:
         self.project = project
         self.service = service
         self.shell = shell
+        self.shell_sources = shell_sources
         self.cli = cli
         self.admission = admission(project, service)
         self.candidates: dict[str, list[tuple[Source, bool]]] = {}
@@ -203,8 +218,8 @@ class _ServiceResolver:
             self.add_file(env_file, "root-file", admits)
         for env_file in own_files:
             self.add_file(env_file, "service-file", lambda name: not negated(name))
-        for name, value in self.shell.items():
-            self.offer(name, Source("shell", "shell", value), admits(name))
+        for name, source in self.shell_sources.items():
+            self.offer(name, source, admits(name))
         self.add_config_values()
         for name, value in self.cli.items():
             self.offer(name, Source("cli", "--env", value), True)

@@ -7,7 +7,6 @@ whatever the variable is called.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Mapping
 
@@ -38,6 +37,8 @@ def is_secret(name: str, declared: Mapping[str, VarDecl] | None = None) -> bool:
 
 def fingerprint(value: str) -> str:
     """`24 chars, #a1b2c3`: enough to tell two values apart, not to recover one."""
+    import hashlib  # only shown values need it; `up` imports this module via doctor
+
     digest = hashlib.sha256(value.encode("utf-8", "surrogateescape")).hexdigest()[:6]
     return f"{len(value)} chars, #{digest}"
 
