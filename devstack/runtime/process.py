@@ -39,6 +39,10 @@ KILL_WAIT = 5.0
 # before anyone hears that it ended. Bounded: an escaped grandchild may hold the pipe.
 DRAIN_GRACE = 0.5
 PTY_SIZE = (50, 200)  # rows, columns a `tty: true` service sees
+# How long a stop waits for the main process to go before it reads the whole process
+# table for the escaped: most services end within milliseconds of the signal, and a
+# restart then needs no scan at all.
+PROMPT_EXIT = 0.05
 
 _live: set[int] = set()  # main pids not yet reaped: the orphan reaper leaves them alone
 
@@ -172,33 +176,46 @@ class ServiceProcess:
         """Send `sig` to the group and to the escaped, and wait until the main process
         and all of them are gone: None then; else who is left ("main" or described).
 
+        The group gets `sig` first. Most services are gone within milliseconds; then,
+        as a subreaper, devstack knows without reading the whole process table that
+        nothing escaped (`_nothing_left`), and a restart waits for no scan. Otherwise
+        the table is read to find the escaped, who need the signal too.
         Only once the main process has exited are new members looked for again: a
         service may start helpers to shut down cleanly, and those get their chance.
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        signalled: set[psutil.Process] = set()
+        _signal_group(self.pid, signal.SIGKILL if self._killed else sig)
+        await asyncio.wait([self._exited], timeout=min(PROMPT_EXIT, timeout))
         first = True
+        known: set[psutil.Process] = set()  # found by an earlier pass, and waited for
         while True:
-            family = self._family_in(await _shared_scan().table())
-            self._family.update(family)
-            fresh = [proc for proc in family if proc not in signalled]
-            if not fresh and self._exited.done():
+            if self._exited.done() and self._nothing_left():
                 return None
-            sig = signal.SIGKILL if self._killed else sig
-            if first:
-                _signal_group(self.pid, sig)
-                first = False
-            reaper.send(fresh, sig)
-            signalled.update(fresh)
+            members = self._family_in(await _shared_scan().table())
+            family = reaper.select_live(members)
+            self._family.update(family)
+            fresh = [proc for proc in family if proc not in known]
+            if not fresh and self._exited.done():
+                self._reap_adopted_members()
+                return None
+            # The first scan began after the group signal: its members have it (a
+            # second SIGINT is "quit now" to npm and many dev servers).
+            reached = {entry.pid for entry in members if entry.pgid == self.pid} if first else ()
+            reaper.send(
+                [proc for proc in fresh if proc.pid not in reached],
+                signal.SIGKILL if self._killed else sig,
+            )
+            first = False
+            known.update(fresh)
             alive = await _gone_by(deadline - loop.time(), family, self._exited)
             if not self._exited.done():
                 return "main"
             if alive:
                 return reaper.describe(alive)
 
-    def _family_in(self, table: list[reaper.Entry]) -> list[psutil.Process]:
-        """Everything this service started that still runs: its descendants, its
+    def _family_in(self, table: list[reaper.Entry]) -> list[reaper.Entry]:
+        """Everything this service started that is in `table`: its descendants, its
         process group, processes carrying its markers (the escaped), and theirs."""
         selector = reaper.Selector(
             run_ids=frozenset([self._run_id] if self._run_id else []),
@@ -210,8 +227,32 @@ class ServiceProcess:
         members = {entry.pid for entry in table if selector.matches(entry)}
         members |= reaper.descendants(table, members | {self.pid})
         members.discard(self.pid)
-        chosen = [entry for entry in table if entry.pid in members]
-        return reaper.select_live(chosen)
+        return [entry for entry in table if entry.pid in members]
+
+    def _nothing_left(self) -> bool:
+        """True if nothing the service started can still run, known without reading
+        the whole process table; False if that takes a scan.
+
+        It can be known only as a subreaper: once the main process is gone, whatever
+        it left behind is either still in its group or hangs below devstack, the top
+        of each such tree one of devstack's own children.
+        """
+        if not reaper.is_subreaper() or not self._reap_adopted_members():
+            return False
+        if not reaper.group_is_empty(self.pid):
+            return False
+        # The group is gone, so whatever it orphaned has been adopted by now: look again.
+        children = reaper.own_children()
+        return children is not None and all(entry.zombie for entry in self._family_in(children))
+
+    def _reap_adopted_members(self) -> bool:
+        """Reap the members of the group that exited as devstack's adopted children: a
+        zombie still counts as a member of the group. False if children are unknown."""
+        children = reaper.own_children()
+        if children is None:
+            return False
+        reaper.reap_zombies_of_group(children, self.pid)
+        return True
 
     async def _close(self) -> None:
         with contextlib.suppress(TimeoutError):

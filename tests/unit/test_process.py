@@ -13,7 +13,7 @@ import subprocess
 import sys
 import textwrap
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -259,6 +259,43 @@ def test_wait_returns_when_the_main_process_ends_though_a_grandchild_holds_its_p
     assert len(left) == 1
 
 
+COUNTS_SIGINT = """
+    import signal
+    count = 0
+    def counted(signum, frame):
+        global count
+        count += 1
+        print(f"SIGINT {count}", flush=True)
+    signal.signal(signal.SIGINT, counted)
+    print("counting", flush=True)
+    while True:
+        signal.pause()
+"""
+
+
+def test_stop_signals_each_member_of_the_group_once(run_id: str) -> None:
+    """A second SIGINT is "quit now" to npm and many dev servers: the group signal is
+    all a member gets, though the scan for the escaped lists it too."""
+
+    async def main() -> tuple[str, list[str]]:
+        output = FakeOutput()
+        said: list[str] = []
+        main_script = f"""
+            import signal, subprocess, sys
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            subprocess.run([sys.executable, "-c", {textwrap.dedent(COUNTS_SIGINT)!r}])
+        """
+        process = await spawn(output, run_id, main_script)
+        await output.until(lambda: "counting\n" in output.text())
+        # The main process ignores SIGINT: the stop escalates, the member stays till then.
+        await process.stop(signal.SIGINT, 0.5, said.append)
+        return output.text(), said
+
+    text, said = run(main)
+    assert text == "counting\nSIGINT 1\n"
+    assert said == ["did not stop within 0.5s, sending SIGKILL"]
+
+
 def test_tty_mode_runs_under_a_terminal_with_plain_newlines(run_id: str) -> None:
     async def main() -> tuple[int, FakeOutput]:
         output = FakeOutput()
@@ -375,3 +412,109 @@ def test_orphans_are_adopted_and_reaped_without_stealing_service_exits(run_id: s
     finally:
         reaper.become_subreaper(False)
     assert not reaper.is_subreaper()
+
+
+# -- stopping as a subreaper, which knows without a scan when nothing is left ----------
+
+
+@pytest.fixture
+def subreaper() -> Iterator[None]:
+    """This test process as devstack is: a child subreaper."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("subreapers are Linux-only")
+    assert reaper.become_subreaper()
+    yield
+    reaper.become_subreaper(False)
+
+
+async def spawn_argv(output: FakeOutput, run_id: str, argv: Sequence[str]) -> ServiceProcess:
+    env = dict(os.environ, DEVSTACK_RUN_ID=run_id, DEVSTACK_SERVICE="svc", PYTHONUNBUFFERED="1")
+    return await ServiceProcess.spawn(
+        name="svc",
+        argv=argv,
+        cwd=Path.cwd(),
+        env=env,
+        tty=False,
+        output=output,  # type: ignore[arg-type]
+    )
+
+
+OUTLIVES_ITS_SHELL = """
+    import os, signal, sys, time
+    shell = os.getppid()
+    def leave(signum, frame):
+        while os.getppid() == shell:  # until the shell is gone and we are adopted
+            time.sleep(0.001)
+        sys.exit(0)
+    signal.signal(signal.SIGTERM, leave)
+    print("ready", flush=True)
+    signal.pause()
+"""
+
+
+def test_a_stop_reaps_the_members_of_the_group_it_adopted(run_id: str, subreaper: None) -> None:
+    """A shell's child that exits after the shell is adopted, and would stay a zombie
+    in the group until the orphan reaper's sweep: the stop reaps it at once."""
+
+    async def main() -> tuple[int, list[str], list[reaper.Entry] | None]:
+        output = FakeOutput()
+        said: list[str] = []
+        argv = ["sh", "-c", '"$0" -c "$1"; :', PY, textwrap.dedent(OUTLIVES_ITS_SHELL)]
+        process = await spawn_argv(output, run_id, argv)
+        await output.until(lambda: "ready\n" in output.text())
+        code = await process.stop(signal.SIGTERM, 10, said.append)
+        children = reaper.own_children()
+        left = None if children is None else [c for c in children if c.pgid == process.pid]
+        return code, said, left
+
+    code, said, left = run(main)
+    assert code == -signal.SIGTERM
+    assert said == []
+    assert left == []
+
+
+STARTS_A_HELPER_TO_STOP = """
+    import signal, subprocess, sys
+    def leave(signum, frame):
+        helper = subprocess.Popen(["sleep", "300"], start_new_session=True)
+        print("helper", helper.pid, flush=True)
+        sys.exit(0)
+    signal.signal(signal.SIGTERM, leave)
+    print("ready", flush=True)
+    signal.pause()
+"""
+
+
+def test_a_helper_that_leaves_the_group_while_stopping_is_stopped_too(
+    run_id: str, subreaper: None
+) -> None:
+    async def main() -> tuple[int, list[str], int]:
+        output = FakeOutput()
+        said: list[str] = []
+        process = await spawn(output, run_id, STARTS_A_HELPER_TO_STOP)
+        await output.until(lambda: "ready\n" in output.text())
+        code = await process.stop(signal.SIGTERM, 10, said.append)
+        return code, said, int(output.text().split()[-1])
+
+    code, said, helper = run(main)
+    assert (code, said) == (0, [])
+    assert os.waitpid(helper, 0)[1] == signal.SIGTERM  # adopted by us, ended by the stop
+
+
+def test_a_member_ignoring_sigterm_after_its_shell_ended_is_killed(
+    run_id: str, subreaper: None
+) -> None:
+    async def main() -> tuple[int, list[str], int]:
+        output = FakeOutput()
+        said: list[str] = []
+        argv = ["sh", "-c", '"$0" -c "$1" & wait', PY, textwrap.dedent(IGNORES_TERM)]
+        process = await spawn_argv(output, run_id, argv)
+        await output.until(lambda: "ignoring TERM\n" in output.text())
+        [member] = psutil.Process(process.pid).children()
+        return await process.stop(signal.SIGTERM, 0.3, said.append), said, member.pid
+
+    code, said, member = run(main)
+    assert code == -signal.SIGTERM
+    [message] = said
+    assert message.startswith(f"pid {member} (")
+    assert message.endswith(") did not stop within 0.3s, sending SIGKILL")
