@@ -1,27 +1,45 @@
 """The guardian: a tiny process that ends a run's services if devstack dies.
 
-devstack keeps the write end of a pipe whose read end only the guardian holds.
+devstack keeps the write end of a pipe whose read end is the guardian's stdin.
 However devstack ends (a normal exit, a crash, even SIGKILL, which no handler
-sees), the kernel closes that write end and the guardian reads EOF. It then
-finds every process whose environment carries the run's `DEVSTACK_RUN_ID`,
-sends SIGTERM, waits briefly, SIGKILLs the rest, says what it did, and exits.
-After a normal exit there is nothing left to find and it exits at once.
+sees), the kernel closes that write end and the guardian's blocking read returns
+EOF at once. It then finds every process whose environment carries the run's
+`DEVSTACK_RUN_ID`, sends SIGTERM, waits `GRACE`, SIGKILLs the rest, says what it
+did, and exits. After a normal exit there is nothing left to find and it exits at once.
 
-It runs in a session of its own, so Ctrl+C at the terminal does not reach it,
-and it imports nothing heavy until it has work to do.
+It runs in a session of its own, so Ctrl+C at the terminal does not reach it.
+While devstack runs, the guardian is a /bin/sh blocked in `read` (~0.3 MiB, where a
+waiting Python took ~7 MiB); only at EOF does it exec Python, with `-I -S` (no
+site-packages scan, no .pth files, no PYTHON* variables) and devstack's import path
+passed along. On Linux that Python does its work with `os`, `select` and pidfds
+alone, which is quick and keeps a pid reused meanwhile from being signalled;
+elsewhere it falls back on `reaper` and psutil.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
-from typing import TYPE_CHECKING
 
+TYPE_CHECKING = False  # not typing's: the guardian's Python must act within milliseconds
 if TYPE_CHECKING:
     import subprocess
+    from pathlib import Path
 
-GRACE = 3.0  # seconds between SIGTERM and SIGKILL; devstack is gone, no one else decides
+# Seconds between SIGTERM and SIGKILL, and then for SIGKILL to take effect. devstack
+# is gone, so this is the emergency path: a moment to exit cleanly, and nothing of
+# the run outlives devstack by a second.
+GRACE = 0.5
+COMMAND_WIDTH = 80  # a command line in the message is shortened to this
+
+# Read stdin to its end (devstack never writes), then become the guardian's Python.
+# The signals it ignores stay ignored in that Python.
+_WAIT = 'trap "" INT HUP PIPE; while read -r _; do :; done; exec "$@"'
+# `-c`, not `-m`: under -I -S, devstack is found only once its import path is set.
+_BOOT = (
+    f"import sys; sys.path[:0] = sys.argv[1].split({os.pathsep!r}); "
+    "from devstack.runtime.guardian import main; sys.exit(main())"
+)
 
 # The write end of the pipe (never written, never closed by hand) and the Popen
 # (so it is never collected and reported as "still running").
@@ -32,19 +50,26 @@ def start_guardian(run_id: str, state_dir: Path) -> None:
     """Start the guardian for `run_id`; it outlives this process by a moment only."""
     import subprocess
 
+    from devstack.runtime.reaper import RUN_ID_VAR
+
     read_end, write_end = os.pipe()  # both close-on-exec: services never inherit them
     try:
         guardian: subprocess.Popen[bytes] = subprocess.Popen(
             [
+                "/bin/sh",
+                "-c",
+                _WAIT,
+                "devstack-guardian",  # its $0, what `ps` shows first
                 sys.executable,
-                "-m",
-                "devstack.runtime.guardian",
-                run_id,
-                str(read_end),
+                "-I",
+                "-S",
+                "-c",
+                _BOOT,
+                os.pathsep.join(_import_path()),
+                f"{RUN_ID_VAR}={run_id}",
                 str(state_dir / "guardian.log"),
             ],
-            pass_fds=(read_end,),
-            stdin=subprocess.DEVNULL,
+            stdin=read_end,
             stdout=subprocess.DEVNULL,  # stderr stays: it tells the terminal what it did
             start_new_session=True,
             cwd="/",
@@ -57,37 +82,147 @@ def start_guardian(run_id: str, state_dir: Path) -> None:
     _held.extend((write_end, guardian))
 
 
-def guard(run_id: str, read_end: int, log: Path) -> int:
-    """Wait for devstack to end, then end whatever of its run is still running."""
-    import signal
+def _import_path() -> list[str]:
+    """Where this devstack and its dependencies are imported from, as absolute paths
+    (the guardian runs in /): devstack's own root first, which an editable install
+    does not put on sys.path; entries that are no directory or zip file are left out."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    paths = [root, *(os.path.abspath(entry) for entry in sys.path)]
+    return [path for path in dict.fromkeys(paths) if os.path.exists(path)]
 
-    for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
-        signal.signal(sig, signal.SIG_IGN)
-    while os.read(read_end, 4096):
-        pass  # devstack never writes; b"" is the end of devstack
-    from devstack.runtime.reaper import describe, marked_processes, terminate
 
-    left = marked_processes(run_ids={run_id})
-    if not left:
+def main() -> int:
+    """The guardian's Python, once devstack is gone: `-c BOOT IMPORT_PATH MARKER LOG`."""
+    _, marker, log = sys.argv[1:]
+    return stop_run(marker, log)
+
+
+def stop_run(marker: str, log: str) -> int:
+    """End every process whose environment holds `marker` ("DEVSTACK_RUN_ID=..."),
+    and say so; 1 if one could not be stopped."""
+    try:
+        stopped, survivors = _stop_marked(marker.encode())
+    except _NoPidfds:
+        stopped, survivors = _stop_marked_with_psutil(marker)
+    if not stopped:
         return 0
-    described = describe(left)  # now, while their command lines can still be read
-    survivors = terminate(left, GRACE)
-    message = f"devstack guardian: devstack is gone; stopped {described}"
+    message = f"devstack guardian: devstack is gone; stopped {_summary(stopped)}"
     if survivors:
-        message += f"; could not stop {describe(survivors)}"
+        message += f"; could not stop {_summary(survivors)}"
     _report(message, log)
     return 1 if survivors else 0
 
 
-def _report(message: str, log: Path) -> None:
+class _NoPidfds(Exception):
+    """Not Linux, or a kernel before 5.3: no pidfds to find and signal processes by."""
+
+
+def _stop_marked(marker: bytes) -> tuple[list[str], list[str]]:
+    """SIGTERM the marked processes, SIGKILL those still there after GRACE; the
+    descriptions of all of them, and of those that outlived SIGKILL too."""
+    import _signal
+    import contextlib
+
+    found = _marked(marker)
+    try:
+        left = set(found)
+        for sig in (_signal.SIGTERM, _signal.SIGKILL):
+            for fd in left:
+                with contextlib.suppress(ProcessLookupError):  # exited meanwhile
+                    _signal.pidfd_send_signal(fd, sig)
+            left = _still_running(left, GRACE)
+        return list(found.values()), [found[fd] for fd in left]
+    finally:
+        for fd in found:
+            os.close(fd)
+
+
+def _marked(marker: bytes) -> dict[int, str]:
+    """A pidfd for each process whose environment holds `marker`, with its description.
+
+    The pidfd is opened before the environment is read, so it is that process's for
+    sure: were the pid reused meanwhile, the pidfd would stand for the one that ended.
+    """
+    if not hasattr(os, "pidfd_open") or not os.path.isdir("/proc/self"):
+        raise _NoPidfds
+    me = os.getpid()
+    found: dict[int, str] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == me:
+            continue
+        try:
+            fd = os.pidfd_open(int(name))
+        except ProcessLookupError:
+            continue
+        except OSError as error:  # ENOSYS
+            for opened in found:
+                os.close(opened)
+            raise _NoPidfds from error
+        try:
+            if marker in _read(f"/proc/{name}/environ").split(b"\0"):
+                found[fd] = f"pid {name} ({_command(name)})"
+                continue
+        except OSError:
+            pass  # another user's, or gone
+        os.close(fd)
+    return found
+
+
+def _still_running(pidfds: set[int], timeout: float) -> set[int]:
+    """Wait up to `timeout` for the processes of `pidfds` to exit; those still running."""
+    import select
+    import time
+
+    poller = select.poll()
+    for fd in pidfds:
+        poller.register(fd, select.POLLIN)  # readable once the process has exited
+    left = set(pidfds)
+    deadline = time.monotonic() + timeout
+    while left and (remaining := deadline - time.monotonic()) > 0:
+        for fd, _ in poller.poll(remaining * 1000):
+            poller.unregister(fd)
+            left.discard(fd)
+    return left
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as file:
+        return file.read()
+
+
+def _command(pid: str) -> str:
+    """A process's command line as shown to people, as `reaper.command_of` does."""
+    try:
+        raw = _read(f"/proc/{pid}/cmdline").replace(b"\0", b" ").strip()
+        raw = raw or _read(f"/proc/{pid}/comm").strip()
+    except OSError:
+        raw = b"?"
+    text = raw.decode(errors="replace")
+    return text if len(text) <= COMMAND_WIDTH else text[: COMMAND_WIDTH - 1] + "…"
+
+
+def _stop_marked_with_psutil(marker: str) -> tuple[list[str], list[str]]:
+    from devstack.runtime.reaper import command_of, marked_processes, terminate
+
+    _, _, run_id = marker.partition("=")
+    left = marked_processes(run_ids={run_id})
+    # Described now, while their command lines can still be read.
+    stopped = [f"pid {proc.pid} ({command_of(proc)})" for proc in left]
+    survivors = terminate(left, GRACE) if left else []
+    return stopped, [f"pid {proc.pid} ({command_of(proc)})" for proc in survivors]
+
+
+def _summary(described: list[str], limit: int = 3) -> str:
+    """ "pid 12 (sleep 300), pid 13 (node server.js) and 2 more", as `reaper.describe`."""
+    shown = ", ".join(described[:limit])
+    return shown + (f" and {len(described) - limit} more" if len(described) > limit else "")
+
+
+def _report(message: str, log: str) -> None:
     import contextlib
     import time
 
     with contextlib.suppress(OSError):
         print(message, file=sys.stderr, flush=True)
-    with contextlib.suppress(OSError), log.open("a") as file:
+    with contextlib.suppress(OSError), open(log, "a") as file:
         file.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
-
-
-if __name__ == "__main__":
-    sys.exit(guard(sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])))

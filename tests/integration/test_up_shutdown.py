@@ -129,6 +129,23 @@ def test_sigkill_of_devstack_leaves_no_service_alive(repo: Path) -> None:
         up.close()
 
 
+def test_sigkill_of_devstack_ends_a_service_ignoring_sigterm_too(repo: Path) -> None:
+    """The guardian sends SIGTERM, then SIGKILL after its grace, and says so."""
+    config = f"""
+    services:
+      stubborn: {{cmd: "{IGNORES_TERM}"}}
+    """
+    up = start(repo, config, r"^stubborn +\| ignoring TERM")
+    try:
+        up.send(signal.SIGKILL)
+        up.wait()  # and its output to the end: the guardian, which shares it, has exited
+        assert_no_processes_under(repo, timeout=5)
+        assert "devstack guardian: devstack is gone; stopped pid" in up.output()
+        assert "could not stop" not in up.output()
+    finally:
+        up.close()
+
+
 def test_a_second_up_is_refused_while_one_runs(repo: Path) -> None:
     up = start(repo, CHAIN, r"^web +\| web up")
     try:

@@ -20,8 +20,9 @@ from typing import TypeVar
 import psutil
 import pytest
 
-from devstack.runtime import reaper
+from devstack.runtime import guardian, reaper
 from devstack.runtime.process import ServiceProcess
+from tests.support import wait_until
 
 PY = sys.executable
 TIMEOUT = 30.0
@@ -324,19 +325,21 @@ DEVSTACK_STAND_IN = """
     import os, subprocess, sys
     from pathlib import Path
     from devstack.runtime.guardian import _held, start_guardian
-    run_id, state_dir = sys.argv[1], Path(sys.argv[2])
+    run_id, state_dir, service = sys.argv[1], Path(sys.argv[2]), sys.argv[3:]
     start_guardian(run_id, state_dir)
     env = dict(os.environ, DEVSTACK_RUN_ID=run_id, DEVSTACK_SERVICE="svc")
-    child = subprocess.Popen(["sleep", "300"], env=env, start_new_session=True)
+    child = subprocess.Popen(service, env=env, start_new_session=True)
     print(_held[1].pid, child.pid, flush=True)
     sys.stdin.read()  # until the test closes stdin (a normal exit) or kills us
 """
 
 
-def start_stand_in(run_id: str, tmp_path: Path) -> tuple[subprocess.Popen[str], int, int]:
+def start_stand_in(
+    run_id: str, tmp_path: Path, service: Sequence[str] = ("sleep", "300")
+) -> tuple[subprocess.Popen[str], int, int]:
     """A process playing devstack: starts the guardian and one marked service."""
     stand_in = subprocess.Popen(
-        [PY, "-c", textwrap.dedent(DEVSTACK_STAND_IN), run_id, str(tmp_path)],
+        [PY, "-c", textwrap.dedent(DEVSTACK_STAND_IN), run_id, str(tmp_path), *service],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -356,6 +359,31 @@ def test_the_guardian_stops_the_run_when_devstack_is_sigkilled(run_id: str, tmp_
     assert reaper.wait_gone([child, guardian], TIMEOUT) == []
     assert f"stopped pid {child_pid} (sleep 300)" in stderr
     assert f"pid {child_pid} (sleep 300)" in (tmp_path / "guardian.log").read_text()
+
+
+def test_the_guardian_kills_what_ignores_sigterm(run_id: str, tmp_path: Path) -> None:
+    service = ["sh", "-c", "trap '' TERM; exec sleep 300"]
+    stand_in, guardian_pid, child_pid = start_stand_in(run_id, tmp_path, service)
+    guardian, child = psutil.Process(guardian_pid), psutil.Process(child_pid)
+    # Once it is `sleep`, SIGTERM is ignored: the shell set the trap before exec.
+    wait_until(lambda: child.cmdline() == ["sleep", "300"], what="the service's exec")
+    stand_in.kill()
+    _, stderr = stand_in.communicate(timeout=TIMEOUT)
+    assert reaper.wait_gone([child, guardian], TIMEOUT) == []
+    assert f"stopped pid {child_pid} (sleep 300)" in stderr
+    assert "could not stop" not in stderr
+
+
+def test_the_guardian_without_pidfds_stops_the_run_with_psutil(run_id: str) -> None:
+    env = dict(os.environ, DEVSTACK_RUN_ID=run_id)
+    child = subprocess.Popen(["sleep", "300"], env=env, start_new_session=True)
+    try:
+        stopped, survivors = guardian._stop_marked_with_psutil(f"DEVSTACK_RUN_ID={run_id}")
+        assert child.wait(TIMEOUT) == -signal.SIGTERM
+    finally:
+        child.kill()
+        child.wait(TIMEOUT)
+    assert (stopped, survivors) == ([f"pid {child.pid} (sleep 300)"], [])
 
 
 def test_the_guardian_exits_after_a_normal_exit(run_id: str, tmp_path: Path) -> None:
