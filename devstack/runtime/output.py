@@ -263,8 +263,14 @@ class _LogFiles:
 
     def _open(self, name: str, path: Path) -> tuple[int, int]:
         self._files.pop(name, None)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+        try:
+            fd = os.open(path, flags, 0o644)
+        except FileNotFoundError:
+            # The directory only on the first open (or if it was removed meanwhile): with
+            # many services, a mkdir and a stat each were a quarter of the log work of a start.
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, flags, 0o644)
         self._files[name] = (fd, os.fstat(fd).st_size)
         return self._files[name]
 
