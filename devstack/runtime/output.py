@@ -104,7 +104,9 @@ class Output:
         self._flush_partial((name, stream))
 
     def started(self, name: str, pid: int) -> None:
-        """A new instance of `name` runs: its log file gets a separator line."""
+        """A new instance of `name` runs: said before its first line, and its log file
+        gets a separator line."""
+        self.system(name, f"started (pid {pid})")
         self._logs.write(name, logfmt.start_separator(pid, self._clock()))
 
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:

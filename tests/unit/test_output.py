@@ -283,3 +283,11 @@ def test_a_failing_subscriber_is_dropped_and_output_goes_on() -> None:
     assert report == "devstack \u25b8 internal error in a log subscriber, dropped: " + repr(
         RuntimeError("probe bug")
     )
+
+
+def test_a_start_is_said_before_the_first_line() -> None:
+    output = plain(["api", "db"])
+    output.started("api", 123)
+    output.feed("api", "out", b"listening\n")
+    output.close()
+    assert shown(output) == [b"api | started (pid 123)", b"api | listening"]
