@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "config": "print the fully resolved plan per service",
     "run": "run a one-off command with a service's cwd and environment",
     "schema": "print the JSON Schema of devstack.yaml",
+    "init": "write a devstack.yaml here, converted from the Procfile if there is one",
     "ps": "list the services of the running stack",
     "logs": "show (and follow) service logs",
     "start": "start services in the running stack",

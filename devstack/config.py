@@ -70,7 +70,8 @@ def find_config(start: Path) -> Path:
             return candidate
     raise DevstackError.single(
         f"no {CONFIG_NAME} in {start} or any parent directory",
-        hint=f"run devstack from inside your repo, or pass -f path/to/{CONFIG_NAME}",
+        hint=f"run devstack from inside your repo, pass -f path/to/{CONFIG_NAME}, or create"
+        " one with `devstack init` (from a Procfile if the repo has one)",
         code="no-config",
     )
 
