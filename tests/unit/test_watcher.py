@@ -1,0 +1,158 @@
+"""The watcher's doorbell and its fallback, with real files, inotify and signals.
+
+The doorbell is SIGIO from watchfiles' inotify descriptor; it needs the loop in the
+main thread. A loop in another thread cannot have it, and the watcher polls instead:
+both ways, a save must restart the service that watches the file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+import signal
+import threading
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from devstack.config import load_project
+from devstack.envresolve import resolve_project
+from devstack.runtime.watcher import (
+    NOTIFY_LAG_MS,
+    Doorbell,
+    collect,
+    open_notify,
+    watch_project,
+)
+from tests.support import make_repo
+
+TIMEOUT = 30.0
+
+
+class FakeSupervisor:
+    """What the watcher asks of the supervisor; records restarts, awaitably."""
+
+    def __init__(self, root: Path) -> None:
+        self.project = load_project(root / "devstack.yaml")
+        self.env = resolve_project(self.project, {}, {})
+        self.units = dict.fromkeys(self.project.services)
+        self.start_new_services = True
+        self.said: asyncio.Queue[str] = asyncio.Queue()
+        self.output = SimpleNamespace(system=lambda _name, text, _level: self.said.put_nowait(text))
+        self.restarts: asyncio.Queue[tuple[list[str], str]] = asyncio.Queue()
+
+    def status(self) -> list[SimpleNamespace]:
+        return [SimpleNamespace(name=name, state="running") for name in self.units]
+
+    async def restart(self, names: list[str], reason: str) -> None:
+        self.restarts.put_nowait((names, reason))
+
+
+async def until_said(supervisor: FakeSupervisor, start: str) -> None:
+    while not (await asyncio.wait_for(supervisor.said.get(), TIMEOUT)).startswith(start):
+        pass
+
+
+def run_in_thread(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """asyncio.run(main()) in a thread of its own, its error raised here."""
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            asyncio.run(main())
+        except BaseException as error:
+            errors.append(error)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join(TIMEOUT * 2)
+    assert not thread.is_alive()
+    if errors:
+        raise errors[0]
+
+
+@pytest.fixture
+def main_thread() -> None:
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("the doorbell needs the main thread (signals)")
+
+
+@pytest.mark.parametrize("where", ["main thread: doorbell", "other thread: polling"])
+def test_a_save_restarts_the_service_that_watches_it(
+    tmp_path: Path, where: str, main_thread: None
+) -> None:
+    make_repo(
+        tmp_path,
+        """
+        services:
+          api: {cmd: python app.py, watch: [app.py]}
+          jobs: {cmd: python jobs.py, watch: [jobs.py]}
+        """,
+        {"app.py": "A = 1\n", "jobs.py": "J = 1\n"},
+    )
+    ringing = where.startswith("main")
+
+    async def scenario() -> None:
+        supervisor = FakeSupervisor(tmp_path)
+        watcher = asyncio.create_task(watch_project(supervisor, shell={}, cli_env={}))
+        await until_said(supervisor, "watching for changes:")
+        assert (signal.getsignal(signal.SIGIO) != signal.SIG_DFL) == ringing
+        for n in range(2, 5):  # the bell rings again after each batch
+            (tmp_path / "app.py").write_text(f"A = {n}\n")
+            change = await asyncio.wait_for(supervisor.restarts.get(), TIMEOUT)
+            assert change == (["api"], "app.py changed")
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
+        # SIGIO (whose default action ends the process) comes no more
+        assert signal.getsignal(signal.SIGIO) == signal.SIG_DFL
+
+    if ringing:
+        asyncio.run(scenario())
+    else:
+        run_in_thread(scenario)
+
+
+def test_the_doorbell_rings_for_a_change_that_collect_then_hands_over(
+    tmp_path: Path, main_thread: None
+) -> None:
+    async def scenario() -> None:
+        notify, descriptor = await asyncio.to_thread(open_notify, tmp_path)
+        with notify:
+            bell = Doorbell.install(descriptor)
+            assert bell is not None
+            try:
+                (tmp_path / "a.py").write_text("A = 1\n")
+                assert await bell.wait(TIMEOUT)
+                stop = threading.Event()
+                raw = await asyncio.to_thread(collect, notify, NOTIFY_LAG_MS, stop)
+                assert isinstance(raw, set)
+                assert str(tmp_path / "a.py") in {path for _, path in raw}
+                with bell.muted():  # no SIGIO per event while the watcher looks anyway
+                    assert not fcntl.fcntl(descriptor, fcntl.F_GETFL) & os.O_ASYNC
+                assert fcntl.fcntl(descriptor, fcntl.F_GETFL) & os.O_ASYNC
+            finally:
+                bell.close()
+            assert not fcntl.fcntl(descriptor, fcntl.F_GETFL) & os.O_ASYNC
+            assert signal.getsignal(signal.SIGIO) == signal.SIG_DFL
+
+    asyncio.run(scenario())
+
+
+def test_without_a_descriptor_or_the_main_thread_there_is_no_doorbell(tmp_path: Path) -> None:
+    async def no_descriptor() -> None:
+        assert Doorbell.install(None) is None
+
+    async def not_the_main_thread() -> None:
+        notify, descriptor = await asyncio.to_thread(open_notify, tmp_path)
+        with notify:
+            assert descriptor is not None
+            assert Doorbell.install(descriptor) is None
+            assert not fcntl.fcntl(descriptor, fcntl.F_GETFL) & os.O_ASYNC
+
+    asyncio.run(no_descriptor())
+    run_in_thread(not_the_main_thread)
+    assert signal.getsignal(signal.SIGIO) == signal.SIG_DFL
