@@ -114,6 +114,32 @@ class Running:
                     )
                 self._changed.wait(remaining)
 
+    def wait_for_each(self, *patterns: str, timeout: float = TIMEOUT) -> None:
+        """Lines (after the last one matched) matching every one of `patterns`, in any
+        order; the next wait starts after the last of them."""
+        regexes = [re.compile(pattern) for pattern in patterns]
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                found = [self._find(regex) for regex in regexes]
+                if all(index is not None for index in found):
+                    self._cursor = max(found) + 1  # type: ignore[type-var]
+                    return
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not self._reader.is_alive():
+                    missing = [p for p, index in zip(patterns, found, strict=True) if index is None]
+                    raise AssertionError(
+                        f"no lines matching {missing!r} within {timeout}s; output:\n"
+                        + "\n".join(self.lines[-60:])
+                    )
+                self._changed.wait(remaining)
+
+    def _find(self, regex: re.Pattern[str]) -> int | None:
+        for index in range(self._cursor, len(self.lines)):
+            if regex.search(self.lines[index]):
+                return index
+        return None
+
     def send(self, sig: int) -> None:
         self.proc.send_signal(sig)
 

@@ -117,8 +117,7 @@ def test_restart_dependents_restarts_them_once_it_is_ready_again(repo: Path) -> 
     )
     up = Running("up", cwd=repo)
     try:
-        up.wait_for(r"^app +\| app up")
-        up.wait_for(r"^worker +\| worker up")
+        up.wait_for_each(r"^app +\| app up", r"^worker +\| worker up")
         assert run_cli("restart", "cache", cwd=repo).returncode == 0
         assert run_cli("restart", "db", cwd=repo).returncode == 0
         up.wait_for(r"^db +\| db up")

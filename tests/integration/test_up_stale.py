@@ -20,8 +20,7 @@ def test_the_next_up_stops_what_a_killed_run_left(repo: Path) -> None:
     make_repo(repo, STACK)
     first = Running("up", cwd=repo)
     try:
-        first.wait_for(r"^db +\| db up")
-        first.wait_for(r"^web +\| web up")
+        first.wait_for_each(r"^db +\| db up", r"^web +\| web up")
         left = [child for child in psutil.Process(first.pid).children() if _is_service(child)]
         assert len(left) == 2
         # The guardian goes first, so nothing cleans up after devstack's own SIGKILL.
