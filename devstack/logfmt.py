@@ -189,14 +189,14 @@ class LineStyle:
         return displayable(prefix + (b"\n" + prefix).join(lines) + b"\n")
 
     def system(self, name: str | None, message: str, level: Level, now: float) -> bytes:
-        """devstack's own message: `devstack ▸ text`, or `api   | text` about one service.
+        """devstack's own message: `devstack ▸ text`, or `api   ▸ text` about one service.
 
-        Plain text keeps `|` for messages about a service, so `grep '^api '` shows what
-        happened to it in order; in colour they get `▸`, bold, and dim/yellow/red text.
+        `▸` where a service's own lines have `|`, in plain text too, so what devstack
+        says is never mistaken for what the service printed (and `grep '^api '` still
+        shows both in order); in colour they are also bold, with dim/yellow/red text.
         """
         label = (name or DEVSTACK).ljust(self.width)
-        mark = MARK if name is None or self.colour else SEPARATOR.decode()
-        head = (label + mark.rstrip()).encode(errors="replace")
+        head = (label + MARK.rstrip()).encode(errors="replace")
         style = LEVEL_STYLE.get(level, DIM)
         if self.colour:
             colour = b"\x1b[1;%sm" % self._palette(name) if name is not None else BOLD

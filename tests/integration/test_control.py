@@ -266,7 +266,7 @@ def test_r_and_enter_in_the_up_terminal_restarts(repo: Path) -> None:
         wait_until(lambda: (repo / ".devstack" / "control.path").exists(), what="the socket")
         first_api = ps(repo)["api"]["pid"]
         up.type("r api\n")
-        up.wait_for(r"^api +\| restarting: r typed in the terminal")
+        up.wait_for(r"^api +▸ restarting: r typed in the terminal")
         wait_until(lambda: ps(repo)["api"]["restarts"] == 1, what="api to restart")
         assert ps(repo)["jobs"]["restarts"] == 0 and ps(repo)["api"]["pid"] != first_api
         up.type("r jbos\n")

@@ -20,10 +20,8 @@ def said(output: str, name: str) -> list[str]:
     prefix = f"{name} "
     messages = []
     for line in output.splitlines():
-        if line.startswith(prefix) and "|" in line:
-            text = line.split("|", 1)[1].strip()
-            if not text.startswith("run "):
-                messages.append(text)
+        if line.startswith(prefix) and "▸" in line:
+            messages.append(line.split("▸", 1)[1].strip())
     return messages
 
 
@@ -73,10 +71,10 @@ def test_a_crashing_service_leaves_the_others_running(repo: Path) -> None:
     up = Running("up", cwd=repo)
     try:
         up.wait_for(r"^steady +\| steady up")
-        up.wait_for(r"^crasher +\| exited 3")
+        up.wait_for(r"^crasher +▸ exited 3")
         # Still running after the crash: it answers to a stop as a live service does.
         up.interrupt()
-        up.wait_for(r"^steady +\| stopped")
+        up.wait_for(r"^steady +▸ stopped")
         assert up.wait() == 130
     finally:
         up.close()
@@ -100,7 +98,7 @@ def test_abort_on_exit_stops_everything(repo: Path) -> None:
     result = run_cli("up", "--abort-on-exit", cwd=repo)
     assert result.returncode == 1
     assert "oneshot ended, stopping everything (--abort-on-exit)" in result.stdout
-    assert "sleeper | stopped" in result.stdout
+    assert "sleeper ▸ stopped" in result.stdout
     assert "restarting" not in result.stdout
 
 
@@ -121,7 +119,7 @@ def test_restart_dependents_restarts_them_once_it_is_ready_again(repo: Path) -> 
         assert run_cli("restart", "cache", cwd=repo).returncode == 0
         assert run_cli("restart", "db", cwd=repo).returncode == 0
         up.wait_for(r"^db +\| db up")
-        up.wait_for(r"^app +\| restarting: db restarted")
+        up.wait_for(r"^app +▸ restarting: db restarted")
         up.wait_for(r"^app +\| app up")
         up.interrupt()
         assert up.wait() == 130

@@ -41,9 +41,9 @@ def test_ctrl_c_stops_in_reverse_dependency_order(repo: Path) -> None:
     try:
         up.interrupt()
         up.wait_for(r"Ctrl\+C: stopping all services")
-        up.wait_for(r"^web +\| stopped")
-        up.wait_for(r"^api +\| stopped")
-        up.wait_for(r"^db +\| stopped")
+        up.wait_for(r"^web +▸ stopped")
+        up.wait_for(r"^api +▸ stopped")
+        up.wait_for(r"^db +▸ stopped")
         assert up.wait() == 130
     finally:
         up.close()
@@ -56,7 +56,7 @@ def test_sigterm_and_sighup_stop_everything(repo: Path, sig: signal.Signals, sta
         up.send(sig)
         up.wait_for(rf"{sig.name}: stopping all services")
         assert up.wait() == status
-        assert up.output().count("| stopped") == 3
+        assert up.output().count("▸ stopped") == 3
     finally:
         up.close()
 
@@ -69,8 +69,8 @@ def test_a_service_ignoring_sigterm_is_killed_after_stop_timeout(repo: Path) -> 
     up = start(repo, config, r"^stubborn +\| ignoring TERM")
     try:
         up.interrupt()
-        up.wait_for(r"^stubborn +\|.*SIGKILL")
-        up.wait_for(r"^stubborn +\| stopped")
+        up.wait_for(r"^stubborn +▸ .*SIGKILL")
+        up.wait_for(r"^stubborn +▸ stopped")
         assert up.wait() == 130
     finally:
         up.close()

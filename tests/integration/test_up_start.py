@@ -97,10 +97,10 @@ def test_dependents_start_in_order_of_readiness_and_conditions(repo: Path) -> No
     )
     up = Running("up", cwd=repo)
     try:
-        up.wait_for(r"^api +\| waiting for db \(ready\), migrate \(completed\)")
+        up.wait_for(r"^api +▸ waiting for db \(ready\), migrate \(completed\)")
         up.wait_for(r"^db +\| accepting")
-        up.wait_for(r"^db +\| ready")
-        up.wait_for(r"^migrate +\| exited 0")
+        up.wait_for(r"^db +▸ ready")
+        up.wait_for(r"^migrate +▸ exited 0")
         up.wait_for(r"^api +\| api up")
         up.wait_for(r"^worker +\| worker up")
         up.interrupt()
@@ -139,7 +139,7 @@ def test_each_probe_kind_lets_its_dependent_start(repo: Path) -> None:
         up.wait_for(r"^after +\| all ready")
         output = up.output()
         for name in ("web", "socket", "flag"):
-            assert output.index(f"{name.ljust(6)} | ready") < output.index("after  | all ready")
+            assert output.index(f"{name.ljust(6)} ▸ ready") < output.index("after  | all ready")
         up.interrupt()
         assert up.wait() == 130
     finally:
@@ -162,10 +162,10 @@ def test_probe_timeout_says_what_it_saw_and_dependents_keep_waiting(repo: Path) 
     up = Running("up", cwd=repo)
     try:
         up.wait_for(
-            r"^db +\| not ready after 0.3s: no output line matched 'accepting connections'"
+            r"^db +▸ not ready after 0.3s: no output line matched 'accepting connections'"
             r" \(last saw: 'still booting'\)"
         )
-        up.wait_for(r"^api +\| still waiting for db to be ready")
+        up.wait_for(r"^api +▸ still waiting for db to be ready")
         up.interrupt()
         assert up.wait() == 130
         assert "api up" not in up.output()

@@ -43,7 +43,7 @@ def watching(up: Running, *patterns: str) -> None:
 def fence(up: Running, repo: Path, n: int) -> None:
     """Edit what only `marker` watches; wait until its new instance runs."""
     (repo / "m" / "marker.txt").write_text(f"fence {n}\n")
-    up.wait_for(r"^marker +\| restarting: marker\.txt changed$")
+    up.wait_for(r"^marker +▸ restarting: marker\.txt changed$")
     up.wait_for(rf"^marker +\| marker run {n + 1}\b")
 
 
@@ -51,7 +51,7 @@ def restarts(up: Running, name: str) -> list[str]:
     return [
         line
         for line in up.output().splitlines()
-        if line.startswith(f"{name} ") and "| restarting:" in line
+        if line.startswith(f"{name} ") and "▸ restarting:" in line
     ]
 
 
@@ -88,13 +88,13 @@ def test_a_task_edit_restarts_only_the_worker_once_and_noise_restarts_nothing(re
         assert restarts(up, "jobs") == []
 
         (jobs / "tasks" / "send.py").write_text("A = 2\n")
-        up.wait_for(r"^jobs +\| restarting: tasks/send\.py changed$")
+        up.wait_for(r"^jobs +▸ restarting: tasks/send\.py changed$")
         up.wait_for(r"^jobs +\| jobs run 2")
 
         # A burst, as a `git checkout` writes it: one restart for all 500 files.
         for i in range(500):
             (jobs / "worker" / f"w{i:03}.py").write_text(f"N = {i}\n")
-        up.wait_for(r"^jobs +\| restarting: worker/w000\.py changed \(\+499 more\)$")
+        up.wait_for(r"^jobs +▸ restarting: worker/w000\.py changed \(\+499 more\)$")
         up.wait_for(r"^jobs +\| jobs run 3")
         fence(up, repo, 2)
         assert len(restarts(up, "jobs")) == 2
@@ -116,11 +116,11 @@ def test_a_crashed_service_starts_again_after_a_fix(repo: Path) -> None:
     )
     up = Running("up", cwd=repo)
     try:
-        watching(up, r"^jobs +\| exited 1, waiting for a change to restart")
+        watching(up, r"^jobs +▸ exited 1, waiting for a change to restart")
         (repo / "jobs" / "main.py").write_text(
             "import time\nprint('fixed', flush=True)\ntime.sleep(600)\n"
         )
-        up.wait_for(r"^jobs +\| restarting: main\.py changed$")
+        up.wait_for(r"^jobs +▸ restarting: main\.py changed$")
         up.wait_for(r"^jobs +\| fixed")
     finally:
         up.interrupt()
@@ -148,11 +148,11 @@ def test_an_env_edit_restarts_exactly_the_services_that_receive_the_variable(rep
         watching(up, r"^api +\| api run 1")
         (repo / ".env").write_text("DATABASE_URL=postgres://app:s3cret@db-two/app\nQUEUE=default\n")
         up.wait_for(r"\.env changed \(DATABASE_URL\)$")
-        up.wait_for(r"^api +\| restarting: env changed \(DATABASE_URL\)$")
+        up.wait_for(r"^api +▸ restarting: env changed \(DATABASE_URL\)$")
         up.wait_for(r"^api +\| api run 2 db-two/app")
         # A second edit that concerns only jobs: by its restart, the first was handled.
         (repo / ".env").write_text("DATABASE_URL=postgres://app:s3cret@db-two/app\nQUEUE=bulk\n")
-        up.wait_for(r"^jobs +\| restarting: env changed \(QUEUE\)$")
+        up.wait_for(r"^jobs +▸ restarting: env changed \(QUEUE\)$")
         up.wait_for(r"^jobs +\| jobs run 2")
         assert len(restarts(up, "api")) == 1 and len(restarts(up, "jobs")) == 1
         assert restarts(up, "web") == []
@@ -167,7 +167,7 @@ def test_an_env_edit_restarts_exactly_the_services_that_receive_the_variable(rep
         up.interrupt()
         assert up.wait() == 130
         up.close()
-    stopped = [line.split()[0] for line in up.output().splitlines() if line.endswith("| stopped")]
+    stopped = [line.split()[0] for line in up.output().splitlines() if line.endswith("▸ stopped")]
     assert sorted(stopped) == ["api", "jobs", "web"]
 
 
@@ -193,10 +193,10 @@ def test_a_config_edit_adds_removes_and_restarts_and_an_invalid_one_is_kept_out(
               d: {cmd: python runner.py one}
             """,
         )
-        up.wait_for(r"^b +\| removed from devstack\.yaml, stopping")
+        up.wait_for(r"^b +▸ removed from devstack\.yaml, stopping")
         wait_all(
             up,
-            r"^c +\| restarting: devstack\.yaml changed \(cmd\)$",
+            r"^c +▸ restarting: devstack\.yaml changed \(cmd\)$",
             r"^c +\| c run 2 two",
             r"^d +\| d run 1 one",
         )
@@ -211,7 +211,7 @@ def test_a_config_edit_adds_removes_and_restarts_and_an_invalid_one_is_kept_out(
         up.interrupt()
         assert up.wait() == 130
         up.close()
-    stopped = [line.split()[0] for line in up.output().splitlines() if line.endswith("| stopped")]
+    stopped = [line.split()[0] for line in up.output().splitlines() if line.endswith("▸ stopped")]
     assert sorted(stopped) == ["a", "b", "c", "d"]
 
 
@@ -250,7 +250,7 @@ def test_a_service_holding_a_port_never_runs_twice(repo: Path) -> None:
     try:
         watching(up, r"^server +\| serving 0")
         (repo / "version.txt").write_text("1\n")
-        up.wait_for(r"^server +\| restarting: version\.txt changed")
+        up.wait_for(r"^server +▸ restarting: version\.txt changed")
         # Changes while the old instance still holds the port join the coming start.
         (repo / "version.txt").write_text("2\n")
         (repo / "version.txt").write_text("3\n")

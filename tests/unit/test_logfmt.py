@@ -146,10 +146,11 @@ def test_devstack_messages_are_distinct() -> None:
     assert plain.system(None, "watching for changes", "info", NOON) == (
         "devstack \u25b8 watching for changes\n".encode()
     )
-    # About one service: `name | text`, so `grep '^api '` tells its whole story.
+    # About one service: `name ▸ text`, never mistaken for the service's `name | text`.
     assert plain.system("api", "exited 1\nsecond line", "warn", NOON) == (
-        b"api    | exited 1\napi    | second line\n"
+        "api    \u25b8 exited 1\napi    \u25b8 second line\n".encode()
     )
+    assert plain.lines("api", [b"exited 1"], NOON) == b"api    | exited 1\n"
     coloured = LineStyle(["api", "worker"], colour=True, timestamps=False)
     info = coloured.system("api", "ready", "info", NOON)
     warn = coloured.system("api", "exited 1", "warn", NOON)

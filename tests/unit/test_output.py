@@ -290,4 +290,4 @@ def test_a_start_is_said_before_the_first_line() -> None:
     output.started("api", 123)
     output.feed("api", "out", b"listening\n")
     output.close()
-    assert shown(output) == [b"api | started (pid 123)", b"api | listening"]
+    assert shown(output) == ["api \u25b8 started (pid 123)".encode(), b"api | listening"]
