@@ -196,6 +196,8 @@ async def _start_after_first_spawns(supervisor, overrides, start) -> None:  # ty
     await supervisor.first_spawns_done.wait()
     # In a thread: the loop keeps passing the services' output on meanwhile.
     watcher, keys = await asyncio.to_thread(_import_companions, sys.stdin.isatty())
+    if supervisor.shutting_down:  # Ctrl+C came first: "watching for changes" would be odd
+        return
     start(watcher.watch_project(supervisor, shell=os.environ, cli_env=overrides))
     if keys is not None:
         start(keys.read_keys(supervisor))

@@ -148,6 +148,11 @@ class Supervisor:
             await self._drain()
         return self._exit_status()
 
+    @property
+    def shutting_down(self) -> bool:
+        """Stopping for good (Ctrl+C, a signal, `down`, --abort-on-exit)."""
+        return self._shutting_down
+
     def request_shutdown(self, signum: int | None = None) -> None:
         """Record a shutdown request (a signal handler, `devstack down`); the loop acts.
 
