@@ -29,10 +29,11 @@ IGNORES_TERM = "trap '' TERM; echo ignoring TERM; exec sleep 60"
 
 
 def start(repo: Path, config: str, *wait_for: str) -> Running:
+    """`devstack up` on `config`, once lines matching all of `wait_for` (any order) came."""
     make_repo(repo, config)
     up = Running("up", cwd=repo)
-    for pattern in wait_for:
-        up.wait_for(pattern)
+    if wait_for:
+        up.wait_for_each(*wait_for)
     return up
 
 
