@@ -29,7 +29,7 @@ import socket
 import stat
 import struct
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -415,7 +415,8 @@ class ControlServer:
                 return
             getting = asyncio.ensure_future(queue.get())
             try:
-                await asyncio.wait({getting, client_left}, return_when=asyncio.FIRST_COMPLETED)
+                waiting: set[asyncio.Future[Any]] = {getting, client_left}
+                await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 got = getting.done()
                 if not got:
@@ -509,10 +510,12 @@ def request(root: Path, op: str, **fields: Any) -> dict[str, Any]:
         stream.close()
 
 
-def open_stream(root: Path, op: str, **fields: Any) -> Iterator[dict[str, Any]]:
+def open_stream(root: Path, op: str, **fields: Any) -> Generator[dict[str, Any], None, None]:
     """Send one request; yield the reply, then every further record until the end."""
     with connect(root) as sock, sock.makefile("rb") as incoming:
-        sock.sendall(encode({"op": op, **fields}))
+        # Refused at once (another user), the write may fail: the answer is still to be read.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            sock.sendall(encode({"op": op, **fields}))
         first = True
         for line in incoming:
             message = json.loads(line)

@@ -316,9 +316,14 @@ def test_another_user_is_refused(tmp_path: Path) -> None:
         server = await asyncio.start_unix_server(handler, sock=listener)
         await server.serve_forever()
 
-    refused = pytest.raises(DevstackError, match=f"uid {os.getuid()} may not control")
-    with ServerThread(supervisor, tmp_path, serving=serve_as_someone_else), refused:
-        control.request(tmp_path, "stop", services=["api"])
+    refused = f"uid {os.getuid()} may not control"
+    with ServerThread(supervisor, tmp_path, serving=serve_as_someone_else):
+        with pytest.raises(DevstackError, match=refused):
+            control.request(tmp_path, "stop", services=["api"])
+        # A request too big to be sent before the refusal closes the connection: the
+        # client's write fails, and it still reads and reports the refusal.
+        with pytest.raises(DevstackError, match=refused):
+            control.request(tmp_path, "stop", services=["x" * 4_000_000])
     assert supervisor.calls == []
 
 
