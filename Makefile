@@ -1,6 +1,6 @@
 # Two entry points for a fresh clone with only Python 3.11+, git and make:
 #   make dev   set up .venv and run the example stack with `devstack up`
-#   make test  set up .venv and run the linters and the test suite
+#   make test  set up .venv and run the linters (ruff, mypy) and the test suite
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -20,6 +20,7 @@ dev: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 test: lint
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -n 2 -q

@@ -11,6 +11,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
 from devstack import __version__
 from devstack.errors import EXIT_FAILURE, DevstackError
@@ -83,7 +84,7 @@ def _add_file_option(parser: argparse.ArgumentParser, default: object, short: bo
     )
 
 
-def _command_module(name: str):  # type: ignore[no-untyped-def]
+def _command_module(name: str) -> ModuleType | None:
     try:
         return importlib.import_module(f"devstack.commands.{name.replace('-', '_')}")
     except ModuleNotFoundError as error:

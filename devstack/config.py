@@ -11,6 +11,7 @@ import os
 import re
 import signal
 from pathlib import Path
+from typing import cast
 
 import yaml
 
@@ -23,6 +24,7 @@ from devstack.model import (
     Dependency,
     EnvFileRef,
     EnvRule,
+    ProbeKind,
     Project,
     ReadyProbe,
     Service,
@@ -366,7 +368,7 @@ class _ProjectReader:
         if isinstance(node, yaml.MappingNode):
             found = []
             for name, key_node, value in self.r.items(node, f"{what}.depends_on"):
-                condition = "ready"
+                condition: object = "ready"
                 if not self.r.is_null(value):
                     items = self.r.items(value, f"{what}.depends_on.{name}")
                     self.r.check_keys(items, ("condition",), f"{what}.depends_on.{name}")
@@ -417,9 +419,9 @@ class _ProjectReader:
             else None
         )
         return ReadyProbe(
-            kind,
+            cast(ProbeKind, kind),
             target,
-            self.r.where(node),  # type: ignore[arg-type]
+            self.r.where(node),
             timeout=DEFAULT_PROBE_TIMEOUT if timeout is None else timeout,
             interval=DEFAULT_PROBE_INTERVAL if interval is None else max(interval, 0.01),
         )
@@ -442,7 +444,7 @@ class _ProjectReader:
                 did_you_mean(str(value), RESTART_MODES),
             )
             return None
-        return value  # type: ignore[return-value]
+        return value
 
     def stop_signal(self, node: yaml.Node, what: str) -> signal.Signals | None:
         value = self.r.value(node) if isinstance(node, yaml.ScalarNode) else None

@@ -294,6 +294,7 @@ def interpolate(raw: str, lookup: Callable[[str], str | None]) -> tuple[str, lis
         # like this, and then python-dotenv (and its logging) need not be imported.
         return raw.replace("$$", "$"), []
     from dotenv.variables import Literal as LiteralAtom
+    from dotenv.variables import Variable as VariableAtom
     from dotenv.variables import parse_variables
 
     undefined: list[str] = []
@@ -304,6 +305,7 @@ def interpolate(raw: str, lookup: Callable[[str], str | None]) -> tuple[str, lis
             if isinstance(atom, LiteralAtom):
                 text.append(atom.value)
                 continue
+            assert isinstance(atom, VariableAtom)
             value = lookup(atom.name)
             if value is None or (value == "" and atom.default is not None):
                 if atom.default is None:

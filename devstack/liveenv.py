@@ -104,7 +104,7 @@ def leaf_process(pid: int) -> tuple[psutil.Process, list[psutil.Process]]:
     import psutil
 
     current = psutil.Process(pid)
-    wrappers = []
+    wrappers: list[psutil.Process] = []
     while True:
         children = [c for c in current.children() if c.status() != psutil.STATUS_ZOMBIE]
         if len(children) != 1:

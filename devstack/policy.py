@@ -17,6 +17,8 @@ from typing import Literal
 
 from devstack.model import RestartMode, Service
 
+Level = Literal["info", "warn", "error"]
+
 BACKOFF_FIRST = 1.0
 BACKOFF_CAP = 30.0
 STABLE_AFTER = 10.0  # a run this long forgives earlier failures
@@ -175,7 +177,7 @@ class Say:
     """A message about the service, without its name: "exited 1, restarting in 2s"."""
 
     message: str
-    level: Literal["info", "warn", "error"] = "info"
+    level: Level = "info"
 
 
 Action = Spawn | StartProbe | StopProcess | ScheduleRestart | CancelRestart | Say
@@ -316,7 +318,7 @@ def _after_failure(record: Record, what: str, now: float, rule: RestartRule) -> 
 
 def _restart_later(record: Record, what: str, rule: RestartRule) -> Decision:
     failed = record.last_exit != 0
-    level = "error" if failed else "info"
+    level: Level = "error" if failed else "info"
     if rule.max_restarts is not None and record.failures >= rule.max_restarts:
         gave_up = f"{what}, giving up after {record.failures} restarts"
         if not failed:

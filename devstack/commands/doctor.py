@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from devstack.commands import add_env_overrides
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from devstack.model import Project
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -40,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_FAILURE if errors else 0
 
 
-def _holder_outside_stack(project):  # type: ignore[no-untyped-def]
+def _holder_outside_stack(project: Project) -> Callable[[int], str | None]:
     """A port held by this repo's running `devstack up` is its service's own: no problem."""
     import functools
 

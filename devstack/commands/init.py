@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 STARTER = """\
 # devstack.yaml: the services of this repo. `devstack up` starts them all.
@@ -54,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _from_procfile(procfile) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+def _from_procfile(procfile: Path) -> tuple[str, str]:
     import sys
 
     from devstack.errors import EXIT_USAGE, DevstackError
@@ -70,7 +74,7 @@ def _from_procfile(procfile) -> tuple[str, str]:  # type: ignore[no-untyped-def]
     return conversion.text, f"{len(conversion.services)} services from {procfile} ({names})"
 
 
-def _write_atomically(path, text: str) -> None:  # type: ignore[no-untyped-def]
+def _write_atomically(path: Path, text: str) -> None:
     """Whole or not at all: a temporary file beside it (usual permissions), renamed."""
     import os
 

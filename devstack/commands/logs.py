@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -40,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     return _show_files(project.root, names, args.lines, width)
 
 
-def _show_files(root, names: Sequence[str], count: int, width: int) -> int:  # type: ignore[no-untyped-def]
+def _show_files(root: Path, names: Sequence[str], count: int, width: int) -> int:
     from devstack.runtime.control import tail_lines
 
     log_dir = root / ".devstack" / "logs"
@@ -55,7 +59,7 @@ def _show_files(root, names: Sequence[str], count: int, width: int) -> int:  # t
     return 0
 
 
-def _follow(root, names: Sequence[str], count: int, width: int) -> int:  # type: ignore[no-untyped-def]
+def _follow(root: Path, names: Sequence[str], count: int, width: int) -> int:
     from devstack.errors import DevstackError
     from devstack.runtime import control
 
@@ -77,7 +81,7 @@ def _follow(root, names: Sequence[str], count: int, width: int) -> int:  # type:
     return 0
 
 
-def _logged(root) -> list[str]:  # type: ignore[no-untyped-def]
+def _logged(root: Path) -> list[str]:
     return sorted(path.stem for path in (root / ".devstack" / "logs").glob("*.log"))
 
 

@@ -8,6 +8,7 @@ the tree's CPU time over the service's uptime, as ps(1) counts it.
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -30,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _with_usage(row: dict, now: float) -> dict:  # type: ignore[type-arg]
+def _with_usage(row: dict[str, Any], now: float) -> dict[str, Any]:
     """The row with uptime, and CPU % and memory of the service's process tree."""
     started = row.get("started_at")
     uptime = now - started if started else None
@@ -58,7 +59,7 @@ def _tree_usage(pid: int, uptime: float | None) -> tuple[float | None, int | Non
     return cpu, memory
 
 
-def _print_table(rows: list[dict]) -> None:  # type: ignore[type-arg]
+def _print_table(rows: list[dict[str, Any]]) -> None:
     from rich import box
     from rich.console import Console
     from rich.table import Table

@@ -7,6 +7,7 @@ the running `up` says the services have settled, and report each one.
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 # Where each action should leave a service for it to count as done.
 WANTED_STATES = {
@@ -48,7 +49,7 @@ def act(args: argparse.Namespace, op: str) -> int:
     return 0 if ok else 1
 
 
-def describe_outcome(row: dict, wanted: frozenset[str]) -> tuple[str, bool]:  # type: ignore[type-arg]
+def describe_outcome(row: dict[str, Any], wanted: frozenset[str]) -> tuple[str, bool]:
     """`api: ready (pid 4242)` or `jobs: crashed (exited 1)`, and whether that is wanted."""
     from devstack.policy import describe_exit
 

@@ -9,8 +9,19 @@ supervisor. Heavy imports happen inside `run` so `devstack --help` stays fast.
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from devstack.commands import add_env_overrides
+
+if TYPE_CHECKING:
+    import asyncio
+    from collections.abc import Callable, Coroutine, Mapping
+    from types import ModuleType
+    from typing import Any, BinaryIO
+
+    from devstack.envresolve import ProjectEnv
+    from devstack.model import Project
+    from devstack.runtime.supervisor import Supervisor
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -57,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     return _run_stack(project, env, names, args, overrides, sys.stdout.buffer)
 
 
-def _selection(project, args: argparse.Namespace) -> list[str]:  # type: ignore[no-untyped-def]
+def _selection(project: Project, args: argparse.Namespace) -> list[str]:
     from devstack.graph import select
 
     edges = {name: service.dependency_names for name, service in project.services.items()}
@@ -67,7 +78,7 @@ def _selection(project, args: argparse.Namespace) -> list[str]:  # type: ignore[
     )
 
 
-def _check(project, env, names: list[str]) -> None:  # type: ignore[no-untyped-def]
+def _check(project: Project, env: ProjectEnv, names: list[str]) -> None:
     """Env problems and doctor errors stop `up`; doctor warnings are printed."""
     import dataclasses
     import sys
@@ -89,7 +100,14 @@ def _check(project, env, names: list[str]) -> None:  # type: ignore[no-untyped-d
         print(problem.render(), file=sys.stderr)
 
 
-def _run_stack(project, env, names, args, overrides, stream) -> int:  # type: ignore[no-untyped-def]
+def _run_stack(
+    project: Project,
+    env: ProjectEnv,
+    names: list[str],
+    args: argparse.Namespace,
+    overrides: Mapping[str, str],
+    stream: BinaryIO,
+) -> int:
     import asyncio
     import os
     import sys
@@ -153,7 +171,7 @@ def _watch_children_with_pidfds() -> None:
     warnings.filterwarnings("ignore", "A loop is being detached", RuntimeWarning)
 
 
-async def _supervise(supervisor, project, overrides) -> int:  # type: ignore[no-untyped-def]
+async def _supervise(supervisor: Supervisor, project: Project, overrides: Mapping[str, str]) -> int:
     """The supervisor, with the control socket, the file watcher and the `r` key beside it.
 
     The control socket is bound before anything starts: a client may ask as soon as a
@@ -170,7 +188,7 @@ async def _supervise(supervisor, project, overrides) -> int:  # type: ignore[no-
     stop_reaping = reaper.install_orphan_reaper(asyncio.get_running_loop())
     tasks: list[asyncio.Task[None]] = []
 
-    def start(companion) -> None:  # type: ignore[no-untyped-def]
+    def start(companion: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(companion)
         task.add_done_callback(lambda task: _report_crash(supervisor, task))
         tasks.append(task)
@@ -186,7 +204,11 @@ async def _supervise(supervisor, project, overrides) -> int:  # type: ignore[no-
         stop_reaping()
 
 
-async def _start_after_first_spawns(supervisor, overrides, start) -> None:  # type: ignore[no-untyped-def]
+async def _start_after_first_spawns(
+    supervisor: Supervisor,
+    overrides: Mapping[str, str],
+    start: Callable[[Coroutine[Any, Any, None]], None],
+) -> None:
     """Start the file watcher, and the key reader on a terminal, once the services that
     could start at once are spawned."""
     import asyncio
@@ -203,7 +225,7 @@ async def _start_after_first_spawns(supervisor, overrides, start) -> None:  # ty
         start(keys.read_keys(supervisor))
 
 
-def _import_companions(interactive: bool):  # type: ignore[no-untyped-def]
+def _import_companions(interactive: bool) -> tuple[ModuleType, ModuleType | None]:
     """The watcher's and the key reader's modules, and watchfiles' Rust part, which the
     watcher imports on the loop when it starts watching."""
     import importlib
@@ -214,7 +236,7 @@ def _import_companions(interactive: bool):  # type: ignore[no-untyped-def]
     return watcher, keys
 
 
-def _report_crash(supervisor, task) -> None:  # type: ignore[no-untyped-def]
+def _report_crash(supervisor: Supervisor, task: asyncio.Task[None]) -> None:
     """A companion that fails must say so: the stack keeps running without it."""
     import traceback
 
@@ -222,6 +244,8 @@ def _report_crash(supervisor, task) -> None:  # type: ignore[no-untyped-def]
         return
     error = task.exception()
     text = "".join(traceback.format_exception(error)).rstrip()
-    supervisor.output.system(
-        None, f"internal error, {task.get_coro().__name__} stopped:\n{text}", "error"
-    )
+    supervisor.output.system(None, f"internal error, {_name_of(task)} stopped:\n{text}", "error")
+
+
+def _name_of(task: asyncio.Task[None]) -> str:
+    return getattr(task.get_coro(), "__name__", task.get_name())

@@ -424,7 +424,7 @@ class Supervisor:
         signum = self._shutdown_signal
         self._shutting_down = True
         if signum is not None:
-            word = SIGNAL_WORDS.get(signum, signal.Signals(signum).name)
+            word = SIGNAL_WORDS.get(signal.Signals(signum), signal.Signals(signum).name)
             again = " (Ctrl+C again to kill them now)" if signum == signal.SIGINT else ""
             self._say(None, f"{word}: stopping all services{again}", "warn")
         await self._stop_in_reverse_order(list(self.units.values()))
