@@ -39,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
 
     from devstack.config import CONFIG_NAME
     from devstack.errors import EXIT_USAGE, DevstackError, Problem
+    from devstack.files import write_atomically
 
     target = Path(args.config_file) if getattr(args, "config_file", None) else Path(CONFIG_NAME)
     if target.exists() and not args.force:
@@ -53,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         text, summary = _from_procfile(procfile)
     else:
         text, summary = STARTER, "a starter with one example service; edit it"
-    _write_atomically(target, text)
+    write_atomically(target, text)
     print(f"wrote {target}: {summary}")
     return 0
 
@@ -72,16 +73,3 @@ def _from_procfile(procfile: Path) -> tuple[str, str]:
         print(problem.render(), file=sys.stderr)
     names = ", ".join(conversion.services)
     return conversion.text, f"{len(conversion.services)} services from {procfile} ({names})"
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """Whole or not at all: a temporary file beside it (usual permissions), renamed."""
-    import os
-
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(temporary, "x") as file:
-            file.write(text)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from devstack.errors import EXIT_FAILURE, EXIT_USAGE, DevstackError, Problem, unknown_name_error
+from devstack.files import write_atomically
 
 if TYPE_CHECKING:
     from devstack.model import Project
@@ -168,12 +169,6 @@ def _private_dir(directory: Path, uid: int) -> None:
         directory.chmod(0o700)
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
-
-
 def _is_live(path: Path) -> bool:
     """Whether something accepts connections on the socket at `path`."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
@@ -204,7 +199,7 @@ def bind_socket(root: Path, environ: Mapping[str, str], uid: int) -> socket.sock
         path.chmod(0o600)  # the 0700 directory already keeps others out meanwhile
         listener.listen(16)
         listener.setblocking(False)
-        _write_atomically(state_dir / PATH_RECORD, f"{path}\n")
+        write_atomically(state_dir / PATH_RECORD, f"{path}\n")
     except BaseException:
         listener.close()
         raise

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from devstack.errors import EXIT_FAILURE, DevstackError
+from devstack.files import write_atomically
 from devstack.model import Project
 
 LOCK_FILE = "up.lock"
@@ -84,7 +85,7 @@ def acquire(project: Project, *, say: Callable[[str], None] | None = None) -> It
             repo=project.root,
             socket_path=state_dir / SOCKET_FILE,
         )
-        _write_atomically(state_dir / RUN_FILE, json.dumps(run.as_json(), indent=2) + "\n")
+        write_atomically(state_dir / RUN_FILE, json.dumps(run.as_json(), indent=2) + "\n", 0o600)
         try:
             yield run
         finally:
@@ -121,20 +122,6 @@ def _already_running(project: Project) -> DevstackError:
         exit_status=EXIT_FAILURE,
         code="already-running",
     )
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """Readers see the old file or the whole new one, never a part.
-
-    No fsync: it cost `up` milliseconds (far more on a busy disk) before its first
-    service, for a file that only matters while this run's processes exist; after a
-    power loss a truncated run.json reads as no run (`read_run` returns None).
-    """
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as file:
-        file.write(text)
-    os.replace(temporary, path)
 
 
 def _ancestors() -> set[int]:
