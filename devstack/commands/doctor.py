@@ -47,28 +47,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _holder_outside_stack(project: Project) -> Callable[[int], str | None]:
-    """A port held by this repo's running `devstack up` is its service's own: no problem."""
+    """A port held by this repo's running `devstack up` is its service's own: no problem.
+    A dead run's leftovers holding a port are one (the next `up` stops them)."""
     import functools
 
     from devstack.ports import port_holder
+    from devstack.runtime.control import is_running
     from devstack.runtime.runstate import read_run
 
-    run = read_run(project.state_dir) or {}
-    # A dead run's leftovers holding a port are a problem (the next `up` stops them).
-    alive = isinstance(run.get("pid"), int) and _is_running(run["pid"])
-    return functools.partial(port_holder, except_run=run.get("run_id") if alive else None)
-
-
-def _is_running(pid: int) -> bool:
-    import os
-
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    run = read_run(project.state_dir) if is_running(project.root) else None
+    return functools.partial(port_holder, except_run=(run or {}).get("run_id"))
 
 
 def _summary(errors: int, warnings: int, services: int) -> str:

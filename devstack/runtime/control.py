@@ -473,6 +473,12 @@ def repo_root(config_file: str | None) -> Path:
     return find_config(Path.cwd()).parent
 
 
+def is_running(root: Path) -> bool:
+    """Whether a `devstack up` of `root` runs now: its socket accepts connections
+    (a killed one's socket, or a reused pid, does not count)."""
+    return _is_live(recorded_socket_path(root))
+
+
 def not_running(root: Path) -> DevstackError:
     return DevstackError.single(
         f"no devstack up is running in {root}", exit_status=EXIT_FAILURE, code="not-running"
