@@ -44,8 +44,11 @@ def is_free(port: int) -> bool:
 def port_holder(port: int, *, except_run: str | None = None) -> str | None:
     """Who holds `port` ("pid 123 (python -m http.server)"), or None when it is free
     or held by a process of the devstack run `except_run` (the service itself)."""
-    if is_free(port):
-        return None
+    return None if is_free(port) else taken_by(port, except_run=except_run)
+
+
+def taken_by(port: int, *, except_run: str | None = None) -> str | None:
+    """`port_holder` for a port already found taken (`is_free` said no): the slow part."""
     holder = who_holds(port)
     if holder is None:
         return "another process"

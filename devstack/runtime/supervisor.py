@@ -668,7 +668,7 @@ async def _port_holder(port: int) -> str | None:
 
     if ports.is_free(port):
         return None
-    return await asyncio.to_thread(ports.port_holder, port)
+    return await asyncio.to_thread(ports.taken_by, port)
 
 
 def _change_reason(unit: _Unit, new: Service, env: ProjectEnv) -> str:
