@@ -36,11 +36,10 @@ class Conversion:
 def convert(procfile_text: str, procfile_name: str = "Procfile") -> Conversion:
     """devstack.yaml for `procfile_text`; `PORT` as honcho gives it, where a command uses it."""
     import yaml
-    from honcho.environ import PROCFILE_LINE, expand_processes
+    from honcho.environ import expand_processes, parse_procfile
 
-    problems = list(_unreadable_lines(procfile_text, procfile_name, PROCFILE_LINE))
-    processes = _processes(procfile_text, procfile_name, PROCFILE_LINE, problems)
-    problems.sort(key=lambda problem: problem.location.line or 0 if problem.location else 0)
+    lines, problems = _readable_lines(procfile_text, procfile_name)
+    processes = dict(parse_procfile("\n".join(lines)).processes)
     if not processes:
         problems.append(
             Problem(
@@ -64,45 +63,39 @@ def convert(procfile_text: str, procfile_name: str = "Procfile") -> Conversion:
     return Conversion(HEADER.format(procfile=procfile_name) + body, list(services), problems)
 
 
-def _processes(
-    text: str, procfile_name: str, line_pattern: re.Pattern[str], problems: list[Problem]
-) -> dict[str, str]:
-    """honcho's reading of the file; a name given twice is reported, its first one kept."""
-    from honcho.environ import parse_procfile
+def _readable_lines(text: str, procfile_name: str) -> tuple[list[str], list[Problem]]:
+    """The process lines for honcho's parser, which skips any other line without a word
+    and fails on a name given twice; a warning, in line order, for each of those."""
+    from honcho.environ import PROCFILE_LINE
 
-    seen: dict[str, int] = {}
-    unique_lines = []
+    first_at: dict[str, int] = {}
+    kept: list[str] = []
+    problems: list[Problem] = []
     for number, line in enumerate(text.splitlines(), 1):
-        match = line_pattern.match(line)
-        if match and match.group(1) in seen:
+        match = PROCFILE_LINE.match(line)
+        if match is None:
+            if line.strip() and not line.lstrip().startswith("#"):
+                problems.append(
+                    Problem(
+                        f"not a process line, left out: {line.strip()!r}",
+                        Location(procfile_name, number),
+                        "a process line reads `name: command` (name: letters, digits, _ and -)",
+                        severity="warning",
+                        code="procfile-line",
+                    )
+                )
+        elif match.group(1) in first_at:
             problems.append(
                 Problem(
                     f"process {match.group(1)!r} is defined again (first at line "
-                    f"{seen[match.group(1)]}); this line is left out",
+                    f"{first_at[match.group(1)]}); this line is left out",
                     Location(procfile_name, number),
                     "give each process its own name",
                     severity="warning",
                     code="procfile-duplicate",
                 )
             )
-            continue
-        if match:
-            seen[match.group(1)] = number
-        unique_lines.append(line)
-    return dict(parse_procfile("\n".join(unique_lines)).processes)
-
-
-def _unreadable_lines(
-    text: str, procfile_name: str, line_pattern: re.Pattern[str]
-) -> list[Problem]:
-    return [
-        Problem(
-            f"not a process line, left out: {line.strip()!r}",
-            Location(procfile_name, number),
-            "a process line reads `name: command` (name: letters, digits, _ and -)",
-            severity="warning",
-            code="procfile-line",
-        )
-        for number, line in enumerate(text.splitlines(), 1)
-        if line.strip() and not line.lstrip().startswith("#") and not line_pattern.match(line)
-    ]
+        else:
+            first_at[match.group(1)] = number
+            kept.append(line)
+    return kept, problems
