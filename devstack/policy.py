@@ -70,6 +70,12 @@ class Record:
     failures: int = 0  # policy restarts in a row, for backoff and max_restarts
     up_since: float | None = None  # monotonic time of the current instance's spawn
     last_exit: int | None = None  # negative: killed by that signal
+    pending: bool = False  # wants to spawn once its dependencies meet their conditions
+    spawning: bool = False  # a spawn is under way (the port check, the exec)
+    held: bool = False  # stopped on request: does not count as ended for good
+    detail: str = ""  # "waiting for db (ready)", "not ready: ...": said in `ps`
+    started_at: float | None = None  # wall-clock time the current instance started
+    reason: str = ""  # why it last restarted: "app.py changed", "asked by `devstack restart`"
 
     @property
     def restarts(self) -> int:
@@ -87,6 +93,8 @@ class Start:
 @dataclass(frozen=True)
 class Spawned:
     """Its process exists now."""
+
+    started_at: float | None = None  # wall-clock time, for `ps`
 
 
 @dataclass(frozen=True)
@@ -125,10 +133,14 @@ class BackoffElapsed:
 class Stop:
     """Stop it for good (shutdown, `devstack stop`, removed from the config)."""
 
+    hold: bool = True  # on request: it stays stopped, and does not end the stack
+
 
 @dataclass(frozen=True)
 class Restart:
     """Restart it now (a change, `devstack restart`, an env edit)."""
+
+    reason: str = ""  # said as "restarting: <reason>", and kept for `ps`
 
 
 Event = (
@@ -154,7 +166,7 @@ class Spawn:
 
 @dataclass(frozen=True)
 class StartProbe:
-    pass
+    """Wait for the ready probe (armed before the spawn) of the instance just spawned."""
 
 
 @dataclass(frozen=True)
@@ -194,8 +206,10 @@ class IllegalTransition(RuntimeError):
 
 
 S = State
-# Which states each event may arrive in. Everything else is a bug in the caller.
-ALLOWED: dict[type, frozenset[State]] = {
+# Where each event acts (ACTS) or is a legal no-op (IGNORED: a request that is already
+# met, a timer that fired after a cancel); anywhere else it is a bug in the caller.
+# The module docstring's table is checked against `decide` by tests/unit/test_policy.py.
+ACTS: dict[type, frozenset[State]] = {
     Start: frozenset({S.STOPPED, S.EXITED, S.CRASHED, S.WAITING_FOR_CHANGE, S.BACKING_OFF}),
     Spawned: frozenset({S.STARTING}),
     SpawnFailed: frozenset({S.STARTING}),
@@ -206,6 +220,15 @@ ALLOWED: dict[type, frozenset[State]] = {
     BackoffElapsed: frozenset({S.BACKING_OFF}),
     Stop: frozenset({S.STARTING, S.READY, S.RUNNING, S.BACKING_OFF, S.RESTARTING}),
     Restart: frozenset(set(State) - {S.STOPPING}),
+}
+IGNORED: dict[type, frozenset[State]] = {
+    Start: frozenset({S.STARTING, S.READY, S.RUNNING, S.STOPPING, S.RESTARTING}),
+    BackoffElapsed: frozenset(set(State) - {S.BACKING_OFF}),
+    Stop: frozenset({S.STOPPING, S.STOPPED, S.CRASHED, S.EXITED, S.WAITING_FOR_CHANGE}),
+    Restart: frozenset({S.STOPPING}),
+}
+ALLOWED: dict[type, frozenset[State]] = {
+    kind: states | IGNORED.get(kind, frozenset()) for kind, states in ACTS.items()
 }
 
 
@@ -232,11 +255,23 @@ def decide(record: Record, event: Event, now: float, rule: RestartRule) -> Decis
     if needs_alive is not None and record.alive != needs_alive:
         having = "with" if needs_alive else "without"
         raise IllegalTransition(f"{type(event).__name__} is only allowed {having} a process")
+    # What a request says about the future holds even where it changes nothing now.
+    if isinstance(event, Start):
+        record = replace(record, held=False)
+    elif isinstance(event, Stop):
+        record = replace(record, held=record.held or event.hold, pending=False)
+    if record.state in IGNORED.get(type(event), ()):
+        return Decision(record)
     if isinstance(event, Exited):
         return _exited(record, event.code, now, rule)
     if isinstance(event, DependencyFailed):
         message = f"not started: {event.reason}"
-        return Decision(replace(record, state=S.CRASHED), (Say(message, "error"),))
+        failed = replace(record, state=S.CRASHED, pending=False, detail="")
+        return Decision(failed, (Say(message, "error"),))
+    if isinstance(event, Spawned):
+        return _spawned(record, event.started_at, now, rule)
+    if isinstance(event, Restart):
+        return _restart(record, event.reason, now, rule)
     return _HANDLERS[type(event)](record, now, rule)
 
 
@@ -244,13 +279,19 @@ def _start(record: Record, now: float, rule: RestartRule) -> Decision:
     actions: tuple[Action, ...] = (Spawn(),)
     if record.state is S.BACKING_OFF:
         actions = (CancelRestart(), Spawn())
-    return Decision(replace(record, state=S.STARTING, failures=0, ready=False), actions)
+    starting = replace(record, state=S.STARTING, failures=0, ready=False, pending=True)
+    return Decision(starting, actions)
 
 
-def _spawned(record: Record, now: float, rule: RestartRule) -> Decision:
-    spawned = replace(record, alive=True, spawns=record.spawns + 1, up_since=now)
+def _spawned(record: Record, started_at: float | None, now: float, rule: RestartRule) -> Decision:
+    spawned = replace(
+        record, alive=True, spawns=record.spawns + 1, up_since=now, started_at=started_at
+    )
     if rule.has_probe:
-        return Decision(replace(spawned, state=S.STARTING, ready=False), (StartProbe(),))
+        probing = replace(
+            spawned, state=S.STARTING, ready=False, detail="waiting for its ready probe"
+        )
+        return Decision(probing, (StartProbe(),))
     return Decision(replace(spawned, state=S.RUNNING, ready=True))
 
 
@@ -259,7 +300,7 @@ def _spawn_failed(record: Record, now: float, rule: RestartRule) -> Decision:
 
 
 def _probe_passed(record: Record, now: float, rule: RestartRule) -> Decision:
-    return Decision(replace(record, state=S.READY, ready=True))
+    return Decision(replace(record, state=S.READY, ready=True, detail=""))
 
 
 def _probe_gave_up(record: Record, now: float, rule: RestartRule) -> Decision:
@@ -267,7 +308,7 @@ def _probe_gave_up(record: Record, now: float, rule: RestartRule) -> Decision:
 
 
 def _backoff_elapsed(record: Record, now: float, rule: RestartRule) -> Decision:
-    return Decision(replace(record, state=S.STARTING, ready=False), (Spawn(),))
+    return Decision(replace(record, state=S.STARTING, ready=False, pending=True), (Spawn(),))
 
 
 def _stop(record: Record, now: float, rule: RestartRule) -> Decision:
@@ -280,22 +321,27 @@ def _stop(record: Record, now: float, rule: RestartRule) -> Decision:
     return Decision(replace(record, state=S.STOPPING, ready=False), actions)
 
 
-def _restart(record: Record, now: float, rule: RestartRule) -> Decision:
+def _restart(record: Record, reason: str, now: float, rule: RestartRule) -> Decision:
     if record.state is S.RESTARTING:
         return Decision(record)  # coalesce: the coming instance starts after this request
-    if record.alive:
-        return Decision(replace(record, state=S.RESTARTING, ready=False), (StopProcess(),))
-    if record.state is S.STARTING:
+    if record.state is S.STARTING and not record.alive:
         return Decision(record)  # not spawned yet: it will start with what is current
-    return _start(record, now, rule)
+    record = replace(record, held=False, reason=reason or record.reason)
+    said: tuple[Action, ...] = (Say(f"restarting: {reason}"),) if reason else ()
+    if record.alive:
+        restarting = replace(record, state=S.RESTARTING, ready=False)
+        return Decision(restarting, (*said, StopProcess()))
+    started = _start(record, now, rule)
+    return Decision(started.record, (*said, *started.actions))
 
 
 def _exited(record: Record, code: int, now: float, rule: RestartRule) -> Decision:
-    ended = replace(record, alive=False, ready=False, last_exit=code)
+    ended = replace(record, alive=False, ready=False, last_exit=code, detail="", started_at=None)
     if record.state is S.STOPPING:
         return Decision(replace(ended, state=S.STOPPED, up_since=None), (Say("stopped"),))
     if record.state is S.RESTARTING:
-        return Decision(replace(ended, state=S.STARTING, failures=0), (Spawn(),))
+        restarted = replace(ended, state=S.STARTING, failures=0, pending=True)
+        return Decision(restarted, (Spawn(),))
     if record.up_since is not None and now - record.up_since >= STABLE_AFTER:
         ended = replace(ended, failures=0)
     if code == 0:
@@ -336,13 +382,11 @@ def _restart_later(record: Record, what: str, rule: RestartRule) -> Decision:
 
 _HANDLERS = {
     Start: _start,
-    Spawned: _spawned,
     SpawnFailed: _spawn_failed,
     ProbePassed: _probe_passed,
     ProbeGaveUp: _probe_gave_up,
     BackoffElapsed: _backoff_elapsed,
     Stop: _stop,
-    Restart: _restart,
 }
 
 

@@ -39,7 +39,7 @@ from devstack.files import write_atomically
 
 if TYPE_CHECKING:
     from devstack.model import Project
-    from devstack.runtime.supervisor import Supervisor
+    from devstack.runtime.stackapi import StackAPI
 
 PROTOCOL_VERSION = 1
 MAX_MESSAGE = 64 * 1024
@@ -218,7 +218,7 @@ def peer_uid(sock: socket.socket) -> int | None:
     return uid
 
 
-async def serve(supervisor: Supervisor, *, project: Project) -> None:
+async def serve(supervisor: StackAPI, *, project: Project) -> None:
     """Answer control requests for `supervisor` until cancelled; removes the socket then."""
     listener = bind_socket(project.root, os.environ, os.getuid())
     path = Path(listener.getsockname())
@@ -247,7 +247,7 @@ def _remove_socket(root: Path, path: Path, identity: int) -> None:
 class ControlServer:
     """Answers one request per connection on behalf of a supervisor."""
 
-    def __init__(self, supervisor: Supervisor, *, root: Path, own_uid: int) -> None:
+    def __init__(self, supervisor: StackAPI, *, root: Path, own_uid: int) -> None:
         self.supervisor = supervisor
         self.root = root
         self.own_uid = own_uid
@@ -306,7 +306,7 @@ class ControlServer:
             reply = error_reply(error.problems, error.exit_status)
         except Exception as error:  # a bug: say so on both ends, keep serving the others
             message = f"internal error during {request.op}: {error!r}"
-            self.supervisor.output.system(None, message, "error")
+            self.supervisor.say(message, "error")
             reply = error_reply([Problem(message)], EXIT_FAILURE)
         await _send(writer, reply)
 
@@ -322,7 +322,7 @@ class ControlServer:
         elif request.op == "stop":
             await supervisor.stop(names)
         elif request.op == "down":
-            supervisor.output.system(None, "devstack down: stopping all services", "warn")
+            supervisor.say("devstack down: stopping all services", "warn")
             supervisor.request_shutdown(None)
             return {"ok": True, "pid": os.getpid()}
         elif request.op == "env":
@@ -336,17 +336,10 @@ class ControlServer:
         return {"services": [dataclasses.asdict(row) for row in rows]}
 
     def _env(self, name: str) -> dict[str, Any]:
-        from devstack.runtime.supervisor import spawn_env
-
         supervisor = self.supervisor
         self._require(name)
         status = {row.name: row for row in supervisor.status()}.get(name)
-        values = spawn_env(
-            supervisor.env.services[name].values,
-            run_id=supervisor.run_id,
-            name=name,
-            colour=supervisor.colour,
-        )
+        values = supervisor.service_env(name)
         return {
             "ok": True,
             "service": name,
@@ -375,7 +368,7 @@ class ControlServer:
 
         # The tail and the subscription in one step of the loop: no line falls between.
         past = self._tails(request) if request.tail else []
-        unsubscribe = self.supervisor.output.subscribe(take)
+        unsubscribe = self.supervisor.subscribe_output(take)
         try:
             await _send(writer, {"ok": True})
             for record in past:

@@ -3,7 +3,7 @@
 
 `parse_line` is the pure part: a typed line -> what to do. `read_keys` reads the
 terminal's lines as the loop reports them readable (no thread, no polling) and hands
-restarts to the supervisor. Only meaningful when stdin is a terminal; `up` checks.
+restarts to the stack (`StackAPI`). Only meaningful when stdin is a terminal; `up` checks.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from devstack.errors import DevstackError, Problem, unknown_name_error
 
 if TYPE_CHECKING:
-    from devstack.runtime.supervisor import Supervisor
+    from devstack.runtime.stackapi import StackAPI
 
 HELP = "type r + Enter to restart every service, r NAME + Enter to restart one"
 REASON = "r typed in the terminal"
@@ -48,7 +48,7 @@ def parse_line(line: str, known: Collection[str]) -> Restart | Ignore | Problem:
     return Restart(tuple(dict.fromkeys(words[1:])))
 
 
-async def read_keys(supervisor: Supervisor) -> None:
+async def read_keys(stack: StackAPI) -> None:
     """Act on lines typed at the terminal until cancelled or stdin ends."""
     lines: asyncio.Queue[str | None] = asyncio.Queue()
     loop = asyncio.get_running_loop()
@@ -77,7 +77,7 @@ async def read_keys(supervisor: Supervisor) -> None:
     restarts: set[asyncio.Task[None]] = set()
     try:
         while (line := await lines.get()) is not None:
-            task = asyncio.ensure_future(_act(supervisor, line))
+            task = asyncio.ensure_future(_act(stack, line))
             restarts.add(task)  # a restart may take a while; the next line is read meanwhile
             task.add_done_callback(restarts.discard)
     finally:
@@ -105,19 +105,19 @@ def _read(descriptor: int) -> bytes | None:
         return b""
 
 
-async def _act(supervisor: Supervisor, line: str) -> None:
-    command = parse_line(line, supervisor.project.services)
+async def _act(stack: StackAPI, line: str) -> None:
+    command = parse_line(line, stack.project.services)
     if isinstance(command, Ignore):
         return
     if isinstance(command, Problem):
         message = command.message + (f" ({command.hint})" if command.hint else "")
-        supervisor.output.system(None, message, "warn")
+        stack.say(message, "warn")
         return
     # `r` alone: what runs (or failed), not what was stopped on purpose with `devstack stop`.
-    names = list(command.names) or [s.name for s in supervisor.status() if s.state != "stopped"]
+    names = list(command.names) or [status.name for status in stack.status()]
     try:
-        await supervisor.restart(names, REASON)
+        await stack.restart(names, REASON, skip_stopped=not command.names)
     except DevstackError as error:
-        supervisor.output.system(None, error.render(), "warn")
+        stack.say(error.render(), "warn")
     except Exception as error:  # a bug: said in the terminal, the next line still works
-        supervisor.output.system(None, f"internal error restarting {names}: {error!r}", "error")
+        stack.say(f"internal error restarting {names}: {error!r}", "error")

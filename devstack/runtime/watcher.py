@@ -1,11 +1,11 @@
-"""The file watcher: one watchfiles watcher for the whole repo, feeding the supervisor.
+"""The file watcher: one watchfiles watcher for the whole repo, feeding the stack.
 
 A batch of changes goes through the ignore filter, then a content
 check (a write that leaves a file as it was, like `touch` or an editor saving unchanged
 text, is no change), then `routing`. Services whose `watch` globs match are restarted,
 concurrently; the supervisor coalesces a restart with one already under way. A change
 of an env file or devstack.yaml reloads the config and env, checks them as `up` does,
-and hands them to `Supervisor.apply`, which restarts exactly the services whose
+and hands them to `StackAPI.apply`, which restarts exactly the services whose
 command or environment changed; an invalid edit is reported and the stack keeps
 running on the last good config.
 
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
     from devstack.envresolve import ProjectEnv
     from devstack.model import Project
-    from devstack.runtime.supervisor import Supervisor
+    from devstack.runtime.stackapi import Level, StackAPI
 
 # How long the repo must be quiet before watchfiles hands a batch over: small, since
 # it is most of the latency from a save to the restart.
@@ -73,10 +73,10 @@ RawChanges = set[tuple[int, str]] | str
 
 
 async def watch_project(
-    supervisor: Supervisor, *, shell: Mapping[str, str], cli_env: Mapping[str, str]
+    stack: StackAPI, *, shell: Mapping[str, str], cli_env: Mapping[str, str]
 ) -> None:
     """Watch the repo and restart or reload what its changes concern, until cancelled."""
-    await ProjectWatcher(supervisor, shell=shell, cli_env=cli_env).run()
+    await ProjectWatcher(stack, shell=shell, cli_env=cli_env).run()
 
 
 class ContentHashes:
@@ -132,9 +132,9 @@ class ProjectWatcher:
     """The watcher's state: the routing of the current config and the content seen."""
 
     def __init__(
-        self, supervisor: Supervisor, *, shell: Mapping[str, str], cli_env: Mapping[str, str]
+        self, stack: StackAPI, *, shell: Mapping[str, str], cli_env: Mapping[str, str]
     ) -> None:
-        self.supervisor = supervisor
+        self.stack = stack
         self.shell = shell
         self.cli_env = cli_env
         self.hashes = ContentHashes()
@@ -146,7 +146,7 @@ class ProjectWatcher:
 
     @property
     def root(self) -> Path:
-        return self.supervisor.project.root
+        return self.stack.project.root
 
     async def run(self) -> None:
         await asyncio.to_thread(self._load_ignores)
@@ -277,18 +277,16 @@ class ProjectWatcher:
         routing = self.router.route(changed)
         if routing.ignore_files:
             await asyncio.to_thread(self._load_ignores)
-        states = {status.name: status.state for status in self.supervisor.status()}
         for name, changed_paths in routing.services.items():
-            # Stopped on request (`devstack stop`): stays stopped until started again.
-            if states.get(name, "stopped") != "stopped":
-                reason = self.router.describe(name, changed_paths)
-                self._spawn(self._restart(name, reason))
+            reason = self.router.describe(name, changed_paths)
+            self._spawn(self._restart(name, reason))
         if routing.env_changed or routing.config_changed:
             self._spawn(self._reload(routing))
 
     async def _restart(self, name: str, reason: str) -> None:
         with contextlib.suppress(DevstackError):  # removed from the config meanwhile
-            await self.supervisor.restart([name], reason)
+            # Stopped on request (`devstack stop`): stays stopped until started again.
+            await self.stack.restart([name], reason, skip_stopped=True)
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(self._reporting(coroutine))
@@ -307,7 +305,7 @@ class ProjectWatcher:
     async def _reload(self, routing: Routing) -> None:
         # One at a time: a second edit during a reload is read by the next one.
         async with self._reloading:
-            old_project, old_env = self.supervisor.project, self.supervisor.env
+            old_project, old_env = self.stack.project, self.stack.env
             what = self._what_changed(routing, old_project)
             loaded = self._load(routing.config_changed, old_project, what)
             if loaded is None:
@@ -316,10 +314,10 @@ class ProjectWatcher:
             if routing.config_changed:
                 self._say(f"{what} changed, applying")
             else:
-                names = changed_variables(old_env, env, self.supervisor.units)
+                names = changed_variables(old_env, env, self._names_in_run())
                 listed = f" ({', '.join(names)})" if names else "; no service's environment changed"
                 self._say(f"{what} changed{listed}")
-            await self.supervisor.apply(project, env)
+            await self.stack.apply(project, env)
             await asyncio.to_thread(self._load_ignores)
             await asyncio.to_thread(self._remember_watched)
 
@@ -352,26 +350,17 @@ class ProjectWatcher:
         """`up` printed the doctor's warnings already: a reload repeats only new ones."""
         from devstack.doctor import diagnose
 
-        project = self.supervisor.project
-        problems = diagnose(
-            self._in_this_run(project, project), self.supervisor.env, check_ports=False
-        )
+        project = self.stack.project
+        problems = diagnose(self._in_this_run(project, project), self.stack.env, check_ports=False)
         self._warnings_shown |= {problem.render() for problem in problems}
 
     def _in_this_run(self, project: Project, old_project: Project) -> Project:
         """Only the services this run has or will start: one left out must not block it."""
-        supervisor = self.supervisor
-        names = [
-            name
-            for name, service in project.services.items()
-            if name in supervisor.units
-            or (
-                name not in old_project.services
-                and service.autostart
-                and supervisor.start_new_services
-            )
-        ]
+        names = self.stack.selection(project)
         return dataclasses.replace(project, services={n: project.services[n] for n in names})
+
+    def _names_in_run(self) -> list[str]:
+        return [status.name for status in self.stack.status()]
 
     def _reject(self, what: str, problems: Iterable[Problem]) -> None:
         self._say(f"{what} changed but cannot be used, keeping the last good config:", "error")
@@ -391,7 +380,7 @@ class ProjectWatcher:
         self.router = self._router()
 
     def _router(self) -> Router:
-        project, env = self.supervisor.project, self.supervisor.env
+        project, env = self.stack.project, self.stack.env
         ignores = IgnoreFilter(project.root, gitignores=self._gitignores, keep=env.env_files)
         return Router(project, env.env_files, ignores)
 
@@ -416,16 +405,16 @@ class ProjectWatcher:
 
     def describe_watching(self) -> str:
         """`watching for changes: jobs (tasks/**/*.py), env files, devstack.yaml`."""
-        services = self.supervisor.project.services
+        services = self.stack.project.services
         watched = [
             f"{name} ({', '.join(services[name].watch.paths)})"  # type: ignore[union-attr]
             for name in (watch.name for watch in self.router.watches)
-            if name in self.supervisor.units
+            if name in self._names_in_run()
         ]
         return "watching for changes: " + ", ".join([*watched, "env files", "devstack.yaml"])
 
-    def _say(self, message: str, level: str = "info") -> None:
-        self.supervisor.output.system(None, message, level)  # type: ignore[arg-type]
+    def _say(self, message: str, level: Level = "info") -> None:
+        self.stack.say(message, level)
 
 
 @dataclasses.dataclass(frozen=True)

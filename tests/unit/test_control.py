@@ -2,7 +2,7 @@
 key's parsing, and the live-env diff.
 
 The server runs in a thread with its own event loop, in front of a small stand-in
-supervisor that records what it is asked; the CLI side is the real client.
+stack (tests/fakes.py) that records what it is asked; the CLI side is the real client.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import os
 import socket
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -36,78 +35,27 @@ from devstack.runtime.control import (
     tail_lines,
 )
 from devstack.runtime.keys import Ignore, Restart, parse_line
-from devstack.runtime.supervisor import ServiceStatus
+from tests.fakes import FakeStack
 
 SERVICES = ("api", "jobs", "mail")
 
 
-# -- a stand-in supervisor -------------------------------------------------------------
+# -- a stand-in stack ------------------------------------------------------------------
 
 
-class FakeOutput:
-    def __init__(self) -> None:
-        self.subscribers: list[Callable[[str, list[str]], None]] = []
-        self.messages: list[str] = []
-
-    def subscribe(self, callback: Callable[[str, list[str]], None]) -> Callable[[], None]:
-        self.subscribers.append(callback)
-        return lambda: self.subscribers.remove(callback)
-
-    def emit(self, name: str, *lines: str) -> None:
-        for callback in list(self.subscribers):
-            callback(name, list(lines))
-
-    def system(self, name: str | None, message: str, level: str = "info") -> None:
-        self.messages.append(message)
-
-
-@dataclass
-class FakeSupervisor:
-    output: FakeOutput = field(default_factory=FakeOutput)
-    calls: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
-    shutdowns: int = 0
-    run_id: str = "run-1"
-    colour: bool = False
-
-    def __post_init__(self) -> None:
-        self.project = SimpleNamespace(services=dict.fromkeys(SERVICES))
-        self.env = SimpleNamespace(
-            services={name: SimpleNamespace(values={"PORT": "8000"}) for name in SERVICES}
-        )
-        self.units = dict.fromkeys(SERVICES)
-        self.states = dict.fromkeys(SERVICES, "running")
-
-    def status(self) -> list[ServiceStatus]:
-        return [
-            ServiceStatus(name, state, 100 + i if state == "running" else None, 1.0, 0, None, None)
-            for i, (name, state) in enumerate(self.states.items())
-        ]
-
-    async def _act(self, op: str, names: list[str], state: str) -> None:
-        unknown = [name for name in names if name not in SERVICES]
-        if unknown:
-            raise DevstackError([unknown_name_error("service", n, SERVICES) for n in unknown])
-        self.calls.append((op, tuple(names)))
-        await asyncio.sleep(0)  # a real one awaits the processes
-        self.states.update(dict.fromkeys(names, state))
-
-    async def restart(self, names: list[str], reason: str) -> None:
-        await self._act("restart", names, "running")
-
-    async def start(self, names: list[str]) -> None:
-        await self._act("start", names, "running")
-
-    async def stop(self, names: list[str]) -> None:
-        await self._act("stop", names, "stopped")
-
-    def request_shutdown(self, signum: int | None = None) -> None:
-        self.shutdowns += 1
+def three_services() -> FakeStack:
+    """Three services running, each with PORT=8000."""
+    project = SimpleNamespace(services=dict.fromkeys(SERVICES))
+    env = SimpleNamespace(
+        services={name: SimpleNamespace(values={"PORT": "8000"}) for name in SERVICES}
+    )
+    return FakeStack(project, env)
 
 
 class ServerThread:
     """`control.serve` (or a ControlServer) on its own loop, in a thread."""
 
-    def __init__(self, supervisor: FakeSupervisor, root: Path, serving: Any = None) -> None:
+    def __init__(self, supervisor: FakeStack, root: Path, serving: Any = None) -> None:
         self.supervisor = supervisor
         self.root = root
         self.loop = asyncio.new_event_loop()
@@ -147,7 +95,7 @@ class ServerThread:
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[ServerThread]:
-    with ServerThread(FakeSupervisor(), tmp_path) as running:
+    with ServerThread(three_services(), tmp_path) as running:
         yield running
 
 
@@ -234,7 +182,7 @@ def test_serving_a_long_repo_path_records_the_real_socket(
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
     root = tmp_path / ("long-name" * 12)
     root.mkdir()
-    with ServerThread(FakeSupervisor(), root):
+    with ServerThread(three_services(), root):
         recorded = Path((root / ".devstack" / "control.path").read_text().strip())
         assert recorded.parent == runtime
         assert control.request(root, "ps")["root"] == str(root)
@@ -277,7 +225,7 @@ def test_unknown_names_come_back_as_an_error_with_a_suggestion(server: ServerThr
 def test_down_asks_for_a_shutdown_and_names_the_process(server: ServerThread) -> None:
     assert control.request(server.root, "down")["pid"] == os.getpid()
     assert server.supervisor.shutdowns == 1
-    assert server.supervisor.output.messages == ["devstack down: stopping all services"]
+    assert server.supervisor.messages == ["devstack down: stopping all services"]
 
 
 def test_env_gives_the_spawned_environment_and_pid(server: ServerThread) -> None:
@@ -307,7 +255,7 @@ def test_a_client_that_says_nothing_and_leaves_is_harmless(server: ServerThread)
 
 
 def test_another_user_is_refused(tmp_path: Path) -> None:
-    supervisor = FakeSupervisor()
+    supervisor = three_services()
     someone_else = os.getuid() + 1
 
     async def serve_as_someone_else() -> None:
@@ -339,11 +287,11 @@ def test_follow_sends_the_tail_then_live_lines_until_the_client_leaves(
     stream = control.open_stream(server.root, "logs-follow", services=["api"], tail=2)
     assert next(stream) == {"v": 1, "ok": True}
     assert next(stream)["lines"] == ["two", "three"]
-    server.call(server.supervisor.output.emit, "jobs", "not wanted")
-    server.call(server.supervisor.output.emit, "api", "four", "five")
+    server.call(server.supervisor.emit, "jobs", "not wanted")
+    server.call(server.supervisor.emit, "api", "four", "five")
     assert next(stream) == {"v": 1, "name": "api", "lines": ["four", "five"], "from": "live"}
     stream.close()  # the client leaves mid-stream
-    subscribers = server.supervisor.output.subscribers
+    subscribers = server.supervisor.output_subscribers
     _wait_for(lambda: not subscribers, "the follower to unsubscribe")
     assert control.request(server.root, "ps")["services"]
 
@@ -379,7 +327,7 @@ def test_a_stale_socket_is_reported_as_not_running_and_replaced(tmp_path: Path) 
         dead.bind(str(path))  # bound, never listening, closed: what a SIGKILLed up leaves
     with pytest.raises(DevstackError, match="no devstack up is running"):
         control.request(tmp_path, "ps")
-    with ServerThread(FakeSupervisor(), tmp_path):
+    with ServerThread(three_services(), tmp_path):
         assert control.request(tmp_path, "ps")["services"]
     assert not path.exists()
 
@@ -471,9 +419,7 @@ def test_a_failing_action_is_reported_and_the_server_keeps_answering(
     server.supervisor.start = broken  # type: ignore[method-assign]
     with pytest.raises(DevstackError, match="internal error during start: RuntimeError"):
         control.request(server.root, "start", services=["api"])
-    assert server.supervisor.output.messages == [
-        "internal error during start: RuntimeError('boom')"
-    ]
+    assert server.supervisor.messages == ["internal error during start: RuntimeError('boom')"]
     assert control.request(server.root, "ps")["services"]
 
 

@@ -14,13 +14,10 @@ import signal
 import threading
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from devstack.config import load_project
-from devstack.envresolve import resolve_project
 from devstack.runtime.watcher import (
     NOTIFY_LAG_MS,
     Doorbell,
@@ -28,31 +25,13 @@ from devstack.runtime.watcher import (
     open_notify,
     watch_project,
 )
+from tests.fakes import FakeStack
 from tests.support import make_repo
 
 TIMEOUT = 30.0
 
 
-class FakeSupervisor:
-    """What the watcher asks of the supervisor; records restarts, awaitably."""
-
-    def __init__(self, root: Path) -> None:
-        self.project = load_project(root / "devstack.yaml")
-        self.env = resolve_project(self.project, {}, {})
-        self.units = dict.fromkeys(self.project.services)
-        self.start_new_services = True
-        self.said: asyncio.Queue[str] = asyncio.Queue()
-        self.output = SimpleNamespace(system=lambda _name, text, _level: self.said.put_nowait(text))
-        self.restarts: asyncio.Queue[tuple[list[str], str]] = asyncio.Queue()
-
-    def status(self) -> list[SimpleNamespace]:
-        return [SimpleNamespace(name=name, state="running") for name in self.units]
-
-    async def restart(self, names: list[str], reason: str) -> None:
-        self.restarts.put_nowait((names, reason))
-
-
-async def until_said(supervisor: FakeSupervisor, start: str) -> None:
+async def until_said(supervisor: FakeStack, start: str) -> None:
     while not (await asyncio.wait_for(supervisor.said.get(), TIMEOUT)).startswith(start):
         pass
 
@@ -97,7 +76,7 @@ def test_a_save_restarts_the_service_that_watches_it(
     ringing = where.startswith("main")
 
     async def scenario() -> None:
-        supervisor = FakeSupervisor(tmp_path)
+        supervisor = FakeStack.of_repo(tmp_path)
         watcher = asyncio.create_task(watch_project(supervisor, shell={}, cli_env={}))
         await until_said(supervisor, "watching for changes:")
         assert (signal.getsignal(signal.SIGIO) != signal.SIG_DFL) == ringing
