@@ -1,11 +1,76 @@
 """The life of one service as data: its states, what may happen in each, and what to do.
 
 `decide(record, event, now, rule)` is pure: it returns the service's next `Record`
-and the `Action`s the supervisor must carry out (spawn, stop, wait before a restart,
-say something). The restart policy lives here too: `restart: no | on-failure |
-always`, exponential backoff from 1 s to a 30 s cap, reset once a run lasts 10 s,
-and `max_restarts` restarts in a row. An event a state does not allow is a bug in
-the caller, raised as `IllegalTransition` naming the states that allow it.
+(all of the service's state: the supervisor keeps none) and the `Action`s to carry
+out (want a spawn, stop, wait before a restart, say something). The restart policy
+lives here too: `restart: no | on-failure | always`, exponential backoff from 1 s to
+a 30 s cap, reset once a run lasts 10 s, and `max_restarts` restarts in a row.
+`stackpolicy` adds what needs the other services (dependencies, shutdown order).
+
+Every transition, by state, whether a process exists, and event. A request already
+met (Start while running, Stop once stopped, a timer that fired after its cancel) is
+a legal transition to the same state, doing nothing. An event a state does not list
+is a bug in the caller, raised as `IllegalTransition` naming the states that allow
+it. tests/unit/test_policy_table.py checks this table against `decide`:
+
+    state               process  event             next state
+    starting            no       BackoffElapsed    starting
+    starting            no       DependencyFailed  crashed
+    starting            no       Restart           starting
+    starting            no       SpawnFailed       backing-off, crashed, waiting-for-change
+    starting            no       Spawned           running, starting
+    starting            no       Start             starting
+    starting            no       Stop              stopped
+    starting            yes      BackoffElapsed    starting
+    starting            yes      Exited            backing-off, crashed, exited, waiting-for-change
+    starting            yes      ProbeGaveUp       running
+    starting            yes      ProbePassed       ready
+    starting            yes      Restart           restarting
+    starting            yes      Start             starting
+    starting            yes      Stop              stopping
+    ready               yes      BackoffElapsed    ready
+    ready               yes      Exited            backing-off, crashed, exited, waiting-for-change
+    ready               yes      Restart           restarting
+    ready               yes      Start             ready
+    ready               yes      Stop              stopping
+    running             yes      BackoffElapsed    running
+    running             yes      Exited            backing-off, crashed, exited, waiting-for-change
+    running             yes      Restart           restarting
+    running             yes      Start             running
+    running             yes      Stop              stopping
+    stopping            yes      BackoffElapsed    stopping
+    stopping            yes      Exited            stopped
+    stopping            yes      Restart           stopping
+    stopping            yes      Start             stopping
+    stopping            yes      Stop              stopping
+    restarting          yes      BackoffElapsed    restarting
+    restarting          yes      Exited            starting
+    restarting          yes      Restart           restarting
+    restarting          yes      Start             restarting
+    restarting          yes      Stop              stopping
+    backing-off         no       BackoffElapsed    starting
+    backing-off         no       Restart           starting
+    backing-off         no       Start             starting
+    backing-off         no       Stop              stopped
+    crashed             no       BackoffElapsed    crashed
+    crashed             no       Restart           starting
+    crashed             no       Start             starting
+    crashed             no       Stop              crashed
+    waiting-for-change  no       BackoffElapsed    waiting-for-change
+    waiting-for-change  no       Restart           starting
+    waiting-for-change  no       Start             starting
+    waiting-for-change  no       Stop              waiting-for-change
+    stopped             no       BackoffElapsed    stopped
+    stopped             no       Restart           starting
+    stopped             no       Start             starting
+    stopped             no       Stop              stopped
+    exited              no       BackoffElapsed    exited
+    exited              no       Restart           starting
+    exited              no       Start             starting
+    exited              no       Stop              exited
+
+Several next states: the restart rule decides (`restart:`, `watch:`, `max_restarts`,
+a ready probe), and so does the exit status.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ import traceback
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from devstack import stackpolicy
 from devstack.errors import DevstackError, unknown_name_error
@@ -39,6 +39,14 @@ if TYPE_CHECKING:
 __all__ = ["ServiceStatus", "Supervisor", "spawn_env"]
 
 SpawnFunction = Callable[..., Awaitable["ServiceProcess"]]
+
+
+class Cancellable(Protocol):
+    def cancel(self) -> None: ...
+
+
+# (delay in seconds, callback) -> a handle: the event loop's `call_later` by default.
+TimerFunction = Callable[[float, Callable[[], None]], Cancellable]
 SHUTDOWN_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
@@ -50,7 +58,7 @@ class _Handles:
     process: ServiceProcess | None = None
     probe: probes.Probe | None = None
     incoming: tuple[ServiceProcess, probes.Probe | None] | None = None  # spawned, not adopted
-    restart_timer: asyncio.TimerHandle | None = None
+    restart_timer: Cancellable | None = None
     probe_task: asyncio.Task[None] | None = None
     stop_task: asyncio.Task[int] | None = None
 
@@ -72,6 +80,7 @@ class Supervisor:
         spawn: SpawnFunction | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        timer: TimerFunction | None = None,
     ) -> None:
         self._project = project
         self._env = env
@@ -82,6 +91,7 @@ class Supervisor:
         self._spawn_process = spawn
         self._clock = clock
         self._wall_clock = wall_clock
+        self._timer = timer
         self.stack = Stack.of(project.services, names, abort_on_exit)
         self._handles = {name: _Handles(env=dict(env.services[name].values)) for name in names}
         self._queue: deque[stackpolicy.StackEvent] = deque()
@@ -165,9 +175,7 @@ class Supervisor:
         elif isinstance(action, s.Halt):
             self._stop_process(action.name)
         elif isinstance(action, s.SetTimer):
-            self._handles[action.name].restart_timer = asyncio.get_running_loop().call_later(
-                action.delay, self._feed, s.BackoffDone(action.name)
-            )
+            self._set_timer(action.name, action.delay)
         elif isinstance(action, s.CancelTimer):
             self._cancel_timer(action.name)
         elif isinstance(action, s.AddOutput):
@@ -185,6 +193,14 @@ class Supervisor:
         elif isinstance(action, s.KillAll):
             self._killing = True
             self._kill_everything()
+
+    def _set_timer(self, name: str, delay: float) -> None:
+        elapsed = stackpolicy.BackoffDone(name)
+        if self._timer is not None:
+            handle = self._timer(delay, lambda: self._feed(elapsed))
+        else:
+            handle = asyncio.get_running_loop().call_later(delay, self._feed, elapsed)
+        self._handles[name].restart_timer = handle
 
     def _cancel_timer(self, name: str) -> None:
         handles = self._handles[name]
