@@ -435,12 +435,10 @@ class Supervisor:
     def _publish_changes(self, before: Stack) -> None:
         if not self._state_subscribers:
             return
-        for name, record in self.stack.records.items():
-            old = before.records.get(name)
-            if old is None or old.state is not record.state:
-                snapshot = self._snapshot(name)
-                for callback in list(self._state_subscribers):
-                    callback(snapshot)
+        for name in stackpolicy.state_changes(before, self.stack):
+            snapshot = self._snapshot(name)
+            for callback in list(self._state_subscribers):
+                callback(snapshot)
 
     async def _command(self, event: stackpolicy.StackEvent) -> None:
         """Feed a command; return once what the policy says it waits for came about."""
