@@ -80,23 +80,19 @@ def _selection(project: Project, args: argparse.Namespace) -> list[str]:
 
 def _check(project: Project, env: ProjectEnv, names: list[str]) -> None:
     """Env problems and doctor errors stop `up`; doctor warnings are printed."""
-    import dataclasses
     import sys
 
-    from devstack.doctor import diagnose
     from devstack.errors import EXIT_FAILURE, EXIT_USAGE, DevstackError
+    from devstack.preflight import check_run
 
-    errors = [problem for problem in env.problems if problem.severity == "error"]
-    if errors:
-        raise DevstackError(errors, EXIT_USAGE)
-    # Only what this run starts: a broken service left out of it must not block it.
-    chosen = dataclasses.replace(project, services={name: project.services[name] for name in names})
-    # Ports are checked by the supervisor right before each start, per service.
-    problems = diagnose(chosen, env, check_ports=False)
-    errors = [problem for problem in problems if problem.severity == "error"]
-    if errors:
-        raise DevstackError(errors, EXIT_FAILURE, notes=["devstack up: nothing started"])
-    for problem in problems:
+    verdict = check_run(project, env, names)
+    if verdict.env_errors:
+        raise DevstackError(list(verdict.env_errors), EXIT_USAGE)
+    if verdict.errors:
+        raise DevstackError(
+            list(verdict.errors), EXIT_FAILURE, notes=["devstack up: nothing started"]
+        )
+    for problem in verdict.warnings:
         print(problem.render(), file=sys.stderr)
 
 
@@ -231,7 +227,7 @@ def _import_companions(interactive: bool) -> tuple[ModuleType, ModuleType | None
     import importlib
 
     watcher = importlib.import_module("devstack.runtime.watcher")
-    importlib.import_module("watchfiles._rust_notify")
+    importlib.import_module("devstack.runtime.notify").preload()
     keys = importlib.import_module("devstack.runtime.keys") if interactive else None
     return watcher, keys
 

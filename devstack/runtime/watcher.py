@@ -11,6 +11,7 @@ running on the last good config.
 
 An idle repo costs no wake-ups: the watcher waits for a `Doorbell` (SIGIO from
 watchfiles' inotify descriptor) and only then asks watchfiles for the batch.
+watchfiles itself is behind `runtime/notify.py`.
 """
 
 from __future__ import annotations
@@ -33,10 +34,9 @@ from typing import TYPE_CHECKING, Any
 
 from devstack.errors import DevstackError, Problem
 from devstack.routing import GITIGNORE, IgnoreFilter, Router, Routing, load_gitignores
+from devstack.runtime.notify import Notifier, RawChanges, open_notify, watch_errors
 
 if TYPE_CHECKING:
-    from watchfiles._rust_notify import RustNotify
-
     from devstack.envresolve import ProjectEnv
     from devstack.model import Project
     from devstack.runtime.stackapi import Level, StackAPI
@@ -68,8 +68,7 @@ SWEEP_S = 1.0
 F_SETOWN_EX = 15
 F_OWNER_TID = 0
 
-# What `RustNotify.watch` returns: the changes, or "timeout", "stop" or "signal".
-RawChanges = set[tuple[int, str]] | str
+__all__ = ["Doorbell", "ProjectWatcher", "collect", "open_notify", "watch_project"]
 
 
 async def watch_project(
@@ -171,12 +170,11 @@ class ProjectWatcher:
 
     async def _watch(self, batches: asyncio.Queue[set[str]]) -> None:
         """Queue batches of changed paths, ignored ones dropped, bursts whole."""
-        from watchfiles._rust_notify import WatchfilesRustInternalError
-
+        errors = watch_errors()
         try:
             # Adding a watch to every directory of a big repo takes a while: not on the loop.
             notify, descriptor = await asyncio.to_thread(open_notify, self.root)
-        except (OSError, WatchfilesRustInternalError) as error:
+        except errors as error:
             self._cannot_watch(error)
             return
         feed = Feed(notify, batches)
@@ -189,7 +187,7 @@ class ProjectWatcher:
                     await self._poll(feed)
                 else:
                     await self._answer_rings(feed, bell)
-            except (OSError, WatchfilesRustInternalError) as error:
+            except errors as error:
                 self._cannot_watch(error)
             finally:
                 feed.stop.set()
@@ -326,8 +324,8 @@ class ProjectWatcher:
     ) -> tuple[Project, ProjectEnv] | None:
         """The new config and env, checked as `up` checks them; None if they are not good."""
         from devstack.config import load_project
-        from devstack.doctor import diagnose
         from devstack.envresolve import resolve_project
+        from devstack.preflight import check_run
 
         try:
             project = load_project(old_project.config_path) if config_changed else old_project
@@ -335,12 +333,11 @@ class ProjectWatcher:
             self._reject(what, error.problems)
             return None
         env = resolve_project(project, self.shell, self.cli_env)
-        problems = diagnose(self._in_this_run(project, old_project), env, check_ports=False)
-        errors = [problem for problem in problems if problem.severity == "error"]
-        if errors:
-            self._reject(what, errors)
+        verdict = check_run(project, env, self.stack.selection(project))
+        if not verdict.usable:
+            self._reject(what, [*verdict.env_errors, *verdict.errors])
             return None
-        for problem in problems:
+        for problem in verdict.warnings:
             if (text := problem.render()) not in self._warnings_shown:
                 self._warnings_shown.add(text)
                 self._say(text, "warn")
@@ -348,16 +345,11 @@ class ProjectWatcher:
 
     def _note_warnings_shown_by_up(self) -> None:
         """`up` printed the doctor's warnings already: a reload repeats only new ones."""
-        from devstack.doctor import diagnose
+        from devstack.preflight import check_run
 
         project = self.stack.project
-        problems = diagnose(self._in_this_run(project, project), self.stack.env, check_ports=False)
-        self._warnings_shown |= {problem.render() for problem in problems}
-
-    def _in_this_run(self, project: Project, old_project: Project) -> Project:
-        """Only the services this run has or will start: one left out must not block it."""
-        names = self.stack.selection(project)
-        return dataclasses.replace(project, services={n: project.services[n] for n in names})
+        verdict = check_run(project, self.stack.env, self.stack.selection(project))
+        self._warnings_shown |= {problem.render() for problem in verdict.warnings}
 
     def _names_in_run(self) -> list[str]:
         return [status.name for status in self.stack.status()]
@@ -421,7 +413,7 @@ class ProjectWatcher:
 class Feed:
     """A watchfiles watcher, the queue its batches go to, and how to end a `watch`."""
 
-    notify: RustNotify
+    notify: Notifier
     batches: asyncio.Queue[set[str]]
     stop: threading.Event = dataclasses.field(default_factory=threading.Event)
 
@@ -438,31 +430,7 @@ class Feed:
             raise
 
 
-def open_notify(root: Path) -> tuple[RustNotify, int | None]:
-    """A watchfiles watcher of `root`, and its inotify descriptor for a `Doorbell`
-    (None where there is none to find: not Linux, or watchfiles fell back to polling)."""
-    from watchfiles._rust_notify import RustNotify
-
-    before = _inotify_descriptors()
-    notify = RustNotify([str(root)], False, False, 300, True, True)
-    new = _inotify_descriptors() - before
-    return notify, (new.pop() if len(new) == 1 else None)
-
-
-def _inotify_descriptors() -> set[int]:
-    found: set[int] = set()
-    try:
-        names = os.listdir("/proc/self/fd")
-    except OSError:
-        return found
-    for name in names:
-        with contextlib.suppress(OSError):
-            if os.readlink(f"/proc/self/fd/{name}") == "anon_inode:inotify":
-                found.add(int(name))
-    return found
-
-
-def collect(notify: RustNotify, lag_ms: int, stop: threading.Event) -> RawChanges:
+def collect(notify: Notifier, lag_ms: int, stop: threading.Event) -> RawChanges:
     """After a ring (blocking, for a thread): the change watchfiles' thread records
     within `lag_ms`, and what follows it until the repo is quiet for STEP_MS;
     "timeout" if nothing came.
@@ -482,7 +450,7 @@ class Doorbell:
     """Rings when the kernel queues an event on watchfiles' inotify descriptor, so that
     an idle repo costs no wake-ups.
 
-    `RustNotify.watch` sleeps `step_ms` at a time and looks whether its thread has
+    `Notifier.watch` (watchfiles) sleeps `step_ms` at a time and looks whether its thread has
     recorded a change: 200 wake-ups a second at STEP_MS, 0.11 of the 0.12 CPU seconds
     an idle `up` took per 10 s, and a longer step is a longer latency. So the watcher
     calls it only after a ring, and looks once a second besides (SWEEP_S).

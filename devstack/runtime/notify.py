@@ -1,0 +1,103 @@
+"""The one module that touches watchfiles: its Rust watcher, and the inotify
+descriptor that watcher opened.
+
+watchfiles' public `watch`/`awatch` wake up every `step_ms` to look for changes;
+the file watcher needs to sleep until the kernel has news, so it drives watchfiles'
+Rust watcher (`watchfiles._rust_notify.RustNotify`, private) itself, and finds the
+inotify descriptor it opened (new in /proc/self/fd across its creation) to be woken
+by SIGIO. Both are internals: pyproject.toml pins watchfiles to the range
+tests/unit/test_watcher.py was run against, and any change of their shape has to
+be made here only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import threading
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from watchfiles._rust_notify import RustNotify
+
+# What `watch` returns: the changes as (watchfiles.Change, path), or "timeout", or
+# "stop" / "signal" (only after the stop event was set).
+RawChanges = set[tuple[int, str]] | str
+RUST_MODULE = "watchfiles._rust_notify"
+
+
+def preload() -> None:
+    """Import watchfiles' Rust part now (it takes a while): for a thread, off the loop."""
+    importlib.import_module(RUST_MODULE)
+
+
+def watch_errors() -> tuple[type[Exception], ...]:
+    """What watching may raise: the OS's errors, and watchfiles' own."""
+    from watchfiles._rust_notify import WatchfilesRustInternalError
+
+    return (OSError, WatchfilesRustInternalError)
+
+
+class Notifier:
+    """A watchfiles watcher of one directory tree (recursive, permission errors
+    ignored), and its inotify descriptor where there is one."""
+
+    def __init__(self, notify: RustNotify, descriptor: int | None) -> None:
+        self._notify = notify
+        self.descriptor = descriptor
+
+    def watch(
+        self, debounce_ms: int, step_ms: int, timeout_ms: int, stop: threading.Event
+    ) -> RawChanges:
+        """Blocking (for a thread): wait up to `timeout_ms` (0: for ever) for a change,
+        then gather changes until none came for `step_ms`, `debounce_ms` at most."""
+        return self._notify.watch(debounce_ms, step_ms, timeout_ms, stop)
+
+    def close(self) -> None:
+        self._notify.close()
+
+    def __enter__(self) -> Notifier:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def open_notify(root: Path) -> tuple[Notifier, int | None]:
+    """A watcher of `root` (blocking: adding a watch per directory takes a while), and
+    its inotify descriptor (None where there is none: not Linux, or polling)."""
+    from watchfiles._rust_notify import RustNotify
+
+    before = _inotify_descriptors()
+    notify = RustNotify(
+        [str(root)],  # watch_paths
+        False,  # debug
+        False,  # force_polling
+        300,  # poll_delay_ms, when watchfiles falls back to polling
+        True,  # recursive
+        True,  # ignore_permission_denied: an unreadable directory is not an error
+    )
+    new = _inotify_descriptors() - before
+    descriptor = new.pop() if len(new) == 1 else None
+    return Notifier(notify, descriptor), descriptor
+
+
+def _inotify_descriptors() -> set[int]:
+    found: set[int] = set()
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        return found
+    for name in names:
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/self/fd/{name}") == "anon_inode:inotify":
+                found.add(int(name))
+    return found
