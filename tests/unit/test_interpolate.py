@@ -1,4 +1,4 @@
-"""Interpolation: compose-go's own test table and the grammar fuzzed.
+"""Interpolation: compose-go's own test table, the grammar fuzzed, and how devstack reports it.
 
 The table transcribes every case of every test function in
 compose-spec/compose-go `template/template_test.go` at commit
@@ -11,12 +11,18 @@ devstack would give if it were not stricter.
 
 from __future__ import annotations
 
+import json
+import tempfile
+import textwrap
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from devstack.config import parse_project
+from devstack.envresolve import ProjectEnv, resolve_project
 from devstack.interpolate import (
     InvalidTemplate,
     Lookup,
@@ -339,3 +345,145 @@ def test_escaping_any_text_round_trips(text: str) -> None:
     expansion = interpolate(escape(text), never_called)
     assert expansion.value == text
     assert not (expansion.used or expansion.undefined or expansion.missing)
+
+
+@settings(max_examples=60, deadline=None)
+@given(texts_from_the_grammar, texts_from_the_grammar)
+def test_any_value_from_the_grammar_resolves_or_is_a_config_error(
+    in_env_file: str, in_config: str
+) -> None:
+    """Through devstack: an env file and a devstack.yaml value built from the pieces give
+    values or problems with a file and line; `env`, `run` and `up` raise DevstackError."""
+    from devstack.commands import fail_on_env_errors
+    from devstack.errors import DevstackError
+
+    with tempfile.TemporaryDirectory() as root:
+        env = resolve(
+            Path(root),
+            "env_mode: loose\nservices:\n"
+            f"  api: {{cmd: run, env: {{FROM_CONFIG: {json.dumps(in_config)}}}}}\n",
+            {".env": f'FOO=first\nFROM_FILE="{in_env_file}"\n'},
+        )
+    assert all(problem.location and problem.location.line for problem in env.problems)
+    try:
+        fail_on_env_errors(env)
+    except DevstackError:
+        return
+    assert set(env.services["api"].values) >= {"FOO", "FROM_CONFIG"}
+
+
+# -- through envresolve: where values come from and what goes wrong -----------------------
+
+
+def resolve(
+    root: Path, config: str, files: dict[str, str], shell: dict[str, str] | None = None
+) -> ProjectEnv:
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(textwrap.dedent(text))
+    path = root / "devstack.yaml"
+    path.write_text(textwrap.dedent(config))
+    return resolve_project(parse_project(path.read_text(), path), shell or {}, {})
+
+
+LOOSE_API = "env_mode: loose\nservices:\n  api: {cmd: run, port: 8400, env: [%s]}\n"
+
+
+def test_every_form_in_an_env_file_and_in_devstack_yaml(tmp_path: Path) -> None:
+    env = resolve(
+        tmp_path,
+        LOOSE_API % '"API_URL=http://$HOST:${PORT}/${PREFIX-v1}", "SEEN=${EMPTY:+yes}${HOST+h}"',
+        {
+            ".env": """\
+            HOST=localhost
+            EMPTY=
+            DB=postgres://${DB_USER:-app}@${HOST}/${DB_NAME-${HOST}_dev}
+            JSON=${CONFIG:-{"debug":true}}
+            PRICE=$$5 and $1 and a $ alone
+            LITERAL='${NOT_EXPANDED} $HOST'
+            OPTIONAL=[${EMPTY-unset}]
+            REQUIRED=${HOST:?set HOST in .env}
+            """
+        },
+        shell={"USER": "me"},
+    )
+    assert env.problems == []
+    values = env.services["api"].values
+    assert values["DB"] == "postgres://app@localhost/localhost_dev"
+    assert values["JSON"] == '{"debug":true}'
+    assert values["PRICE"] == "$5 and $1 and a $ alone"
+    assert values["LITERAL"] == "${NOT_EXPANDED} $HOST"
+    assert values["OPTIONAL"] == "[]"
+    assert values["REQUIRED"] == "localhost"
+    assert values["API_URL"] == "http://localhost:8400/v1"
+    assert values["SEEN"] == "h"
+
+
+def test_a_value_keeps_the_sources_of_the_names_it_used(tmp_path: Path) -> None:
+    env = resolve(
+        tmp_path,
+        LOOSE_API % '"API_URL=http://localhost:${PORT}", "HOME_URL=file://$HOME/${DB_PORT:-5432}"',
+        {".env": "PLAIN=1\n"},
+        shell={"HOME": "/home/me"},
+    )
+    api = env.services["api"].variables
+    assert api["API_URL"].source.written == "http://localhost:${PORT}"
+    [port] = api["API_URL"].source.uses
+    assert (
+        port.name == "PORT" and port.source and port.source.label == "devstack.yaml:3 (port: 8400)"
+    )
+    home, db_port = api["HOME_URL"].source.uses
+    assert home.source and home.source.kind == "shell" and db_port.source is None
+    assert api["PLAIN"].source.written is None and api["PLAIN"].source.uses == ()
+
+
+def test_an_undefined_name_is_an_error_that_says_how_to_allow_it(tmp_path: Path) -> None:
+    env = resolve(
+        tmp_path,
+        LOOSE_API % '"URL=${API_HOST}"',
+        {".env": "API_HOSTNAME=x\nPASSWORD_HINT=pa$word\n"},
+    )
+    rendered = "\n".join(problem.render() for problem in env.problems)
+    assert rendered.count("error:") == 2, rendered
+    assert (
+        "devstack.yaml:3:" in rendered and "URL uses ${API_HOST}, which is not defined" in rendered
+    )
+    assert "did you mean API_HOSTNAME?" in rendered and "${API_HOST-} to allow it unset" in rendered
+    assert ".env:2: error: PASSWORD_HINT uses $word, which is not defined" in rendered
+    assert "write $$ for a literal $" in rendered
+
+
+def test_a_required_variable_fails_with_the_users_own_message(tmp_path: Path) -> None:
+    env = resolve(
+        tmp_path,
+        LOOSE_API % '"KEY=${STRIPE_KEY:?ask ${OWNER}, not ${API_TOKEN}}"',
+        {
+            ".env": "API_TOKEN=tok_123\nOWNER=ops\nTOKEN_USER=${API_TOKEN}\n"
+            "BLANK=\nNEEDED=${BLANK:?}\n"
+        },
+    )
+    by_line = {str(p.location).split(":")[1]: p for p in env.problems}
+    needed = by_line["5"]
+    assert needed.message == "NEEDED: required variable BLANK is missing a value"
+    assert needed.hint == "define BLANK with a value that is not empty in an env file or the shell"
+    key = by_line["3"]
+    assert str(key.location).startswith("devstack.yaml:3")
+    assert key.message.startswith(
+        "KEY: required variable STRIPE_KEY is missing a value: ask ops, not"
+    )
+    assert "tok_123" not in key.message and "7 chars" in key.message  # masked, as `env` shows it
+    assert len(env.problems) == 2
+
+
+def test_invalid_syntax_is_an_error_at_its_line_that_never_shows_a_secret(tmp_path: Path) -> None:
+    env = resolve(
+        tmp_path,
+        LOOSE_API % "",
+        {".env": "OK=1\nURL=http://${HOST\nDB_PASSWORD=hunter${2}\n"},
+    )
+    url, password = env.problems
+    assert str(url.location) == ".env:2" and url.code == "invalid-interpolation"
+    assert url.message == "URL: invalid interpolation `${HOST`: the `${` is never closed by `}`"
+    assert password.message == (
+        "DB_PASSWORD: invalid interpolation at character 7: a name must follow `${`"
+    )
