@@ -28,8 +28,16 @@ from typing import Literal
 
 from devstack.envfile import EnvFile, read_env_file
 from devstack.errors import Location, Problem, closest_names
-from devstack.interpolate import InvalidTemplate, Missing, Reference, expand, interpolate
+from devstack.interpolate import (
+    UNCLOSED,
+    InvalidTemplate,
+    Missing,
+    Reference,
+    expand,
+    interpolate,
+)
 from devstack.model import EnvRule, Project, Service
+from devstack.secrets import is_secret, masked
 
 SourceKind = Literal["root-file", "service-file", "shell", "config", "port", "cli"]
 
@@ -276,10 +284,12 @@ class _ServiceResolver:
         try:
             expansion = interpolate(raw, self.lookup)
         except InvalidTemplate as error:
-            self.problems.append(_invalid_interpolation(error, owner, where, self.project))
+            secret = is_secret(owner, self.project.vars)  # the bad part could show it
+            self.problems.append(_invalid_interpolation(error, owner, where, secret))
             return source
+        secret = is_secret(owner, self.project.vars)
         for reference in expansion.undefined:
-            self.problems.append(_undefined(reference, owner, where, self.known_names()))
+            self.problems.append(_undefined(reference, owner, where, self.known_names(), secret))
         for missing in expansion.missing:
             message = expand(missing.reference.word, self.shown_lookup).value
             self.problems.append(_missing(missing, message, owner, where))
@@ -293,8 +303,6 @@ class _ServiceResolver:
 
     def shown_lookup(self, name: str) -> str | None:
         """`lookup` as a message may show it: secrets masked."""
-        from devstack.secrets import masked
-
         value = self.lookup(name)
         return None if value is None else masked(name, value, self.project.vars)
 
@@ -317,21 +325,27 @@ class _ServiceResolver:
 
 # -- the problems an interpolation reports ----------------------------------------------
 
-ALLOW_UNDEFINED = (
-    "devstack, unlike compose, does not read an undefined name as empty: a typo would pass"
-)
+WHY_STRICTER = "unlike compose, devstack does not take an undefined name as empty"
 
 
 def _undefined(
-    reference: Reference, owner: str, where: Location | None, known: set[str]
+    reference: Reference, owner: str, where: Location | None, known: set[str], secret: bool
 ) -> Problem:
     name = reference.name
+    if secret and not reference.braced:
+        # In a secret, `pa$word` is more likely part of the value than a reference.
+        return Problem(
+            f"{owner} uses an undefined $NAME at character {reference.offset + 1}",
+            where,
+            "for a literal $ in a secret, write $$ or single-quote the value in the env file",
+            code="undefined-variable",
+        )
     hint = (
         f"define {name} in an env file or the shell, write ${{{name}:-default}}, "
-        f"or ${{{name}-}} to allow it unset ({ALLOW_UNDEFINED})"
+        f"or ${{{name}-}} to allow it unset ({WHY_STRICTER})"
     )
     if not reference.braced:
-        hint += "; or write $$ for a literal $"
+        hint = f"for a literal $, write $$ (${reference}); or " + hint
     close = closest_names(name, known)
     if close:
         hint = f"did you mean {', '.join(close)}? Or " + hint
@@ -353,16 +367,18 @@ def _missing(missing: Missing, message: str, owner: str, where: Location | None)
 
 
 def _invalid_interpolation(
-    error: InvalidTemplate, owner: str, where: Location | None, project: Project
+    error: InvalidTemplate, owner: str, where: Location | None, secret: bool
 ) -> Problem:
-    from devstack.secrets import is_secret
-
-    secret = is_secret(owner, project.vars)  # the bad part as written could show it
     what = f"at character {error.offset + 1}" if secret else f"`{error.snippet}`"
+    hint = (
+        "write $$ for a literal $; interpolations are $NAME, ${NAME}, ${NAME:-default}, "
+        "${NAME-default}, ${NAME:+alt}, ${NAME+alt}, ${NAME:?message}, ${NAME?message}"
+    )
+    if error.reason == UNCLOSED:
+        hint = "in an env file, ` #` starts a comment unless the value is quoted; or " + hint
     return Problem(
         f"{owner}: invalid interpolation {what}: {error.reason}",
         where,
-        "write $$ for a literal $; interpolations are $NAME, ${NAME}, ${NAME:-default}, "
-        "${NAME-default}, ${NAME:+alt}, ${NAME+alt}, ${NAME:?message}, ${NAME?message}",
+        hint,
         code="invalid-interpolation",
     )

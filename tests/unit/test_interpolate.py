@@ -441,16 +441,19 @@ def test_an_undefined_name_is_an_error_that_says_how_to_allow_it(tmp_path: Path)
     env = resolve(
         tmp_path,
         LOOSE_API % '"URL=${API_HOST}"',
-        {".env": "API_HOSTNAME=x\nPASSWORD_HINT=pa$word\n"},
+        {".env": "API_HOSTNAME=x\nGREETING=hi$there\nDB_PASSWORD=pa$word\n"},
     )
     rendered = "\n".join(problem.render() for problem in env.problems)
-    assert rendered.count("error:") == 2, rendered
+    assert rendered.count("error:") == 3, rendered
     assert (
         "devstack.yaml:3:" in rendered and "URL uses ${API_HOST}, which is not defined" in rendered
     )
     assert "did you mean API_HOSTNAME?" in rendered and "${API_HOST-} to allow it unset" in rendered
-    assert ".env:2: error: PASSWORD_HINT uses $word, which is not defined" in rendered
-    assert "write $$ for a literal $" in rendered
+    assert ".env:2: error: GREETING uses $there, which is not defined" in rendered
+    assert "hint: for a literal $, write $$ ($$there); or define there" in rendered
+    # In a secret, `$word` is more likely a piece of the value: the message does not show it.
+    assert ".env:3: error: DB_PASSWORD uses an undefined $NAME at character 3" in rendered
+    assert "word" not in rendered
 
 
 def test_a_required_variable_fails_with_the_users_own_message(tmp_path: Path) -> None:
