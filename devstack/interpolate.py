@@ -38,6 +38,7 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _DOLLAR = re.compile(r"\$")
 _SPECIAL_IN_WORD = re.compile(r"[${}]")
 UNCLOSED = "the `${` is never closed by `}`"
+MAX_NESTING = 32  # words within words: far beyond any real value, well within the stack
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,7 @@ class _Scanner:
     def __init__(self, text: str) -> None:
         self.text = text
         self.pos = 0
+        self.nesting = 0
 
     def pieces(self, in_word: bool) -> Template:
         """Pieces up to the end of the text, or (in a word) up to its closing `}`."""
@@ -190,7 +192,11 @@ class _Scanner:
             expected = "`}` or one of " + " ".join(OPERATORS)
             raise self.invalid(f"after ${{{name.group()} comes {expected}", start)
         self.pos += len(operator)
+        if self.nesting == MAX_NESTING:
+            raise self.invalid(f"interpolations nest more than {MAX_NESTING} deep", start)
+        self.nesting += 1
         word = self.pieces(in_word=True)
+        self.nesting -= 1
         if self.pos >= len(text):
             raise self.invalid(UNCLOSED, start)
         self.pos += 1

@@ -339,6 +339,13 @@ def test_any_text_from_the_grammar_expands_or_is_invalid_at_a_dollar(text: str) 
     assert all(reference.name not in DEFAULTS for reference in expansion.undefined)
 
 
+def test_deep_nesting_is_an_error_not_a_crash() -> None:
+    deep = "${A:-" * 10_000 + "x" + "}" * 10_000
+    with pytest.raises(InvalidTemplate, match="nest more than 32 deep"):
+        interpolate(deep, DEFAULTS.get)
+    assert interpolate("${A:-" * 32 + "x" + "}" * 32, DEFAULTS.get).value == "x"
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.one_of(st.text(), texts_from_the_grammar))
 def test_escaping_any_text_round_trips(text: str) -> None:
