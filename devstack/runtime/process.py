@@ -44,13 +44,6 @@ PTY_SIZE = (50, 200)  # rows, columns a `tty: true` service sees
 # restart then needs no scan at all.
 PROMPT_EXIT = 0.05
 
-_live: set[int] = set()  # main pids not yet reaped: the orphan reaper leaves them alone
-
-
-def live_pids() -> set[int]:
-    """Pids of service processes whose exit asyncio has not reported yet."""
-    return set(_live)
-
 
 class ServiceProcess:
     """A running (or ended) service process and everything it started."""
@@ -222,7 +215,9 @@ class ServiceProcess:
             service=self.name,
             groups=frozenset([self.pid]),
             # Another instance of the service (never at the same time, but be sure).
-            exclude=frozenset(entry.pid for entry in table if entry.pgid in _live - {self.pid}),
+            exclude=frozenset(
+                entry.pid for entry in table if entry.pgid in reaper.live_pids() - {self.pid}
+            ),
         )
         members = {entry.pid for entry in table if selector.matches(entry)}
         members |= reaper.descendants(table, members | {self.pid})
@@ -263,7 +258,7 @@ class ServiceProcess:
     # -- called by the protocols -----------------------------------------------------
 
     def _process_exited(self, code: int) -> None:
-        _live.discard(self.pid)
+        reaper.forget_live(self.pid)
         if not self._exited.done():
             self._exited.set_result(code)
 
@@ -284,7 +279,7 @@ class _PipeProtocol(asyncio.SubprocessProtocol):
         assert isinstance(transport, asyncio.SubprocessTransport)
         self._transport = transport
         self._process.pid = transport.get_pid()
-        _live.add(self._process.pid)
+        reaper.note_live(self._process.pid)
         # Here, before the first output arrives, so the log's start separator comes first.
         self._output.started(self._name, self._process.pid)
 

@@ -113,6 +113,24 @@ def group_is_empty(pgid: int) -> bool:
     return False
 
 
+# Main pids of service processes not yet reaped (by asyncio's child watcher): the
+# orphan reaper leaves them alone. Here, not in process.py, which imports this module.
+_live: set[int] = set()
+
+
+def note_live(pid: int) -> None:
+    _live.add(pid)
+
+
+def forget_live(pid: int) -> None:
+    _live.discard(pid)
+
+
+def live_pids() -> set[int]:
+    """Pids of service processes whose exit asyncio has not reported yet."""
+    return set(_live)
+
+
 def install_orphan_reaper(
     loop: asyncio.AbstractEventLoop,
     known_pids: Callable[[], Collection[int]] | None = None,
@@ -127,8 +145,6 @@ def install_orphan_reaper(
     replaces nothing of theirs.
     """
     if known_pids is None:
-        from devstack.runtime.process import live_pids
-
         known_pids = live_pids
     reaper = _OrphanReaper(loop, known_pids, grace)
     loop.add_signal_handler(signal.SIGCHLD, reaper.child_exited)
