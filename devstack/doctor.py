@@ -192,7 +192,8 @@ def _check_service(project: Project, env: ProjectEnv, service: Service) -> Itera
     program = _program(service.cmd)
     if program is None:
         return
-    path = env.services[service.name].values.get("PATH", os.environ.get("PATH", ""))
+    # The shell it was resolved from, passed in: the core never reads os.environ.
+    path = env.services[service.name].values.get("PATH", env.shell.get("PATH", ""))
     if "/" in program:
         candidate = service.cwd / program
         found = candidate.is_file() and os.access(candidate, os.X_OK)
