@@ -12,7 +12,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2  # bad command line or bad configuration, as argparse does
 

@@ -66,12 +66,6 @@ def with_dependencies(edges: Mapping[str, Sequence[str]], names: Iterable[str]) 
     return found
 
 
-def dependents_of(edges: Mapping[str, Sequence[str]], name: str) -> list[str]:
-    """Services that depend on `name`, directly or not, in start order."""
-    found = {node for node in edges if name in with_dependencies(edges, [node]) and node != name}
-    return start_order(edges, found)
-
-
 def select(
     edges: Mapping[str, Sequence[str]],
     requested: Sequence[str],
