@@ -159,9 +159,10 @@ class ServiceProcess:
             say(f"{who}did not stop within {timeout:g}s, sending SIGKILL")
             self.kill()
             left = await self._end_all(signal.SIGKILL, KILL_WAIT)
-            if left is not None:
-                who = "it" if left == "main" else left
-                say(f"{who} still running {KILL_WAIT:g}s after SIGKILL, giving up on it")
+            if left == "main":
+                say(f"still running {KILL_WAIT:g}s after SIGKILL, giving up on it")
+            elif left is not None:
+                say(f"{left}: still running {KILL_WAIT:g}s after SIGKILL, giving up")
         await self._close()
         return self.returncode if self.returncode is not None else -signal.SIGKILL
 
@@ -252,6 +253,9 @@ class ServiceProcess:
     async def _close(self) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._drained.wait(), DRAIN_GRACE)
+        # The last resort of a stop: asyncio's transport.close() SIGKILLs the main
+        # process if it is still running (one stuck in the kernel is killed when it
+        # comes back). tests/unit/test_process_last_resort.py pins that.
         for transport in self._transports:
             transport.close()
 
