@@ -45,12 +45,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _show_files(root: Path, names: Sequence[str], count: int, width: int) -> int:
+    from devstack import logfiles
     from devstack.runtime.control import tail_lines
 
-    log_dir = root / ".devstack" / "logs"
+    log_dir = logfiles.log_dir(root)
     found = False
     for name in names:
-        path = log_dir / f"{name}.log"
+        path = logfiles.log_file(log_dir, name)
         found |= path.exists()
         _print(format_lines(name, tail_lines(path, count), width, from_file=True))
     if not found:

@@ -108,6 +108,7 @@ def _run_stack(
     import os
     import sys
 
+    from devstack import logfiles
     from devstack.logfmt import should_colour
     from devstack.runtime import runstate
     from devstack.runtime.guardian import start_guardian
@@ -124,7 +125,7 @@ def _run_stack(
             stream=stream,
             color=colour,
             timestamps=args.timestamps,
-            log_dir=project.state_dir / "logs",
+            log_dir=logfiles.log_dir(project.root),
         )
         try:
             supervisor = Supervisor(

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from devstack import logfiles
 from devstack.errors import EXIT_FAILURE, EXIT_USAGE, DevstackError, Problem, unknown_name_error
 from devstack.files import write_atomically
 
@@ -383,10 +384,10 @@ class ControlServer:
 
     def _tails(self, request: Request) -> list[dict[str, Any]]:
         names = request.services or tuple(self.supervisor.project.services)
-        log_dir = self.root / ".devstack" / "logs"
+        log_dir = logfiles.log_dir(self.root)
         records = []
         for name in names:
-            lines = tail_lines(log_dir / f"{name}.log", request.tail)
+            lines = tail_lines(logfiles.log_file(log_dir, name), request.tail)
             if lines:
                 records.append({"name": name, "lines": lines, "from": "file"})
         return records

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import BinaryIO, Literal
 
-from devstack import logfmt
+from devstack import logfiles, logfmt
 
 Stream = Literal["out", "err"]
 Subscriber = Callable[[str, list[str]], None]
@@ -248,7 +248,7 @@ class _LogFiles:
     def write(self, name: str, data: bytes) -> None:
         if self.directory is None or name in self._broken:
             return
-        path = self.directory / f"{name}.log"
+        path = logfiles.log_file(self.directory, name)
         try:
             fd, size = self._files.get(name) or self._open(name, path)
             if size and size + len(data) > self._limit:

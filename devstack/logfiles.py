@@ -1,0 +1,21 @@
+"""Where a run's log files are: one per service, `<repo>/.devstack/logs/<name>.log`.
+
+`up` writes them (runtime/output.py, which also rotates them); `devstack logs` and
+the control socket's `logs` read their tails. Only this module knows the layout.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+STATE_DIR = ".devstack"  # the repo's private state directory (Project.state_dir)
+
+
+def log_dir(root: Path) -> Path:
+    """The directory of the log files of the repo at `root`."""
+    return root / STATE_DIR / "logs"
+
+
+def log_file(directory: Path, name: str) -> Path:
+    """The log file of service `name` in `directory` (a `log_dir`)."""
+    return directory / f"{name}.log"
