@@ -132,7 +132,7 @@ class SpawnDone:
 @dataclass(frozen=True)
 class SpawnError:
     name: str
-    why: str  # "port 3000 is in use by node (pid 12)", "could not start bun: ..."
+    why: str  # "port 3000 is in use by node (pid 12)", "could not start bun: ..."; "": said already
 
 
 @dataclass(frozen=True)
@@ -471,7 +471,8 @@ class _Step:
             self.actions.append(Adopt(name))
             self.feed(name, policy.Spawned(event.started_at))
         elif isinstance(event, SpawnError):
-            self.say(name, event.why, "error")
+            if event.why:
+                self.say(name, event.why, "error")
             self.records[name] = record = replace(record, spawning=False)
             if record.state is State.STARTING and not record.alive:
                 self.feed(name, policy.SpawnFailed())
@@ -484,7 +485,11 @@ class _Step:
 
     def probe_done(self, event: ProbeDone, record: Record) -> None:
         name = event.name
-        if record.spawns != event.instance or record.state is not State.STARTING:
+        if (
+            record.spawns != event.instance
+            or record.state is not State.STARTING
+            or not record.alive
+        ):
             return  # the answer about an instance that is gone, or a stop came first
         if event.passed:
             self.say(name, "ready")

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from devstack import stackpolicy
 from devstack.errors import DevstackError, unknown_name_error
-from devstack.model import Project
+from devstack.model import Project, ReadyProbe, Service
 from devstack.runtime.stackapi import Level, OutputCallback, ServiceStatus, StateCallback
 from devstack.stackpolicy import Stack
 
@@ -242,8 +242,8 @@ class Supervisor:
             self._feed(stackpolicy.SpawnError(name, why))
             return
         except BaseException:
-            # A bug (reported by `_task_done`) or a cancellation: not spawning any more.
-            self._feed(stackpolicy.SpawnError(name, "internal error while starting it"))
+            # A bug (`_task_done` reports it) or a cancellation: not spawning any more.
+            self._feed(stackpolicy.SpawnError(name, ""))
             raise
         handles.incoming = (process, probe)
         self._feed(stackpolicy.SpawnDone(name, self._wall_clock()))
@@ -269,11 +269,10 @@ class Supervisor:
         (process, probe), handles.incoming = handles.incoming, None
         if probe:
             probe.close()
-        self._track(self._discard(name, process))
+        self._track(self._discard(name, process, self.stack.configs[name]))
 
-    async def _discard(self, name: str, process: ServiceProcess) -> int:
+    async def _discard(self, name: str, process: ServiceProcess, service: Service) -> int:
         """Stop a process that is no longer the service's (it ended, or came too late)."""
-        service = self.stack.configs[name]
         self._exiting.add(process)
         try:
             if self._killing:
@@ -284,16 +283,16 @@ class Supervisor:
 
     def _watch_probe(self, name: str, instance: int) -> None:
         handles = self._handles[name]
-        process, probe = handles.process, handles.probe
-        assert process is not None and probe is not None
-        handles.probe_task = self._track(self._await_probe(name, process, probe, instance))
-
-    async def _await_probe(
-        self, name: str, process: ServiceProcess, probe: probes.Probe, instance: int
-    ) -> None:
-        outcome = await probe.wait()
+        probe = handles.probe
+        assert probe is not None
         spec = self.stack.configs[name].ready
         assert spec is not None
+        handles.probe_task = self._track(self._await_probe(name, probe, spec, instance))
+
+    async def _await_probe(
+        self, name: str, probe: probes.Probe, spec: ReadyProbe, instance: int
+    ) -> None:
+        outcome = await probe.wait()
         why = "" if outcome.ready else outcome.describe(spec)
         self._feed(stackpolicy.ProbeDone(name, instance, outcome.ready, why, spec.timeout))
 
@@ -310,7 +309,7 @@ class Supervisor:
             await stopping
         else:
             # It ended on its own: whatever it left running in its group goes with it.
-            await self._discard(name, process)
+            await self._discard(name, process, self.stack.configs[name])
         self._feed(stackpolicy.ProcessExited(name, code))
 
     # -- stopping ----------------------------------------------------------------------

@@ -5,6 +5,7 @@ and everything the supervisor does and says in answer, in order.
 A history's steps: `exit NAME CODE` (its process exits), `tick SECONDS` (time passes;
 due timers fire), `restart NAME... : REASON`, `change NAME : REASON` (a watched file:
 a service stopped on request stays stopped), `stop NAME...`, `start NAME...`,
+`print NAME TEXT` (it printed a line: a log probe may pass),
 `shutdown`, `kill` (a second shutdown request). The log: `spawn NAME`, `stop NAME`
 (its stop signal sent), `kill NAME`, `NAME: message` (said), `-> exit STATUS`.
 """
@@ -39,6 +40,7 @@ class World:
     pids: itertools.count[int] = field(default_factory=lambda: itertools.count(100))
     order: itertools.count[int] = field(default_factory=itertools.count)
     fail_spawn: set[str] = field(default_factory=set)
+    readers: list[Callable[[str, list[str]], None]] = field(default_factory=list)
 
     async def spawn(self, *, name: str, **_: Any) -> FakeProcess:
         if name in self.fail_spawn:
@@ -69,8 +71,14 @@ class World:
     def remove_service(self, name: str) -> None:
         pass
 
-    def subscribe(self, callback: Any) -> Callable[[], None]:
-        return lambda: None
+    def subscribe(self, callback: Callable[[str, list[str]], None]) -> Callable[[], None]:
+        self.readers.append(callback)
+        return lambda: self.readers.remove(callback)
+
+    def print(self, name: str, line: str) -> None:
+        """`name` printed `line` (what a log probe waits for)."""
+        for callback in list(self.readers):
+            callback(name, [line])
 
 
 @dataclass
@@ -258,6 +266,24 @@ HISTORIES: dict[str, tuple[str, list[str], list[str]]] = {
             "-> exit 0",
         ],
     ),
+    "a ready probe holds its dependents back until it passes": (
+        """
+        db: {cmd: serve, ready: {log: accepting connections}}
+        api: {cmd: run, depends_on: [db]}
+        """,
+        ["print db starting up", "print db accepting connections", "shutdown"],
+        [
+            "api: waiting for db (ready)",
+            "spawn db",
+            "db: ready",
+            "spawn api",
+            "stop api",
+            "api: stopped",
+            "stop db",
+            "db: stopped",
+            "-> exit 0",
+        ],
+    ),
     "a command that cannot start crashes its service": (
         "api: {cmd: run}\n# fail-spawn api",
         [],
@@ -312,6 +338,8 @@ async def perform(supervisor: Supervisor, world: World, step: str) -> None:
     verb, *args = words.split()
     if verb == "exit":
         world.processes[args[0]].exit(int(args[1]))
+    elif verb == "print":
+        world.print(args[0], " ".join(args[1:]))
     elif verb == "tick":
         world.tick(float(args[0]))
     elif verb in ("restart", "change"):
