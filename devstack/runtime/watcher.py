@@ -397,11 +397,11 @@ class ProjectWatcher:
 
     def describe_watching(self) -> str:
         """`watching for changes: jobs (tasks/**/*.py), env files, devstack.yaml`."""
-        services = self.stack.project.services
+        services, in_run = self.stack.project.services, set(self._names_in_run())
         watched = [
             f"{name} ({', '.join(services[name].watch.paths)})"  # type: ignore[union-attr]
             for name in (watch.name for watch in self.router.watches)
-            if name in self._names_in_run()
+            if name in in_run
         ]
         return "watching for changes: " + ", ".join([*watched, "env files", "devstack.yaml"])
 
