@@ -373,7 +373,10 @@ def _probe_gave_up(record: Record, now: float, rule: RestartRule) -> Decision:
 
 
 def _backoff_elapsed(record: Record, now: float, rule: RestartRule) -> Decision:
-    return Decision(replace(record, state=S.STARTING, ready=False, pending=True), (Spawn(),))
+    how = describe_exit(record.last_exit) if record.last_exit is not None else "ended"
+    reason = f"{how} (restart: {rule.mode})"  # the policy's restart, said in `ps`
+    starting = replace(record, state=S.STARTING, ready=False, pending=True, reason=reason)
+    return Decision(starting, (Spawn(),))
 
 
 def _stop(record: Record, now: float, rule: RestartRule) -> Decision:

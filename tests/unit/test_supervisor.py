@@ -365,6 +365,40 @@ def test_history(tmp_path: Path, services: str, steps: list[str], log: list[str]
     assert played == log
 
 
+def test_a_restart_by_the_policy_gives_its_reason(tmp_path: Path) -> None:
+    async def scenario() -> list[str]:
+        _, supervisor = await play_and_keep(tmp_path, "api: {cmd: run, restart: on-failure}")
+        return [status.reason for status in supervisor.status()]
+
+    assert asyncio.run(scenario()) == ["exited 3 (restart: on-failure)"]
+
+
+async def play_and_keep(root: Path, services: str) -> tuple[World, Supervisor]:
+    """A crash of api (status 3) and the restart after its backoff; then a shutdown."""
+    make_repo(root, indented(services))
+    project = load_project(root / "devstack.yaml")
+    world = World()
+    supervisor = Supervisor(
+        project,
+        resolve_project(project, {}, {}),
+        list(project.services),
+        output=world,  # type: ignore[arg-type]
+        run_id="run-1",
+        spawn=world.spawn,
+        clock=lambda: world.now,
+        timer=world.call_later,
+    )
+    run = asyncio.ensure_future(supervisor.run())
+    await idle()
+    world.processes["api"].exit(3)
+    await idle()
+    world.tick(1)
+    await idle()
+    supervisor.request_shutdown()
+    await run
+    return world, supervisor
+
+
 def test_status_snapshots_and_state_events_carry_the_restart_reason(tmp_path: Path) -> None:
     async def scenario() -> tuple[list[ServiceStatus], list[tuple[str, str, str]]]:
         make_repo(tmp_path, indented("api: {cmd: run}"))
