@@ -34,11 +34,24 @@ if TYPE_CHECKING:
     from devstack.envresolve import ProjectEnv
     from devstack.runtime import probes
     from devstack.runtime.output import Output
-    from devstack.runtime.process import ServiceProcess
 
 __all__ = ["ServiceStatus", "Supervisor", "spawn_env"]
 
-SpawnFunction = Callable[..., Awaitable["ServiceProcess"]]
+
+class ProcessHandle(Protocol):
+    """What the supervisor needs of a spawned process (runtime/process.ServiceProcess)."""
+
+    pid: int
+
+    async def wait(self) -> int: ...
+
+    async def stop(self, sig: int, timeout: float, say: Callable[[str], None]) -> int: ...
+
+    def kill(self) -> None: ...
+
+
+# spawn(name=, argv=, cwd=, env=, tty=, output=) -> a running process: ServiceProcess.spawn
+SpawnFunction = Callable[..., Awaitable[ProcessHandle]]
 
 
 class Cancellable(Protocol):
@@ -55,9 +68,9 @@ class _Handles:
     """What the loop holds for one service: its process and the tasks about it."""
 
     env: dict[str, str]  # the resolved env its process gets (devstack's own added)
-    process: ServiceProcess | None = None
+    process: ProcessHandle | None = None
     probe: probes.Probe | None = None
-    incoming: tuple[ServiceProcess, probes.Probe | None] | None = None  # spawned, not adopted
+    incoming: tuple[ProcessHandle, probes.Probe | None] | None = None  # spawned, not adopted
     restart_timer: Cancellable | None = None
     probe_task: asyncio.Task[None] | None = None
     stop_task: asyncio.Task[int] | None = None
@@ -102,7 +115,7 @@ class Supervisor:
         self._state_subscribers: list[StateCallback] = []
         self._finished = asyncio.Event()
         self._killing = False
-        self._exiting: set[ServiceProcess] = set()  # ended; leftovers of its group going
+        self._exiting: set[ProcessHandle] = set()  # ended; leftovers of its group going
         # Set once the services that could start at once have been spawned (or failed
         # to): what runs beside the supervisor and is not needed before (the watcher)
         # waits for it, so that its start does not hold up the services' first lines.
@@ -250,7 +263,7 @@ class Supervisor:
 
     def _spawner(self) -> SpawnFunction:
         if self._spawn_process is None:
-            from devstack.runtime.process import ServiceProcess
+            from devstack.runtime.process import ServiceProcess  # not needed by a fake
 
             self._spawn_process = ServiceProcess.spawn
         return self._spawn_process
@@ -271,7 +284,7 @@ class Supervisor:
             probe.close()
         self._track(self._discard(name, process, self.stack.configs[name]))
 
-    async def _discard(self, name: str, process: ServiceProcess, service: Service) -> int:
+    async def _discard(self, name: str, process: ProcessHandle, service: Service) -> int:
         """Stop a process that is no longer the service's (it ended, or came too late)."""
         self._exiting.add(process)
         try:
@@ -296,7 +309,7 @@ class Supervisor:
         why = "" if outcome.ready else outcome.describe(spec)
         self._feed(stackpolicy.ProbeDone(name, instance, outcome.ready, why, spec.timeout))
 
-    async def _await_exit(self, name: str, process: ServiceProcess) -> None:
+    async def _await_exit(self, name: str, process: ProcessHandle) -> None:
         code = await process.wait()
         handles = self._handles[name]
         if handles.probe_task is not None:
