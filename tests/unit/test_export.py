@@ -284,3 +284,79 @@ def test_image_per_service_beats_the_default_and_the_option(tmp_path: Path) -> N
 def test_image_must_be_a_string(tmp_path: Path) -> None:
     with pytest.raises(DevstackError, match=r"services\.a\.image"):
         make_stack(tmp_path, "services:\n  a: {cmd: x, image: [1]}\n")
+
+
+# -- systemd and supervisord (through honcho's exporters) ------------------------
+
+
+def test_systemd_units(tmp_path: Path) -> None:
+    from devstack.export.systemd import export_systemd
+
+    export = export_systemd(make_stack(tmp_path))
+    files = contents(export)
+    assert "repo.target" in files and "repo-api.target" in files
+    api = files["repo-api.service"]
+    assert "After=repo-migrate.service repo-cache.service\n" in api
+    assert "Requires=repo-migrate.service repo-cache.service\n" in api
+    assert "Restart=on-failure\n" in api and "StartLimitBurst=4\n" in api
+    assert 'ExecStart="/bin/sh" "-c" "bun run dev --port $$PORT"\n' in api
+    assert f"EnvironmentFile={tmp_path}/out/repo-api.env\n" in api
+    assert "ExecStartPost=" in api and "TimeoutStartSec=30000ms" in api
+    assert "KillSignal=SIGTERM" in api and "KillMode=control-group" in api
+    migrate = files["repo-migrate.service"]
+    assert "Type=oneshot\nRemainAfterExit=yes\n" in migrate  # api waits for it to complete
+    assert 'ExecStart="bun" "run" "migrate"' in migrate
+    assert "Wants=" not in files["repo-admin.target"]  # autostart: false
+    assert "WantedBy=default.target" in files["repo.target"]  # a user unit
+    private = {file.name for file in export.files if file.mode == PRIVATE}
+    assert private == {f"repo-{name}.env" for name in
+                       ("migrate", "api", "cache", "worker", "logs", "admin")}  # fmt: skip
+    assert all(SECRET not in text for name, text in files.items() if name not in private)
+    assert "worker: ready: {log: 'worker ready'} is dropped" in "\n".join(export.notes)
+
+
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (("/bin/sh", "-c", 'echo "$HOME" 100%'), '"/bin/sh" "-c" "echo \\"$$HOME\\" 100%%"'),
+        (("a\\b", "x\ny"), '"a\\\\b" "x\\ny"'),
+    ],
+)
+def test_systemd_command_lines(argv: tuple[str, ...], line: str) -> None:
+    from devstack.export.systemd import command_line
+
+    assert command_line(argv) == line
+
+
+def test_systemd_environment_file_quoting(tmp_path: Path) -> None:
+    from devstack.export.systemd import environment_file
+
+    service = make_stack(tmp_path).services[0]
+    service = type(service)(**{**service.__dict__, "env": {"A": "x $y", "B": 'it\'s "$q" \\'}})
+    assert environment_file(service) == (
+        f"A='x $y'\nB=\"it's \\\"\\$q\\\" \\\\\"\nDB_PASSWORD='{SECRET}'\n"
+    )
+
+
+def test_supervisord_programs(tmp_path: Path) -> None:
+    from devstack.export.supervisord import export_supervisord
+
+    export = export_supervisord(make_stack(tmp_path))
+    conf = contents(export)["repo.conf"]
+    assert "[group:repo]\nprograms=migrate,api,cache,worker,logs,admin\n" in conf
+    assert SECRET not in conf
+    api = conf.split("[program:api]\n")[1].split("\n\n")[0]
+    assert f"directory={tmp_path}/repo/apps/api\n" in api
+    assert "autorestart=unexpected\nstartsecs=0\nstartretries=3\n" in api
+    assert f". {tmp_path}/out/repo-api.env && set +a && exec /bin/sh -c" in api
+    worker = conf.split("[program:worker]\n")[1].split("\n\n")[0]
+    assert "stopsignal=INT\nstopwaitsecs=13\n" in worker
+    assert "autostart=false" in conf.split("[program:admin]\n")[1]
+    priorities = {
+        name: int(conf.split(f"[program:{name}]\n")[1].split("priority=")[1].split("\n")[0])
+        for name in ("migrate", "cache", "api", "worker")
+    }
+    assert priorities["migrate"] < priorities["api"] < priorities["worker"]
+    assert priorities["cache"] < priorities["api"]
+    notes = "\n".join(export.notes)
+    assert "api: depends_on cache (ready) is only a start order" in notes
