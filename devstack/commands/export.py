@@ -45,7 +45,10 @@ def run(args: argparse.Namespace) -> int:
     output = Path(os.path.abspath(args.output)) if args.output else default
     stack = build_stack(project, env, args.names, app=args.app, image=args.image, output_dir=output)
     export = exporter(args.format)(stack)
-    output.mkdir(parents=True, exist_ok=True, mode=0o700 if args.output is None else 0o777)
+    if args.output is None:  # inside .devstack: private, like everything devstack keeps there
+        for folder in (project.state_dir, default.parent, default):
+            folder.mkdir(mode=0o700, exist_ok=True)
+    output.mkdir(parents=True, exist_ok=True)
     for file in export.files:
         path = output / file.name
         write_atomically(path, file.content, file.mode)

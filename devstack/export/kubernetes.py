@@ -15,7 +15,15 @@ from typing import Any
 
 from devstack.errors import DevstackError, Problem
 from devstack.export.probes import attempts, http_parts, tcp_address
-from devstack.export.stack import PRIVATE, Export, ExportedService, File, Stack, require_images
+from devstack.export.stack import (
+    CONTAINER_ROOT,
+    PRIVATE,
+    Export,
+    ExportedService,
+    File,
+    Stack,
+    require_images,
+)
 from devstack.export.yamlout import dump_all
 
 MANIFEST = "manifest.yaml"
@@ -26,7 +34,7 @@ JOB_BACKOFF_LIMIT = 6  # kubernetes' own default, for restart: on-failure withou
 def export_kubernetes(stack: Stack) -> Export:
     require_images(stack, "kubernetes")
     names = resource_names(stack)
-    notes: list[str] = []
+    notes = [f"the repo is not mounted: each image must contain it at {CONTAINER_ROOT}"]
     objects: list[dict[str, Any]] = []
     secrets: list[dict[str, Any]] = []
     for service in stack.services:
