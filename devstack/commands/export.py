@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
 
     from devstack.commands import fail_on_env_errors, require_service, resolved
     from devstack.export.formats import exporter
-    from devstack.export.stack import build_stack
+    from devstack.export.stack import PRIVATE, build_stack
     from devstack.files import write_atomically
 
     project, env = resolved(args)
@@ -52,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
     for file in export.files:
         path = output / file.name
         write_atomically(path, file.content, file.mode)
-        os.chmod(path, file.mode)  # exactly: an env file is 0600 whatever the umask
+        if file.mode == PRIVATE:
+            os.chmod(path, PRIVATE)  # exactly 0600, whatever the umask
         print(project.display_path(path))
     notes = list(export.notes)
     if stack.left_to_target:

@@ -12,7 +12,15 @@ from __future__ import annotations
 from typing import Any
 
 from devstack.export.probes import attempts, shell_check
-from devstack.export.stack import PRIVATE, Export, ExportedService, File, Stack, require_images
+from devstack.export.stack import (
+    CONTAINER_ROOT,
+    PRIVATE,
+    Export,
+    ExportedService,
+    File,
+    Stack,
+    require_images,
+)
 from devstack.export.yamlout import dump
 
 COMPOSE_FILE = "compose.yaml"
@@ -42,7 +50,7 @@ def _service(stack: Stack, service: ExportedService, notes: list[str]) -> dict[s
         "image": service.image,
         "command": list(service.argv),
         "working_dir": service.container_workdir,
-        "volumes": [{"type": "bind", "source": stack.root_from_output, "target": "/app"}],
+        "volumes": [{"type": "bind", "source": stack.root_from_output, "target": CONTAINER_ROOT}],
     }
     if service.env:
         spec["environment"] = dict(service.env)

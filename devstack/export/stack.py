@@ -7,6 +7,7 @@ ones (a secret name, or a URL with a password), and without the system basics
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,12 +113,13 @@ def build_stack(
             continue
         plain: dict[str, str] = {}
         secret: dict[str, str] = {}
-        for key, variable in sorted(env.services[name].variables.items()):
-            if variable.source.kind == "shell" and is_system_basic(key):
+        resolved = env.services[name]
+        for key, value in sorted(resolved.values.items()):
+            variable = resolved.variables.get(key)
+            if variable is not None and variable.source.kind == "shell" and is_system_basic(key):
                 left.add(key)
                 continue
-            hidden = has_hidden_part(key, variable.value, project.vars)
-            (secret if hidden else plain)[key] = variable.value
+            (secret if has_hidden_part(key, value, project.vars) else plain)[key] = value
         services.append(
             ExportedService(
                 name=name,
@@ -173,6 +175,4 @@ def require_images(stack: Stack, target: str) -> None:
 
 
 def _relative(root: Path, output_dir: Path) -> str:
-    import os
-
     return os.path.relpath(root, output_dir)

@@ -87,7 +87,7 @@ def _unit(stack: Stack, service: ExportedService, notes: list[str]) -> Unit:
         exec_start_post=_wait_for(check, service) if check and not oneshot else "",
         start_timeout=_seconds(service.ready.timeout) if service.ready else "",
         requires=" ".join(waits),
-        restart={"no": "no", "on-failure": "on-failure", "always": "always"}[restart],
+        restart=restart,
         start_limit=service.max_restarts + 1 if service.max_restarts is not None else None,
         stop_signal=service.stop_signal,
         stop_timeout=_seconds(service.stop_timeout),

@@ -395,3 +395,26 @@ def test_each_validator_rejects_a_broken_export(
     else:
         with pytest.raises(ValueError, match="sometimes"):
             supervisor_programs(folder)
+
+
+def test_mistakes_are_reported_with_a_fix_and_nothing_is_written(repo: Path) -> None:
+    make_repo(repo, "services:\n  api: {cmd: x}\n  worker: {cmd: y, image: alpine}\n")
+    missing = run_cli("export", "compose", "-o", "out", cwd=repo)
+    assert missing.returncode == 2
+    assert "devstack.yaml:2:" in missing.stderr and "'api' has no image" in missing.stderr
+    assert "Traceback" not in missing.stderr and not (repo / "out").exists()
+    unknown = run_cli("export", "compose", "apii", "--image", "x", cwd=repo)
+    assert unknown.returncode == 2 and "did you mean 'api'?" in unknown.stderr
+    assert run_cli("export", "nomad", cwd=repo).returncode == 2
+
+
+def test_default_output_is_private_inside_devstack_folder(repo: Path) -> None:
+    make_repo(repo, "services:\n  api: {cmd: x, env: [API_TOKEN=t0k3n]}\n")
+    result = run_cli("export", "supervisord", cwd=repo)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        f".devstack/export/supervisord/{repo.name}.conf",
+        f".devstack/export/supervisord/{repo.name}-api.env",
+    ]
+    for folder in (".devstack", ".devstack/export", ".devstack/export/supervisord"):
+        assert (repo / folder).stat().st_mode & 0o777 == 0o700
