@@ -139,6 +139,8 @@ def _workload(
     }
     template = {"metadata": {"labels": dict(labels)}, "spec": pod}
     if stack.waited_on(service.name, "completed"):
+        if service.restart == "always":
+            notes.append(f"{service.name}: restart: always becomes OnFailure: a Job ends")
         return _job(service, name, labels, template, pod)
     if service.restart != "always":
         notes.append(

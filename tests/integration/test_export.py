@@ -154,7 +154,8 @@ def compose_config(folder: Path) -> dict[str, Any]:
 @STACKS
 def test_compose_accepts_the_export(exports: dict[tuple[str, str], Any], stack: str) -> None:
     folder = out_dir(exports, stack, "compose")
-    result = run(compose_binary(), "-f", str(folder / "compose.yaml"), "config", "-q")
+    compose = (compose_binary(), "-f", str(folder / "compose.yaml"), "--profile", "*")
+    result = run(*compose, "config", "-q")
     assert (result.returncode, result.stderr) == (0, "")
     schema = run(tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec",
                  str(folder / "compose.yaml"))  # fmt: skip
