@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from devstack.envresolve import ProjectEnv, is_system_basic
+from devstack.envresolve import ProjectEnv, ServiceEnv, is_system_basic
 from devstack.errors import DevstackError, Location, Problem
 from devstack.graph import with_dependencies
 from devstack.model import Dependency, Project, ReadyProbe, RestartMode, WatchSpec
@@ -111,15 +111,8 @@ def build_stack(
     for name, service in project.services.items():
         if name not in chosen:
             continue
-        plain: dict[str, str] = {}
-        secret: dict[str, str] = {}
-        resolved = env.services[name]
-        for key, value in sorted(resolved.values.items()):
-            variable = resolved.variables.get(key)
-            if variable is not None and variable.source.kind == "shell" and is_system_basic(key):
-                left.add(key)
-                continue
-            (secret if has_hidden_part(key, value, project.vars) else plain)[key] = value
+        plain, secret, basics = _split_env(project, env.services[name])
+        left.update(basics)
         services.append(
             ExportedService(
                 name=name,
@@ -152,6 +145,22 @@ def build_stack(
     )
 
 
+def _split_env(
+    project: Project, resolved: ServiceEnv
+) -> tuple[dict[str, str], dict[str, str], set[str]]:
+    """(plain values, secret values, names of the shell's system basics left out)."""
+    plain: dict[str, str] = {}
+    secret: dict[str, str] = {}
+    basics: set[str] = set()
+    for key, value in sorted(resolved.values.items()):
+        variable = resolved.variables.get(key)
+        if variable is not None and variable.source.kind == "shell" and is_system_basic(key):
+            basics.add(key)
+        else:
+            (secret if has_hidden_part(key, value, project.vars) else plain)[key] = value
+    return plain, secret, basics
+
+
 def app_name(text: str) -> str:
     """A name compose, systemd and kubernetes all accept: `My App` -> `my-app`."""
     name = re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")
@@ -159,7 +168,8 @@ def app_name(text: str) -> str:
 
 
 def require_images(stack: Stack, target: str) -> None:
-    """compose and kubernetes run every service in an image: say which lack one, at once."""
+    """compose and kubernetes run every service in an image, in the repo at /app: say
+    which services lack an image or work outside the repo, all at once."""
     problems = [
         Problem(
             f"service '{service.name}' has no image to run in with {target}",
@@ -169,6 +179,16 @@ def require_images(stack: Stack, target: str) -> None:
         )
         for service in stack.services
         if not service.image
+    ]
+    problems += [
+        Problem(
+            f"service '{service.name}' runs in {service.workdir}, outside the repo that "
+            f"{target} puts at {CONTAINER_ROOT}",
+            service.location,
+            hint="give it a cwd inside the repo",
+        )
+        for service in stack.services
+        if Path(service.workdir).is_absolute() or service.workdir.startswith("..")
     ]
     if problems:
         raise DevstackError(problems)

@@ -360,3 +360,9 @@ def test_supervisord_programs(tmp_path: Path) -> None:
     assert priorities["cache"] < priorities["api"]
     notes = "\n".join(export.notes)
     assert "api: depends_on cache (ready) is only a start order" in notes
+
+
+def test_a_cwd_outside_the_repo_cannot_be_mounted(tmp_path: Path) -> None:
+    config = "image: x\nservices:\n  a: {cmd: x, cwd: ../elsewhere}\n"
+    with pytest.raises(DevstackError, match=r"'a' runs in .*outside the repo"):
+        export_compose(make_stack(tmp_path, config))
