@@ -120,8 +120,9 @@ def _quote(word: str) -> str:
 
 
 def environment_file(service: ExportedService) -> str:
-    """The service's resolved env for EnvironmentFile= (systemd.exec(5)): single quotes
-    are literal; a value holding one is double-quoted with \\ escapes for \\ " $ `."""
+    """The service's resolved env for EnvironmentFile=, as systemd's env-file parser reads
+    it (src/basic/env-file.c): single quotes keep everything, newlines too, up to the next
+    quote; in double quotes a backslash escapes only \\ " $ and `. No ${VAR} expansion."""
     values = {**service.env, **service.secrets}
     lines = []
     for name in sorted(values):

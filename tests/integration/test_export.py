@@ -77,7 +77,7 @@ RICH = {
         f"TRICKY_TOKEN='it\"s $x %d `tick` \\\\ {RICH_SECRET}-tricky'\n"
         f'MULTILINE_SECRET="line one\\nline two {RICH_SECRET}-ml"\n'
         "PLAIN_TRICKY='a %s b $HOME c \"q\" yes'\n"
-        'QUOTED_TOKEN="it\'s {RICH_SECRET}-quote"\n'
+        f'QUOTED_TOKEN="it\'s {RICH_SECRET}-quote"\n'
     ),
 }
 
