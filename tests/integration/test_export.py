@@ -78,6 +78,10 @@ RICH = {
         f'MULTILINE_SECRET="line one\\nline two {RICH_SECRET}-ml"\n'
         "PLAIN_TRICKY='a %s b $HOME c \"q\" yes'\n"
         f'QUOTED_TOKEN="it\'s {RICH_SECRET}-quote"\n'
+        f"ESCAPES_TOKEN='back\\\\slash \"dq\" `tick` {RICH_SECRET}-esc'\n"
+        f'BOTH_QUOTES_TOKEN="it\'s \\"both\\" \\\\ {RICH_SECRET}-both"\n'
+        # a literal backslash before a quote and before a backslash, beside a single quote
+        f'EDGE_TOKEN="it\'s a\\\\\\"b c\\\\\\\\d {RICH_SECRET}-edge"\n'
     ),
 }
 
@@ -254,6 +258,54 @@ def test_systemd_analyze_verifies_the_units(
     units = [path.name for path in folder.iterdir()]
     ours = [line for line in result.stderr.splitlines() if any(u in line for u in units)]
     assert ours == []
+
+
+def test_systemd_reads_the_environment_file_back(
+    exports: dict[tuple[str, str], Any], repos: dict[str, Path], tmp_path: Path
+) -> None:
+    """systemd's own env-file parser, through its environment.d generator (the same
+    parser EnvironmentFile= uses; the generator also expands $VARS, so values with a
+    `$` are left out here)."""
+    generator = Path("/usr/lib/systemd/user-environment-generators")
+    generator /= "30-systemd-environment-d-generator"
+    assert generator.exists(), "missing: `make test` installs Debian's systemd"
+    expected = {k: v for k, v in rich_env(repos).items() if "$" not in v}
+    names = {"MULTILINE_SECRET", "QUOTED_TOKEN", "ESCAPES_TOKEN", "BOTH_QUOTES_TOKEN"}
+    assert names | {"EDGE_TOKEN"} <= set(expected)
+    assert expected["EDGE_TOKEN"] == f"it's a\\\"b c\\\\d {RICH_SECRET}-edge"
+    written = (out_dir(exports, "rich", "systemd") / "rich-printenv.env").read_text()
+    kept = [line for line in _env_file_entries(written) if "$" not in line]
+    (tmp_path / "environment.d").mkdir()
+    (tmp_path / "environment.d" / "50-devstack.conf").write_text("".join(kept))
+    result = run(str(generator), env={"XDG_CONFIG_HOME": str(tmp_path)}, check=True)
+    assert _generator_output(result.stdout, expected.keys()) == expected
+
+
+def _env_file_entries(text: str) -> list[str]:
+    """The NAME=... entries of an env file devstack wrote, a quoted value's newlines kept."""
+    entries: list[str] = []
+    for line in text.splitlines(keepends=True):
+        starts = line.split("=", 1)[0].isidentifier() and "=" in line
+        if starts or not entries:
+            entries.append(line)
+        else:
+            entries[-1] += line
+    return entries
+
+
+def _generator_output(stdout: str, names: Any) -> dict[str, str]:
+    """NAME=value lines, a value C-escaped inside double quotes when it needs quoting."""
+    import re
+
+    found = {}
+    for line in stdout.splitlines():
+        name, _, value = line.partition("=")
+        if name in names:
+            if value.startswith('"') and value.endswith('"'):
+                value = re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m[1], m[1]),
+                               value[1:-1])  # fmt: skip
+            found[name] = value
+    return found
 
 
 # -- supervisord -----------------------------------------------------------------
