@@ -51,6 +51,9 @@ def _service(stack: Stack, service: ExportedService, notes: list[str]) -> dict[s
         "command": list(service.argv),
         "working_dir": service.container_workdir,
         "volumes": [{"type": "bind", "source": stack.root_from_output, "target": CONTAINER_ROOT}],
+        # An init as PID 1: the command's shell would ignore the stop signal there, and
+        # nothing would reap an orphan, where devstack signals the group and reaps.
+        "init": True,
     }
     if service.env:
         spec["environment"] = dict(service.env)

@@ -104,6 +104,7 @@ def test_compose_maps_each_service(tmp_path: Path) -> None:
     assert api["command"] == ["/bin/sh", "-c", "bun run dev --port $$PORT"]
     assert api["working_dir"] == "/app/apps/api"
     assert api["volumes"] == [{"type": "bind", "source": "../repo", "target": "/app"}]
+    assert api["init"] is True
     assert api["environment"] == {"LOG_LEVEL": "debug", "PORT": "3000"}
     assert api["env_file"] == ["api.secrets.env"]
     assert api["ports"] == ["3000:3000"]
