@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from devstack.commands import add_env_overrides
+
+if TYPE_CHECKING:
+    from devstack.export.stack import File
+    from devstack.model import Project
 
 FORMATS = ("compose", "kubernetes", "systemd", "supervisord")
 
@@ -30,12 +36,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import os
     import sys
-    from pathlib import Path
 
     from devstack.commands import fail_on_env_errors, require_service, resolved
     from devstack.export.formats import exporter
-    from devstack.export.stack import PRIVATE, build_stack
-    from devstack.files import write_atomically
+    from devstack.export.stack import build_stack
 
     project, env = resolved(args)
     for name in args.names:
@@ -45,15 +49,16 @@ def run(args: argparse.Namespace) -> int:
     output = Path(os.path.abspath(args.output)) if args.output else default
     stack = build_stack(project, env, args.names, app=args.app, image=args.image, output_dir=output)
     export = exporter(args.format)(stack)
-    if args.output is None:  # inside .devstack: private, like everything devstack keeps there
-        for folder in (project.state_dir, default.parent, default):
-            folder.mkdir(mode=0o700, exist_ok=True)
-    output.mkdir(parents=True, exist_ok=True)
-    for file in export.files:
-        path = output / file.name
-        write_atomically(path, file.content, file.mode)
-        if file.mode == PRIVATE:
-            os.chmod(path, PRIVATE)  # exactly 0600, whatever the umask
+    try:
+        written = _write(project, export.files, output, private=args.output is None)
+    except OSError as error:
+        from devstack.errors import DevstackError
+
+        where = error.filename or output
+        raise DevstackError.single(
+            f"cannot write {where}: {error.strerror}", hint="choose another folder with -o DIR"
+        ) from None
+    for path in written:
         print(project.display_path(path))
     notes = list(export.notes)
     if stack.left_to_target:
@@ -64,3 +69,24 @@ def run(args: argparse.Namespace) -> int:
         for note in notes:
             print(f"  - {note}", file=sys.stderr)
     return 0
+
+
+def _write(project: Project, files: tuple[File, ...], output: Path, *, private: bool) -> list[Path]:
+    """Write every file whole; env and secret files exactly 0600."""
+    import os
+
+    from devstack.export.stack import PRIVATE
+    from devstack.files import write_atomically
+
+    if private:  # .devstack/export/FORMAT: private, like everything devstack keeps there
+        for folder in (project.state_dir, output.parent, output):
+            folder.mkdir(mode=0o700, exist_ok=True)
+    output.mkdir(parents=True, exist_ok=True)
+    written = []
+    for file in files:
+        path = output / file.name
+        write_atomically(path, file.content, file.mode)
+        if file.mode == PRIVATE:
+            os.chmod(path, PRIVATE)  # exactly 0600, whatever the umask
+        written.append(path)
+    return written

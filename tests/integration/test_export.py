@@ -466,6 +466,10 @@ def test_mistakes_are_reported_with_a_fix_and_nothing_is_written(repo: Path) -> 
     unknown = run_cli("export", "compose", "apii", "--image", "x", cwd=repo)
     assert unknown.returncode == 2 and "did you mean 'api'?" in unknown.stderr
     assert run_cli("export", "nomad", cwd=repo).returncode == 2
+    (repo / "taken").write_text("a file, not a folder")
+    blocked = run_cli("export", "systemd", "-o", "taken", cwd=repo)
+    assert blocked.returncode == 2 and "Traceback" not in blocked.stderr
+    assert f"cannot write {repo}/taken: File exists" in blocked.stderr
 
 
 def test_default_output_is_private_inside_devstack_folder(repo: Path) -> None:
