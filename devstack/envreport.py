@@ -122,7 +122,6 @@ def _why_wins(source: Source) -> str:
         "shell": "the shell beats env files",
         "service-file": "the service's own env file beats the root env files",
         "root-file": "root env file",
-        "devstack": "set by devstack for every service",
     }[source.kind]
 
 

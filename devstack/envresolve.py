@@ -1,15 +1,11 @@
 """The environment each service gets, and where every value came from.
 
 Layers, lowest to highest precedence (the one place this order is stated):
-  0. devstack's defaults: PYTHONUNBUFFERED=1 (else Python is silent through a pipe);
-     in a run, FORCE_COLOR=1 when `up` writes to a colour terminal (added at spawn)
   1. the root env files (`.env`, then `.env.local`)
   2. the service's own env files (`<cwd>/.env`, then `<cwd>/.env.local`)
   3. the shell environment devstack was started from
   4. values set in devstack.yaml: `port:` (as PORT), then global `env`, then the service's
   5. `--env NAME=value` on the command line
-  6. devstack's markers, by which the reaper finds every process of a run again:
-     DEVSTACK_SERVICE; in a run, DEVSTACK_RUN_ID (added at spawn: it names the run)
 
 In strict mode the root files and the shell contribute only names that an `env` rule
 lists (or a system basic such as PATH); the service's own files and set values always
@@ -43,10 +39,7 @@ from devstack.interpolate import (
 from devstack.model import EnvRule, Project, Service
 from devstack.secrets import is_secret, masked
 
-SourceKind = Literal["devstack", "root-file", "service-file", "shell", "config", "port", "cli"]
-# Layers 0 and 6 (what a run adds at spawn is in runtime/supervisor.spawn_env).
-DEVSTACK_DEFAULTS = {"PYTHONUNBUFFERED": "1"}
-SERVICE_MARKER = "DEVSTACK_SERVICE"
+SourceKind = Literal["root-file", "service-file", "shell", "config", "port", "cli"]
 
 # What every process needs to run at all; strict mode lets these through from the shell
 # and root files without an `env` rule.
@@ -252,17 +245,7 @@ class _ServiceResolver:
         self.add_config_values()
         for name, value in self.cli.items():
             self.offer(name, Source("cli", "--env", value), True)
-        self.add_devstack_layers()
         return self.result()
-
-    def add_devstack_layers(self) -> None:
-        """Layers 0 and 6; neither is visible to ${NAME} in the values of the others."""
-        for name, value in DEVSTACK_DEFAULTS.items():
-            self.candidates.setdefault(name, []).insert(
-                0, (Source("devstack", "devstack", value), True)
-            )
-        marker = Source("devstack", "devstack", self.service.name)
-        self.candidates.setdefault(SERVICE_MARKER, []).append((marker, True))
 
     def add_file(self, env_file: EnvFile, kind: SourceKind, admits: Callable[[str], bool]) -> None:
         for entry in env_file.entries:

@@ -509,8 +509,7 @@ class Supervisor:
 
 
 def spawn_env(values: Mapping[str, str], *, run_id: str, name: str, colour: bool) -> dict[str, str]:
-    """The environment a service's process gets: its resolved env (with layers 0 and 6
-    of envresolve's list) plus what only a run knows: its id, and the terminal."""
+    """The environment a service's process gets: its resolved env plus devstack's own."""
     env = dict(values)
     env.setdefault("PYTHONUNBUFFERED", "1")  # else Python services are silent through a pipe
     if colour:
