@@ -6,6 +6,11 @@ Layers, lowest to highest precedence (the one place this order is stated):
   3. the shell environment devstack was started from
   4. values set in devstack.yaml: `port:` (as PORT), then global `env`, then the service's
   5. `--env NAME=value` on the command line
+Only when it spawns a service does `up` add its own (runtime/supervisor.spawn_env):
+PYTHONUNBUFFERED=1 and, printing in colour, FORCE_COLOR=1, below all of these; and
+the markers DEVSTACK_RUN_ID and DEVSTACK_SERVICE above them all. They are not layers
+here: `devstack env`, `run` and `export` must not hand a run's markers to processes
+that are not the run's.
 
 In strict mode the root files and the shell contribute only names that an `env` rule
 lists (or a system basic such as PATH); the service's own files and set values always
