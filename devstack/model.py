@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from devstack.cmdline import command_argv
 from devstack.errors import Location
 
 EnvMode = Literal["strict", "loose"]
@@ -101,7 +102,9 @@ class WatchSpec:
 @dataclass(frozen=True)
 class Service:
     name: str
-    cmd: str | tuple[str, ...]  # a string runs under /bin/sh -c; a tuple is exec'd
+    # A string is exec'd as its words when it has no shell syntax, else runs under
+    # /bin/sh -c (devstack.cmdline); a tuple is exec'd as it is.
+    cmd: str | tuple[str, ...]
     cwd: Path
     location: Location
     env: tuple[EnvRule, ...] = ()
@@ -121,9 +124,7 @@ class Service:
 
     @property
     def argv(self) -> tuple[str, ...]:
-        if isinstance(self.cmd, str):
-            return ("/bin/sh", "-c", self.cmd)
-        return self.cmd
+        return command_argv(self.cmd)
 
     @property
     def dependency_names(self) -> tuple[str, ...]:

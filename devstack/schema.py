@@ -91,7 +91,10 @@ _SERVICE: dict[str, Any] = {
     "additionalProperties": False,
     "properties": {
         "cmd": {
-            "description": "a string runs under /bin/sh -c; a list is exec'd directly",
+            "description": (
+                "a string without shell syntax is exec'd as its words, else runs under"
+                " /bin/sh -c; a list is exec'd as it is"
+            ),
             "oneOf": [{"type": "string"}, _STRINGS],
         },
         "cwd": {"type": "string", "description": "relative to the repo root (default: root)"},

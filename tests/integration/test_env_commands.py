@@ -149,7 +149,7 @@ def test_config_prints_the_resolved_plan(repo: Path) -> None:
     stack(repo)
     result = run_cli("config", "--json", cwd=repo)
     plan = json.loads(result.stdout)["services"]
-    assert plan["api"]["argv"] == ["/bin/sh", "-c", "python3 -m http.server"]
+    assert plan["api"]["argv"] == ["python3", "-m", "http.server"]
     assert plan["api"]["cwd"] == "services/api" and plan["api"]["port"] == 8400
     assert plan["api"]["env"]["JOBS_SECRET_KEY"].startswith("••••")
     assert "jobs:" in run_cli("config", cwd=repo).stdout

@@ -57,7 +57,7 @@ services:
     assert api.env[1].location.line == 11
     assert [rule.kind for rule in project.env] == ["pass", "glob"]
     assert api.cwd == Path("/repo/services/api")
-    assert api.argv == ("/bin/sh", "-c", "python -m api")
+    assert api.argv == ("python", "-m", "api")  # no shell syntax: exec'd directly
     assert [ref.display for ref in api.env_files] == [
         "services/api/.env",
         "services/api/.env.local",

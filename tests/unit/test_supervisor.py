@@ -288,7 +288,7 @@ HISTORIES: dict[str, tuple[str, list[str], list[str]]] = {
         "api: {cmd: run}\n# fail-spawn api",
         [],
         [
-            "api: could not start /bin/sh: [Errno 13] Permission denied",
+            "api: could not start run: [Errno 13] Permission denied",
             "api: could not start",
             "-> exit 1",
         ],
