@@ -22,7 +22,9 @@ def main(argv: list[str] | None = None) -> int:
         "names", nargs="*", metavar="SCENARIO", help=f"any of {', '.join(scenarios)} (default: all)"
     )
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke run)")
-    parser.add_argument("--no-npm", action="store_true", help="skip concurrently and nodemon")
+    parser.add_argument(
+        "--no-npm", action="store_true", help="skip concurrently, nodemon and mprocs"
+    )
     parser.add_argument(
         "--tools", default="", help="comma-separated tools to run (default: all found)"
     )
@@ -65,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     print(render(results.table(), markdown=False))
     for line in results.notes():
         print(f"* {line}")
-    log(f"done in {time.monotonic() - started:.0f} s")
+    log(f"done in {time.monotonic() - started:.0f} s; load average {report.load_average()}")
     if args.write:
         args.write.write_text(report.markdown(results, tools, quick=args.quick, date=args.date))
         log(f"wrote {args.write}")

@@ -5,6 +5,10 @@ what a terminal's Ctrl+C would send) with stdout piped to a reader thread that s
 every chunk with `time.perf_counter()`. Every process a benchmark starts carries the
 run's marker in its environment, or runs under the scenario's directory; `marked`
 finds them through psutil and `Launched.close` ends them by pid and process group.
+
+A full-screen tool (mprocs) runs on a pseudo-terminal instead, and its services'
+lines are read from the per-service log files it writes (`log_dir`), polled every
+millisecond: its screen shows one service at a time.
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ import fcntl
 import os
 import re
 import signal
+import struct
 import subprocess
+import termios
 import threading
 import time
 import uuid
@@ -28,6 +34,8 @@ MARKER_VAR = "DEVSTACK_BENCH_MARKER"
 PIPE_SIZE = 1 << 20  # F_SETPIPE_SZ: a roomy pipe, so the harness is never the bottleneck
 F_SETPIPE_SZ = 1031
 ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")
+TTY_SIZE = (50, 200)  # rows, columns of the terminal a full-screen tool is given
+LOG_POLL = 0.001  # how often a tool's log files are read (adds up to this much)
 
 
 def new_marker() -> str:
@@ -103,14 +111,21 @@ class Launched:
         marker: str,
         env: Mapping[str, str] | None = None,
         scan: bool = True,
+        tty: bool = False,
+        log_dir: Path | None = None,
     ) -> None:
         self.cwd = cwd
         self.marker = marker
+        self.tty = tty
         self.capture = Capture(scan=scan)
         self.stderr_path = cwd / ".bench-stderr.log"
-        read_end, write_end = os.pipe()
-        with contextlib.suppress(OSError):
-            fcntl.fcntl(read_end, F_SETPIPE_SZ, PIPE_SIZE)
+        if tty:
+            read_end, write_end = os.openpty()
+            fcntl.ioctl(write_end, termios.TIOCSWINSZ, struct.pack("HHHH", *TTY_SIZE, 0, 0))
+        else:
+            read_end, write_end = os.pipe()
+            with contextlib.suppress(OSError):
+                fcntl.fcntl(read_end, F_SETPIPE_SZ, PIPE_SIZE)
         with open(self.stderr_path, "ab") as stderr:
             self.launched_wall = time.time()
             self.started_at = time.perf_counter()
@@ -118,13 +133,17 @@ class Launched:
                 list(argv),
                 cwd=cwd,
                 env=dict(env) if env is not None else tool_env(marker),
-                stdin=subprocess.DEVNULL,
+                stdin=write_end if tty else subprocess.DEVNULL,
                 stdout=write_end,
-                stderr=stderr,
+                stderr=write_end if tty else stderr,
                 start_new_session=True,
             )
         os.close(write_end)
-        self._reader = threading.Thread(target=self._read, args=(read_end,), daemon=True)
+        if log_dir is None:
+            self._reader = threading.Thread(target=self._read, args=(read_end,), daemon=True)
+        else:  # the screen is drained and dropped; the lines come from the log files
+            threading.Thread(target=_drain, args=(read_end,), daemon=True).start()
+            self._reader = threading.Thread(target=self._poll_logs, args=(log_dir,), daemon=True)
         self._reader.start()
 
     @property
@@ -137,6 +156,26 @@ class Launched:
                 self.capture.feed(chunk, time.perf_counter())
         finally:
             os.close(fd)
+            self.capture.close()
+
+    def _poll_logs(self, log_dir: Path) -> None:
+        """Feed the complete lines each log file gains, file by file (never torn)."""
+        consumed: dict[Path, int] = {}
+        try:
+            while True:
+                running = self.proc.poll() is None
+                for path in sorted(log_dir.glob("*.log")) if log_dir.is_dir() else ():
+                    with open(path, "rb") as log:
+                        log.seek(consumed.get(path, 0))
+                        data = log.read()
+                    complete = data[: data.rfind(b"\n") + 1]
+                    if complete:
+                        consumed[path] = consumed.get(path, 0) + len(complete)
+                        self.capture.feed(complete.replace(b"\r\n", b"\n"), time.perf_counter())
+                if not running:
+                    return
+                time.sleep(LOG_POLL)
+        finally:
             self.capture.close()
 
     def wait_tokens(self, pattern: re.Pattern[bytes], count: int, timeout: float) -> float | None:
@@ -175,7 +214,13 @@ class Launched:
         return self.stderr_path.read_text(errors="replace")
 
     def close(self, grace: float = 5.0) -> None:
-        """End the tool gently (SIGINT to its group), then everything it left, by pid."""
+        """End the tool gently (SIGINT to its group), then everything it left, by pid.
+        A full-screen tool reads Ctrl+C as a key, not a signal: it is killed at once
+        (how it shuts down is not measured)."""
+        if self.proc.poll() is None and self.tty:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
         if self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGINT)
@@ -185,6 +230,13 @@ class Launched:
                 self.proc.wait(5)
         kill_marked(self.marker, self.cwd, self.launched_wall)
         self._reader.join(5)
+
+
+def _drain(fd: int) -> None:
+    with contextlib.suppress(OSError):  # EIO once the terminal's last holder is gone
+        while os.read(fd, 65536):
+            pass
+    os.close(fd)
 
 
 def marked(marker: str, under: Path | None = None, since: float = 0.0) -> list[psutil.Process]:

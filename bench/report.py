@@ -30,9 +30,12 @@ METHOD = """\
 ## What is measured
 
 Every tool runs the same generated services (a devstack.yaml, the equivalent Procfile
-for honcho, the same commands for concurrently; the same watched service for
-watchfiles' CLI and nodemon), each command under `/bin/sh -c`, with stdout piped to
-the harness and the tool in a session of its own. Cells are medians; `(×r)` is
+for honcho and foreman, an mprocs.yaml, the same commands for concurrently; the same
+watched service for watchfiles' CLI and nodemon), each command under `/bin/sh -c`,
+with stdout piped to the harness and the tool in a session of its own. mprocs, a
+full-screen TUI, runs on a 50×200 pseudo-terminal instead and is timed from the
+per-service log files it writes (`--log-dir`, read every 1 ms); it takes part in
+startup and idle only. Cells are medians; `(×r)` is
 devstack/peer (below 1: devstack lower). `*` marks a figure with a note below.
 
 - **startup**: N services `echo TOKEN; exec sleep`; launch → every token on stdout
@@ -68,11 +71,23 @@ make bench                                # = .venv/bin/python -m bench
 ```
 
 honcho and watchfiles come with devstack's dependencies. When `node` and `npm` are on
-PATH, concurrently@10 and nodemon@3 are installed once into
-`~/.cache/devstack-bench/node` (`--no-npm` skips them). The harness compiles the .pyc
-files of devstack, honcho and watchfiles first, so an editable checkout run with
-PYTHONDONTWRITEBYTECODE=1 is not charged ~100 ms of compiling per start.
+PATH, concurrently@10, nodemon@3 and mprocs@0.9 are installed once into
+`~/.cache/devstack-bench/node` (`--no-npm` skips them); mprocs' npm package carries
+its prebuilt binaries (nothing is downloaded at install time) and the harness runs
+the binary, not the package's node wrapper. foreman is Debian's `ruby-foreman`,
+installed with apt-get when it is missing and the harness runs as root. The harness
+compiles the .pyc files of devstack, honcho and watchfiles first, so an editable
+checkout run with PYTHONDONTWRITEBYTECODE=1 is not charged ~100 ms of compiling per
+start.
 """
+
+
+def load_average() -> str:
+    """The 1/5/15-minute load averages: a loaded machine slows every tool's start."""
+    try:
+        return " / ".join(f"{load:.2f}" for load in os.getloadavg())
+    except OSError:
+        return "?"
 
 
 def markdown(results: Results, tools: Tools, *, quick: bool, date: str | None = None) -> str:
@@ -85,6 +100,7 @@ def markdown(results: Results, tools: Tools, *, quick: bool, date: str | None = 
         "",
         *machine(),
         f"- Tools: {versions}",
+        f"- Load average at the end of the run (1/5/15 min): {load_average()}",
         "",
         render(results.table(), markdown=True),
         "",

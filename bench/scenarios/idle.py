@@ -19,7 +19,7 @@ import psutil
 from bench.proc import Launched, marked, new_marker
 from bench.results import below
 from bench.scenarios import Context
-from bench.tools import SUPERVISORS, Service
+from bench.tools import STARTERS, Service
 
 READY = re.compile(rb"BENCHIDLE(\d+)X")
 SERVICES = 5
@@ -61,11 +61,11 @@ def run(ctx: Context) -> None:
         scenario,
         "PSS (MiB)",
         fmt="{:.1f}",
-        target="≤ honcho",
-        check=below(["honcho"], strict=False),
+        target="< foreman",  # issue 16
+        check=below(["foreman"]),
     )
     for rep in range(ctx.reps(2, 1)):
-        for tool in ctx.tools.available(SUPERVISORS):
+        for tool in ctx.tools.available(STARTERS):
             once(ctx, tool)
         ctx.log(f"idle: rep {rep + 1} done")
 
@@ -76,7 +76,7 @@ def once(ctx: Context, tool: str) -> None:
     make_tree(root)
     argv = ctx.tools.supervise(tool, root, services())
     marker = new_marker()
-    launched = Launched(argv, cwd=root, marker=marker)
+    launched = Launched(argv, cwd=root, marker=marker, **ctx.tools.launch_options(tool, root))
     try:
         if launched.wait_tokens(READY, SERVICES, 30.0) is None:
             ctx.log(f"{tool}: services not ready\n{launched.stderr()[-2000:]}")
