@@ -248,12 +248,14 @@ class _LogFiles:
     def write(self, name: str, data: bytes) -> None:
         if self.directory is None or name in self._broken:
             return
-        path = logfiles.log_file(self.directory, name)
         try:
-            fd, size = self._files.get(name) or self._open(name, path)
+            # The path only when a file is opened: building one per write was most of
+            # the log work of a start with many services (issue 16).
+            fd, size = self._files.get(name) or self._open(name, self._path(name))
             if size and size + len(data) > self._limit:
                 del self._files[name]
                 os.close(fd)
+                path = self._path(name)
                 os.replace(path, path.with_name(path.name + ".1"))
                 fd, size = self._open(name, path)
             _write_file(fd, data)
@@ -261,7 +263,11 @@ class _LogFiles:
         except OSError as error:
             self._broken.add(name)
             self.close(name)
-            self._failed(path, error)
+            self._failed(self._path(name), error)
+
+    def _path(self, name: str) -> Path:
+        assert self.directory is not None
+        return logfiles.log_file(self.directory, name)
 
     def _open(self, name: str, path: Path) -> tuple[int, int]:
         self._files.pop(name, None)
