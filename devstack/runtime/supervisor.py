@@ -558,6 +558,10 @@ class Supervisor:
                 self._add_unit(project.services[name], env)
             await self.start(added)
 
+    async def settled(self) -> None:
+        """Return once no service is starting, restarting or stopping (`up -d` waits so)."""
+        await self._until(lambda: all(self._settled(unit) for unit in self.units.values()))
+
     def status(self) -> list[ServiceStatus]:
         return [
             ServiceStatus(
