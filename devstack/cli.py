@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "stop": "stop services in the running stack",
     "restart": "restart services in the running stack",
     "down": "stop the running stack",
+    "mcp": "serve this repo's stack to coding agents (MCP over stdio)",
 }
 
 
