@@ -24,6 +24,7 @@ services:
   api:
     cmd: echo api up; exec {SLEEPER}
     ready: {{log: "api up"}}
+    watch: [src/]
   jobs:
     cmd: echo jobs up; exec {SLEEPER}
     depends_on: [api]
@@ -51,7 +52,7 @@ def gone(proc: psutil.Process) -> bool:
 
 
 def test_up_d_then_ps_logs_restart_down_leaves_nothing(repo: Path) -> None:
-    make_repo(repo, STACK)
+    make_repo(repo, STACK, {"src/app.py": "changed = False\n"})
     started = run_cli("up", "-d", cwd=repo)
     try:
         assert started.returncode == 0, started.stdout + started.stderr
@@ -75,6 +76,11 @@ def test_up_d_then_ps_logs_restart_down_leaves_nothing(repo: Path) -> None:
         restarted = run_cli("restart", "jobs", cwd=repo)
         assert restarted.returncode == 0, restarted.stderr
         assert ps(repo)["jobs"]["restarts"] == 1
+        # Watch works in the background too, once it has started (it says so in up.log).
+        wait_until(lambda: "watching for changes" in log.read_text(), what="the watcher")
+        (repo / "src" / "app.py").write_text("changed = True\n")
+        wait_until(lambda: ps(repo)["api"]["restarts"] == 1, what="api's restart on a change")
+        assert ps(repo)["api"]["restart_reason"] == "src/app.py changed"
     finally:
         down = run_cli("down", cwd=repo)
     assert down.returncode == 0, down.stderr
