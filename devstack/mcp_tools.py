@@ -408,7 +408,7 @@ def service_row(row: Mapping[str, Any], now: float) -> dict[str, Any]:
         "pid": row.get("pid"),
         "uptime_seconds": round(now - started, 1) if started else None,
         "restarts": row.get("restarts", 0),
-        "last_restart_reason": row.get("restart_reason") or None,
+        "last_restart_reason": row.get("reason") or None,
         "last_exit": last_exit,
         "last_exit_text": describe_exit(last_exit) if last_exit is not None else None,
         "port": row.get("port"),

@@ -54,7 +54,7 @@ class ServiceStatus:
     last_exit: int | None
     port: int | None
     detail: str = ""  # "waiting for db (ready)", why it is not ready, ...
-    restart_reason: str = ""  # why it last restarted: "tasks/a.py changed", "exited 1", ...
+    reason: str = ""  # why it last restarted: "tasks/a.py changed", "exited 1 (restart: always)"
 
 
 @dataclass(eq=False)
@@ -579,7 +579,7 @@ class Supervisor:
                 last_exit=unit.record.last_exit,
                 port=unit.service.port,
                 detail=unit.detail,
-                restart_reason=unit.restart_reason,
+                reason=unit.restart_reason,
             )
             for unit in self.units.values()
         ]

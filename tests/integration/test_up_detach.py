@@ -80,7 +80,7 @@ def test_up_d_then_ps_logs_restart_down_leaves_nothing(repo: Path) -> None:
         wait_until(lambda: "watching for changes" in log.read_text(), what="the watcher")
         (repo / "src" / "app.py").write_text("changed = True\n")
         wait_until(lambda: ps(repo)["api"]["restarts"] == 1, what="api's restart on a change")
-        assert ps(repo)["api"]["restart_reason"] == "src/app.py changed"
+        assert ps(repo)["api"]["reason"] == "src/app.py changed"
     finally:
         down = run_cli("down", cwd=repo)
     assert down.returncode == 0, down.stderr
