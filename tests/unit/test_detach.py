@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -108,3 +110,23 @@ def test_a_symlink_in_place_of_up_log_is_refused(tmp_path: Path) -> None:
     (tmp_path / "up.log").symlink_to(tmp_path / "elsewhere")
     with pytest.raises(OSError):
         detach._open_private(tmp_path / "up.log")
+
+
+def test_a_child_that_ended_first_is_reported_with_what_it_said(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log_path = tmp_path / "up.log"
+    log_path.write_text("an earlier run's line\n")
+    log = detach._open_private(log_path)
+    start = os.fstat(log).st_size
+    script = "import sys; print('error: devstack up is already running', file=sys.stderr); exit(1)"
+    try:
+        child = subprocess.Popen([sys.executable, "-c", script], stdout=log, stderr=log)
+    finally:
+        os.close(log)
+    assert detach._report_early_end(child, log_path, start) == 1
+    out = capsys.readouterr().out
+    assert out.splitlines() == [
+        "devstack up ended before the stack was up (exited 1):",
+        "  error: devstack up is already running",
+    ]
