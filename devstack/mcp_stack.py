@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from devstack.errors import DevstackError
 from devstack.runtime import control
 
 DOWN_WAIT = 60.0  # seconds `down` waits for the stack's `up` to exit
@@ -43,6 +44,21 @@ class Stack:
     def status(self) -> dict[str, Any]:
         """The `ps` reply: the supervisor's pid, the repo and a row per service."""
         return control.request(self.root, "ps")
+
+    def service_envs(self) -> dict[str, dict[str, str]]:
+        """Each service's environment as the running `up` gave it; none if none runs."""
+        try:
+            names = [row["name"] for row in self.status()["services"]]
+        except DevstackError:
+            return {}
+        environments = {}
+        for name in names:
+            try:
+                reply = control.request(self.root, "env", services=[name])
+            except DevstackError:
+                continue  # removed from devstack.yaml meanwhile
+            environments[name] = dict(reply["values"])
+        return environments
 
     def act(self, op: str, names: list[str]) -> list[dict[str, Any]]:
         """`restart`, `start` or `stop` the services; their rows once they settled."""

@@ -26,7 +26,7 @@ from devstack.secrets import MASK, is_secret
 
 if TYPE_CHECKING:
     from devstack.envresolve import ProjectEnv
-    from devstack.model import Project
+    from devstack.model import Project, VarDecl
 
 DEFAULT_LINES = 100
 MAX_LINES = 500
@@ -98,14 +98,16 @@ class Redactor:
         return value
 
 
-def secret_values(env: ProjectEnv, project: Project) -> set[str]:
-    """Every value a service gets for a secret name, and every password inside a URL."""
+def secret_values(
+    environments: Iterable[Mapping[str, str]], declared: Mapping[str, VarDecl] | None
+) -> set[str]:
+    """Every value of a secret name in `environments`, and every password inside a URL."""
     from urllib.parse import urlsplit
 
     found = set()
-    for service_env in env.services.values():
-        for name, value in service_env.values.items():
-            if is_secret(name, project.vars):
+    for environment in environments:
+        for name, value in environment.items():
+            if is_secret(name, declared):
                 found.add(value)
             if "://" in value:
                 try:
@@ -169,12 +171,19 @@ class Tools:
         return project, resolve_project(project, dict(self.environ), {})
 
     def redactor(self) -> Redactor:
-        """The secrets to keep out of answers; URL passwords only if the config is broken."""
+        """The secrets to keep out of answers: those of the environments devstack.yaml and
+        the env files give now, and those the running services were given (the shell
+        that ran `up` may have had secrets this server's environment lacks)."""
+        environments: list[Mapping[str, str]] = list(self.stack.service_envs().values())
+        declared = None
         try:
             project, env = self.resolved()
         except ToolFailure:
-            return Redactor(None)
-        return Redactor.of(secret_values(env, project))
+            pass  # a broken config: what the running stack has, and URL passwords
+        else:
+            declared = project.vars
+            environments += [service_env.values for service_env in env.services.values()]
+        return Redactor.of(secret_values(environments, declared))
 
     def require_service(self, name: str, project: Project | None = None) -> Project:
         project = project or self.project()

@@ -14,14 +14,15 @@ import anyio
 from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
-from tests.support import DEVSTACK, clean_env, make_repo
+from tests.support import DEVSTACK, clean_env, make_repo, run_cli
 
 PY = sys.executable
 SLEEP = f"{PY} -c 'import time; time.sleep(120)'"
 TOKEN = "tok_planted_7f3a9c2e"
 DB_PASSWORD = "hunter2planted"
 SEED = "seed_planted_91b2d4"  # secret only because devstack.yaml declares it so
-PLANTED = (TOKEN, DB_PASSWORD, SEED)
+DEPLOY = "dpl_planted_44e1c0"  # only in the shell of an `up` the server did not start
+PLANTED = (TOKEN, DB_PASSWORD, SEED, DEPLOY)
 
 CONFIG = f"""
 vars:
@@ -30,9 +31,9 @@ services:
   api:
     cmd: >-
       echo "connecting with $API_TOKEN to $DATABASE_URL";
-      echo "seed is $SIGNING_SEED";
+      echo "seed is $SIGNING_SEED"; echo "deploying with $DEPLOY_TOKEN";
       echo api ready; exec {SLEEP}
-    env: [API_TOKEN, DATABASE_URL, SIGNING_SEED]
+    env: [API_TOKEN, DATABASE_URL, SIGNING_SEED, DEPLOY_TOKEN]
     ready: {{log: "api ready"}}
   flaky:
     # Crashes on its first start, then runs: the policy's restart, with its reason.
@@ -162,6 +163,15 @@ async def _use_every_tool(agent: Agent) -> None:
     assert stopped["stopped"] is True
     after = await agent.call("logs", service="flaky", lines=1)  # from the file, stack gone
     assert after["lines"] == ["flaky ok"]
+
+    # A stack started from a shell with a secret this server's environment lacks.
+    repo = Path(started["root"])
+    up = await anyio.to_thread.run_sync(
+        lambda: run_cli("up", "-d", "api", cwd=repo, env=clean_env(DEPLOY_TOKEN=DEPLOY))
+    )
+    assert up.returncode == 0, up.stdout + up.stderr
+    lines = (await agent.call("logs", service="api", grep="^deploying"))["lines"]
+    assert lines[-2:] == ["deploying with ", "deploying with ••••"]
 
 
 async def _ask_about_the_env(agent: Agent) -> None:
