@@ -217,7 +217,10 @@ def _report_summary(project: Project, elapsed: float, *, timed_out: bool) -> int
 
 
 def _came_up(row: dict[str, Any]) -> bool:
-    return row["state"] in OK_STATES and not (row["state"] == "exited" and row.get("last_exit"))
+    """Up as asked: ready, running (and not a probe that gave up), or exited 0."""
+    if row["state"] == "exited":
+        return not row.get("last_exit")
+    return row["state"] in OK_STATES and not (row.get("detail") or "").startswith("not ready")
 
 
 def _print_tail(name: str, path: Path, project: Project) -> None:

@@ -108,15 +108,21 @@ def test_a_failing_service_makes_up_d_exit_1_with_its_last_lines(repo: Path) -> 
         services:
           api: {{cmd: "echo api up; exec {SLEEPER}"}}
           broken: {{cmd: "echo loading config; echo 'no such table: users' >&2; exit 3"}}
+          slow:
+            cmd: echo "listening on 8080"; exec {SLEEPER}
+            ready: {{log: "never printed", timeout: 1}}
         """,
     )
     started = run_cli("up", "-d", cwd=repo)
     try:
         assert started.returncode == 1, started.stdout + started.stderr
         out = started.stdout
-        assert "1 service did not come up" in out
+        assert "2 services did not come up" in out
         assert "broken: crashed (exited 3)" in out
         assert "  no such table: users" in out and "  loading config" in out
+        # A probe that gave up: the service runs, but it is not what was asked for.
+        assert "slow: running (pid" in out and "not ready" in out
+        assert "  listening on 8080" in out
         assert ps(repo)["api"]["state"] == "running"  # the others keep running, as in `up`
     finally:
         assert run_cli("down", cwd=repo).returncode == 0
