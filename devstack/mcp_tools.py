@@ -15,10 +15,10 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from devstack.errors import DevstackError, Problem, unknown_name_error
 from devstack.mcp_stack import Stack
@@ -41,6 +41,7 @@ BOUNDS = ((MAX_LINES, 4000), (100, 1000), (20, 200))
 MIN_SECRET_LENGTH = 6
 FAILED_LINES = 20  # log lines an answer shows for a service that did not come up
 NOT_RUNNING_HINT = "the `up` tool starts the stack in the background"
+T = TypeVar("T")
 # A password inside a URL, as secrets.hide_url_passwords finds it, but tried only where a
 # scheme can begin (not inside a run of scheme characters): the same search from every
 # position took seconds on one 64 KiB log line of letters.
@@ -256,7 +257,8 @@ class Tools:
         message = "stopped" if exited else "still stopping; `ps` shows what is left"
         return {"stopped": exited, "running": not exited, "supervisor_pid": pid, "message": message}
 
-    def _ask(self, call: Any) -> Any:
+    def _ask(self, call: Callable[[], T]) -> T:
+        """The stack's answer; its refusal as a ToolFailure, "not running" with the way out."""
         try:
             return call()
         except DevstackError as error:
