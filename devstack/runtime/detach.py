@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
 import os
 import select
@@ -27,7 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal, cast
 
-from devstack.errors import EXIT_FAILURE
+from devstack.errors import EXIT_FAILURE, DevstackError
 
 if TYPE_CHECKING:
     from devstack.model import Project
@@ -90,9 +91,16 @@ def start_in_background(project: Project, names: Sequence[str], args: argparse.N
         return 130
     finally:
         os.close(read_end)
-    if outcome == "ended":
-        return _report_early_end(child, log_path, log_start)
-    return _report_summary(project, time.monotonic() - began, timed_out=outcome == "timeout")
+    if outcome != "ended":
+        try:
+            return _report_summary(
+                project, time.monotonic() - began, timed_out=outcome == "timeout"
+            )
+        except DevstackError as error:
+            if error.problems[0].code != "not-running":
+                raise
+            # It settled and ended at once (--abort-on-exit): what it said tells why.
+    return _report_early_end(child, log_path, log_start)
 
 
 _HOW_TO = "devstack ps shows it, devstack logs its output, devstack down stops it"
@@ -117,11 +125,19 @@ def child_argv(project: Project, args: argparse.Namespace, ready_fd: int) -> lis
 
 def _open_log(path: Path) -> int:
     """up.log for appending, private; the previous one moved to up.log.1 if it is big."""
-    path.parent.mkdir(mode=0o700, exist_ok=True)
-    with contextlib.suppress(FileNotFoundError):
-        if path.lstat().st_size > LOG_LIMIT:
-            os.replace(path, path.with_name(path.name + ".1"))
-    return _open_private(path)
+    try:
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            if path.lstat().st_size > LOG_LIMIT:
+                os.replace(path, path.with_name(path.name + ".1"))
+        return _open_private(path)
+    except OSError as error:
+        why = "it is a symbolic link" if error.errno == errno.ELOOP else error.strerror
+        raise DevstackError.single(
+            f"cannot write the background up's log {path}: {why}",
+            hint="remove it (devstack creates it again), or run devstack up without -d",
+            exit_status=EXIT_FAILURE,
+        ) from None
 
 
 def _open_private(path: Path) -> int:

@@ -13,6 +13,7 @@ import pytest
 
 from devstack.commands import up
 from devstack.config import parse_project
+from devstack.errors import DevstackError
 from devstack.runtime import detach
 
 CONFIG = """
@@ -108,8 +109,10 @@ def test_up_log_is_private_and_rotated_once_past_its_limit(tmp_path: Path) -> No
 def test_a_symlink_in_place_of_up_log_is_refused(tmp_path: Path) -> None:
     (tmp_path / "elsewhere").write_text("")
     (tmp_path / "up.log").symlink_to(tmp_path / "elsewhere")
-    with pytest.raises(OSError):
-        detach._open_private(tmp_path / "up.log")
+    with pytest.raises(DevstackError, match=r"up\.log: it is a symbolic link") as caught:
+        detach._open_log(tmp_path / "up.log")
+    assert caught.value.problems[0].hint and "remove it" in caught.value.problems[0].hint
+    assert (tmp_path / "elsewhere").read_text() == ""
 
 
 def test_a_child_that_ended_first_is_reported_with_what_it_said(
