@@ -30,8 +30,8 @@ COMMANDS: dict[str, str] = {
     "start": "start services in the running stack",
     "stop": "stop services in the running stack",
     "restart": "restart services in the running stack",
-    "down": "stop the running stack",
     "mcp": "serve this repo's stack to coding agents (MCP over stdio)",
+    "down": "stop the running stack",
 }
 
 
