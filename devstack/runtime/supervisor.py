@@ -66,10 +66,10 @@ class _Unit:
     record: Record = field(default_factory=Record)
     process: ServiceProcess | None = None
     pending: bool = False  # wants to spawn once its dependencies allow
+    restart_reason: str = ""  # why it last restarted, for `ps`
     spawning: bool = False
     held: bool = False  # stopped on request: does not count as ended for good
     detail: str = ""
-    restart_reason: str = ""
     started_at: float | None = None
     restart_timer: asyncio.TimerHandle | None = None
     probe_task: asyncio.Task[None] | None = None
