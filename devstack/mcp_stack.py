@@ -62,7 +62,10 @@ class Stack:
 
     def act(self, op: str, names: list[str]) -> list[dict[str, Any]]:
         """`restart`, `start` or `stop` the services; their rows once they settled."""
-        rows: list[dict[str, Any]] = control.request(self.root, op, services=names)["services"]
+        # A restart's reason, in `ps` and in the stack's output, names the agent's server.
+        by = {"by": "devstack mcp"} if op == "restart" else {}
+        reply = control.request(self.root, op, services=names, **by)
+        rows: list[dict[str, Any]] = reply["services"]
         return rows
 
     def shut_down(self, timeout: float = DOWN_WAIT) -> tuple[int, bool]:

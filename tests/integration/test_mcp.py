@@ -135,7 +135,7 @@ async def _use_every_tool(agent: Agent) -> None:
     restarted = await agent.call("restart", service="api")
     assert restarted["ok"] is True and restarted["restarts"] == 1
     api = rows(await agent.call("ps"))["api"]
-    assert api["last_restart_reason"] == "asked by `devstack restart`"
+    assert api["last_restart_reason"] == "asked by `devstack mcp`"
     assert api["last_exit_text"] == "killed by SIGTERM" and api["pid"] == restarted["pid"]
 
     new = await agent.call("logs", service="api", since=first["cursor"])

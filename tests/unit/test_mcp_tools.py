@@ -108,3 +108,14 @@ def test_secret_values_and_url_passwords_leave_every_string_and_key() -> None:
     assert "tok_abcdef" not in text and "pw12" not in text
     assert answer["lines"] == ["key •••• and ••••", "postgres://u:••••@h/db"]
     assert answer["kept"].startswith("short stays")
+
+
+def test_a_restart_request_may_say_which_client_asks() -> None:
+    from devstack.runtime.control import ProtocolError, parse_request
+
+    asked = parse_request({"op": "restart", "services": ["api"], "by": "devstack mcp"})
+    assert asked.by == "devstack mcp"
+    assert parse_request({"op": "restart", "services": ["api"]}).by == ""
+    for by in (3, None, "x" * 41):
+        with pytest.raises(ProtocolError, match="'by' must be"):
+            parse_request({"op": "restart", "services": ["api"], "by": by})
