@@ -167,7 +167,7 @@ def _await_settled(fd: int, timeout: float) -> Outcome:
 
 def _report_early_end(child: subprocess.Popen[bytes], log_path: Path, log_start: int) -> int:
     """The child ended before its services settled: what it said, and its status."""
-    _wait_for_exit(child.pid, EXIT_WAIT)
+    _wait_for_exit(child, EXIT_WAIT)
     status = child.poll()
     print(f"devstack up ended before the stack was up ({_describe_status(status)}):")
     for line in _new_lines(log_path, log_start)[-2 * TAIL_LINES :]:
@@ -183,12 +183,15 @@ def _describe_status(status: int | None) -> str:
     return describe_exit(status)
 
 
-def _wait_for_exit(pid: int, timeout: float) -> None:
-    """Until `pid` (our child) has exited, at most `timeout` seconds; a pidfd is awaited."""
+def _wait_for_exit(child: subprocess.Popen[bytes], timeout: float) -> None:
+    """Until our child has exited, at most `timeout` seconds; a pidfd is awaited."""
     try:
-        descriptor = os.pidfd_open(pid)
+        descriptor = os.pidfd_open(child.pid)
     except (AttributeError, OSError):
-        return  # it is gone, or no pidfds here: poll() below says whether it ended
+        # No pidfds (macOS): Popen's own bounded wait, for a child already exiting.
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(timeout)
+        return
     try:
         select.select([descriptor], [], [], timeout)
     finally:
