@@ -30,6 +30,7 @@ from devstack.mcp_stack import Stack
 from devstack.mcp_tools import (
     DEFAULT_LINES,
     MAX_LINES,
+    Redactor,
     ToolFailure,
     Tools,
     finish,
@@ -56,6 +57,8 @@ STARTS = ToolAnnotations(
     read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
 )
 
+# A tool's work: given the redactor of this call, its answer.
+Call = Callable[[Redactor], dict[str, Any]]
 Service = Annotated[str, Field(description="a service name from devstack.yaml")]
 Answer = Annotated[CallToolResult, dict[str, Any]]
 
@@ -64,7 +67,7 @@ def build_server(tools: Tools) -> MCPServer:
     """The MCP server with every devstack tool registered."""
     server: MCPServer = MCPServer(name="devstack", instructions=INSTRUCTIONS, version=__version__)
 
-    async def answer(call: Callable[[], dict[str, Any]], timeout: float) -> CallToolResult:
+    async def answer(call: Call, timeout: float) -> CallToolResult:
         body, failed = await _run_bounded(tools, call, timeout)
         text = json.dumps(body, ensure_ascii=False)
         return CallToolResult(
@@ -76,7 +79,7 @@ def build_server(tools: Tools) -> MCPServer:
         """The services of the running stack: state, pid, uptime_seconds, restarts, the
         last restart's reason (a file or variable that changed, a request, a crash), the
         last exit, port. `running` is false when no stack runs (then `up` starts one)."""
-        return await answer(tools.ps, QUICK)
+        return await answer(lambda _: tools.ps(), QUICK)
 
     @server.tool(annotations=READ_ONLY)
     async def logs(
@@ -99,26 +102,26 @@ def build_server(tools: Tools) -> MCPServer:
         `lines` lines, or with `since` the lines written after that cursor. The answer's
         `cursor` is where the next poll goes on; `more` says lines are left to fetch;
         `gap` says the file rotated past the cursor. Secrets in lines are masked."""
-        return await answer(lambda: tools.logs(service, lines, grep, since), QUICK)
+        return await answer(lambda secrets: tools.logs(service, lines, grep, since, secrets), QUICK)
 
     @server.tool(annotations=INTERRUPTS)
     async def restart(service: Service) -> Answer:
         """Changes the running stack: stops the service and starts it again, then answers
         once it is up (or failed, with its last log lines). Its `ps` row then shows
         the restart's reason."""
-        return await answer(lambda: tools.act("restart", service), SETTLE)
+        return await answer(lambda _: tools.act("restart", service), SETTLE)
 
     @server.tool(annotations=INTERRUPTS)
     async def stop(service: Service) -> Answer:
         """Changes the running stack: stops the service (and keeps it stopped until
         `start`); the rest of the stack keeps running."""
-        return await answer(lambda: tools.act("stop", service), SETTLE)
+        return await answer(lambda _: tools.act("stop", service), SETTLE)
 
     @server.tool(annotations=STARTS)
     async def start(service: Service) -> Answer:
         """Changes the running stack: starts the service (a stopped one, or one with
         `autostart: false`) and what it depends on; answers once it is up or failed."""
-        return await answer(lambda: tools.act("start", service), SETTLE)
+        return await answer(lambda _: tools.act("start", service), SETTLE)
 
     @server.tool(annotations=STARTS)
     async def up(
@@ -129,13 +132,13 @@ def build_server(tools: Tools) -> MCPServer:
         """Changes the machine: starts the stack in the background (`devstack up -d`) if
         none runs, waits until every service is up or failed, and answers with `ps`. The
         stack keeps running after this session ends, until `down`."""
-        return await answer(lambda: tools.up(service), LONG)
+        return await answer(lambda _: tools.up(service), LONG)
 
     @server.tool(annotations=INTERRUPTS)
     async def down() -> Answer:
         """Changes the machine: stops the whole running stack, every service in reverse
         dependency order, and waits until it is gone."""
-        return await answer(tools.down, LONG)
+        return await answer(lambda _: tools.down(), LONG)
 
     @server.tool(annotations=READ_ONLY)
     async def env_story(
@@ -145,7 +148,7 @@ def build_server(tools: Tools) -> MCPServer:
         """Where one variable of one service comes from: its value (masked if secret),
         the layer that sets it and the ones it shadows, or why it is not passed and the
         line that would pass it. From devstack.yaml and the env files as they are now."""
-        return await answer(lambda: tools.env_story(service, name), QUICK)
+        return await answer(lambda _: tools.env_story(service, name), QUICK)
 
     @server.tool(annotations=READ_ONLY)
     async def env_diff(
@@ -154,13 +157,13 @@ def build_server(tools: Tools) -> MCPServer:
     ) -> Answer:
         """The variables two services get differently (secrets as masked fingerprints, so
         equal secrets show equal), and the names only one of them gets."""
-        return await answer(lambda: tools.env_diff(service, other), QUICK)
+        return await answer(lambda _: tools.env_diff(service, other), QUICK)
 
     @server.tool(annotations=READ_ONLY)
     async def doctor() -> Answer:
         """Every problem of the config, env files, declared variables, commands, working
         directories and ports: severity, message, file, line and a hint to fix it."""
-        return await answer(tools.doctor, QUICK)
+        return await answer(lambda _: tools.doctor(), QUICK)
 
     @server.tool(annotations=READ_ONLY)
     async def config(
@@ -168,24 +171,23 @@ def build_server(tools: Tools) -> MCPServer:
     ) -> Answer:
         """The resolved plan per service: argv, cwd, environment (masked), dependencies,
         ports, readiness probe, watch and restart settings."""
-        return await answer(lambda: tools.config(service), QUICK)
+        return await answer(lambda _: tools.config(service), QUICK)
 
     return server
 
 
-async def _run_bounded(
-    tools: Tools, call: Callable[[], dict[str, Any]], timeout: float
-) -> tuple[dict[str, Any], bool]:
+async def _run_bounded(tools: Tools, call: Call, timeout: float) -> tuple[dict[str, Any], bool]:
     """The call's answer made safe to send, and whether it failed; off the event loop."""
 
     def work() -> tuple[dict[str, Any], bool]:
+        secrets = tools.redactor()  # once per call: `logs` needs it before its grep too
         try:
-            body, failed = call(), False
+            body, failed = call(secrets), False
         except ToolFailure as failure:
             body, failed = failure.answer(), True
         except DevstackError as error:
             body, failed = ToolFailure.from_error(error).answer(), True
-        return finish(body, tools.redactor()), failed
+        return finish(body, secrets), failed
 
     with anyio.move_on_after(timeout):
         # Abandoned at the deadline: the thread finishes on its own (the control

@@ -270,7 +270,12 @@ class Tools:
     # -- logs, from the log files (also once the stack has stopped) -------------------------
 
     def logs(
-        self, service: str, lines: int = DEFAULT_LINES, grep: str | None = None, since: str = ""
+        self,
+        service: str,
+        lines: int = DEFAULT_LINES,
+        grep: str | None = None,
+        since: str = "",
+        redactor: Redactor | None = None,
     ) -> dict[str, Any]:
         project = self.require_service(service)
         if not 1 <= lines <= MAX_LINES:
@@ -282,7 +287,7 @@ class Tools:
             raise ToolFailure([problem]) from None
         path = project.state_dir / "logs" / f"{service}.log"
         chunk = read_log(path, since)
-        redactor = self.redactor()
+        redactor = redactor or self.redactor()
         shown: list[str] = []
         cursor, size, more = chunk.end_cursor, 0, chunk.more
         for text, after in chunk.lines:
