@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "restart": "restart services in the running stack",
     "mcp": "serve this repo's stack to coding agents (MCP over stdio)",
     "down": "stop the running stack",
+    "export": "write compose, kubernetes, systemd or supervisord files for the stack",
 }
 
 
