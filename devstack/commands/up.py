@@ -223,7 +223,7 @@ async def _supervise(
     if ready_fd is not None:  # the background `up` of `up -d`: tell the waiting parent
         from devstack.runtime import detach
 
-        timeout = detach.ready_timeout(project, list(supervisor.units))
+        timeout = detach.ready_timeout(project, [status.name for status in supervisor.status()])
         start(detach.report_when_settled(supervisor, ready_fd, timeout))
     try:
         return await supervisor.run()
