@@ -429,6 +429,7 @@ def test_status_snapshots_and_state_events_carry_the_restart_reason(tmp_path: Pa
     assert snapshot == [
         ServiceStatus("api", "running", 101, 1_000.0, 1, -15, None, reason="app.py changed")
     ]
+    assert snapshot[0].uptime(1_012.5) == 12.5
     assert events == [
         ("api", "starting", ""),
         ("api", "running", ""),
