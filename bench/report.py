@@ -31,15 +31,20 @@ METHOD = """\
 
 Every tool runs the same generated services (a devstack.yaml, the equivalent Procfile
 for honcho and foreman, an mprocs.yaml, the same commands for concurrently; the same
-watched service for watchfiles' CLI and nodemon), each command under `/bin/sh -c`,
-with stdout piped to the harness and the tool in a session of its own. mprocs, a
-full-screen TUI, runs on a 50×200 pseudo-terminal instead and is timed from the
-per-service log files it writes (`--log-dir`, read every 1 ms); it takes part in
-startup and idle only. Cells are medians; `(×r)` is
+watched service for watchfiles' CLI and nodemon), each command under `/bin/sh -c`
+(devstack execs a command without shell syntax itself, such as throughput's
+`python emit.py`; dash, Debian's sh, execs such a lone command too), with stdout
+piped to the harness and the tool in a session of its own. mprocs, a full-screen
+TUI, runs on a 50×200 pseudo-terminal instead and is timed from the per-service log
+files it writes (`--log-dir`, read every 1 ms); it takes part in startup and idle
+only. Cells are medians; `(×r)` is
 devstack/peer (below 1: devstack lower). `*` marks a figure with a note below.
 
 - **startup**: N services `echo TOKEN; exec sleep`; launch → every token on stdout
-  (one warm-up run per tool first).
+  (one warm-up run per tool first). Each tool starts its stack again and again in
+  one directory, as a developer does, so devstack starts from the plan its previous
+  run kept (its fast start); the "first in a repo" rows use a fresh directory for
+  every run (no plan), for every tool.
 - **throughput**: 4 services × 200,000 lines of 80 bytes, written in 4 KiB chunks that
   split lines. Wall: launch → last record on stdout. MB/s: 64 MB over first service
   write → last record. Lost: sequence numbers never seen intact under their own

@@ -209,6 +209,7 @@ class Tools:
             return [str(self.foreman), "start", "-f", "Procfile", "-d", "."]
         if tool == "mprocs" and self.mprocs is not None:
             (root / "mprocs.yaml").write_text(mprocs_yaml(services))
+            shutil.rmtree(root / MPROCS_LOGS, ignore_errors=True)  # its logs are appended to
             return [str(self.mprocs), "--config", "mprocs.yaml", "--log-dir", MPROCS_LOGS]
         if tool == "concurrently" and self.node_bin is not None:
             names = ",".join(service.name for service in services)

@@ -7,14 +7,20 @@ and `--version` stay fast and a command pays only for what it uses.
 
 from __future__ import annotations
 
-import argparse
-import importlib
 import sys
-from collections.abc import Sequence
-from types import ModuleType
+from typing import TYPE_CHECKING
 
 from devstack import __version__
-from devstack.errors import EXIT_FAILURE, DevstackError
+
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Sequence
+    from types import ModuleType
+
+    from devstack.firstwave import Early
+
+# argparse, the command modules and errors are imported inside the functions: a plain
+# `devstack up` spawns its first services before them (devstack.firstwave, issue 16).
 
 # name -> one-line help; the module is devstack.commands.<name with - as _>
 COMMANDS: dict[str, str] = {
@@ -38,6 +44,8 @@ COMMANDS: dict[str, str] = {
 
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The parser; given the arguments, only the command they name is configured."""
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog="devstack",
         description="Run a whole monorepo's dev stack with one command.",
@@ -87,6 +95,8 @@ def _add_file_option(parser: argparse.ArgumentParser, default: object, short: bo
 
 
 def _command_module(name: str) -> ModuleType | None:
+    import importlib
+
     try:
         return importlib.import_module(f"devstack.commands.{name.replace('-', '_')}")
     except ModuleNotFoundError as error:
@@ -96,11 +106,27 @@ def _command_module(name: str) -> ModuleType | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    early = None
+    try:
+        early = _first_wave() if argv is None else None
+        return _main(argv, early)
+    except KeyboardInterrupt:  # before the command's own handling began
+        return 130
+    finally:
+        if early is not None:
+            early.close()  # nothing is left of what `up` did not take over
+
+
+def _main(argv: Sequence[str] | None, early: Early | None) -> int:
+    from devstack.errors import EXIT_FAILURE, DevstackError
+
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not getattr(args, "run", None):
         parser.print_help()
         return 2
+    args.command_line = list(sys.argv[1:] if argv is None else argv)
+    args.early = early
     try:
         return int(args.run(args) or 0)
     except DevstackError as error:
@@ -114,3 +140,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         # `devstack logs | head` closed the pipe: not an error worth a traceback.
         sys.stderr.close()
         return EXIT_FAILURE
+
+
+def _first_wave() -> Early | None:
+    """A plain `devstack up` with a kept plan: its first services, spawned now."""
+    if sys.argv[1:] != ["up"]:
+        return None
+    import os
+
+    from devstack import firstwave
+
+    return firstwave.launch(sys.argv[1:], os.environ, __version__)

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from typing import Any, BinaryIO
 
     from devstack.envresolve import ProjectEnv
+    from devstack.firstwave import Early
     from devstack.model import Project
     from devstack.runtime.supervisor import Supervisor
 
@@ -66,12 +67,18 @@ def run(args: argparse.Namespace) -> int:
     from devstack.commands import env_overrides, project_from_args
     from devstack.envresolve import resolve_project
 
-    project = project_from_args(args)
-    names = _selection(project, args)
-    overrides = env_overrides(args.env_overrides)
-    # A plain copy: os.environ decodes every key and value again for each service.
-    env = resolve_project(project, dict(os.environ), overrides)
-    _check(project, env, names)
+    early = getattr(args, "early", None)  # the first wave, spawned by devstack.firstwave
+    try:
+        project = project_from_args(args)
+        names = _selection(project, args)
+        overrides = env_overrides(args.env_overrides)
+        # A plain copy: os.environ decodes every key and value again for each service.
+        env = resolve_project(project, dict(os.environ), overrides)
+        _check(project, env, names, early)
+    except BaseException:
+        if early is not None:
+            early.close()
+        raise
     if args.detach and args.ready_fd is None:
         from devstack.runtime import detach
 
@@ -101,7 +108,7 @@ def _selection(project: Project, args: argparse.Namespace) -> list[str]:
     )
 
 
-def _check(project: Project, env: ProjectEnv, names: list[str]) -> None:
+def _check(project: Project, env: ProjectEnv, names: list[str], early: Early | None) -> None:
     """Env problems and doctor errors stop `up`; doctor warnings are printed."""
     import sys
 
@@ -109,12 +116,14 @@ def _check(project: Project, env: ProjectEnv, names: list[str]) -> None:
     from devstack.preflight import check_run
 
     verdict = check_run(project, env, names)
+    if verdict.env_errors or verdict.errors:
+        # What the kept plan started is stopped again (what changed is outside its key).
+        stopped = ", ".join(early.abandon()) if early is not None else ""
+        note = f"stopped {stopped} (started from the kept plan)" if stopped else "nothing started"
     if verdict.env_errors:
-        raise DevstackError(list(verdict.env_errors), EXIT_USAGE)
+        raise DevstackError(list(verdict.env_errors), EXIT_USAGE, notes=[f"devstack up: {note}"])
     if verdict.errors:
-        raise DevstackError(
-            list(verdict.errors), EXIT_FAILURE, notes=["devstack up: nothing started"]
-        )
+        raise DevstackError(list(verdict.errors), EXIT_FAILURE, notes=[f"devstack up: {note}"])
     for problem in verdict.warnings:
         print(problem.render(), file=sys.stderr)
 
@@ -133,38 +142,56 @@ def _run_stack(
 
     from devstack import logfiles
     from devstack.logfmt import should_colour
-    from devstack.runtime import runstate
+    from devstack.runtime import adopt, runstate
     from devstack.runtime.guardian import start_guardian
     from devstack.runtime.output import Output
     from devstack.runtime.reaper import become_subreaper
     from devstack.runtime.supervisor import Supervisor
 
     colour = should_colour(sys.stdout.isatty(), os.environ)
-    with runstate.acquire(project) as run:
-        start_guardian(run.run_id, project.state_dir)
-        become_subreaper()
-        output = Output(
-            names,
-            stream=stream,
-            color=colour,
-            timestamps=args.timestamps,
-            log_dir=logfiles.log_dir(project.root),
-        )
-        try:
-            supervisor = Supervisor(
-                project,
-                env,
+    early: Early | None = getattr(args, "early", None)
+    if getattr(args, "command_line", None) == ["up"]:
+        # For the next plain `devstack up`; rewritten each time, so a plan that differs
+        # from what the supervisor resolves (and adopts) now is not used twice.
+        adopt.keep_plan(project, env, names, colour)
+    held = early.give_lock() if early is not None else None
+    try:
+        with runstate.acquire(project, held=held) as run:
+            if early is None:  # else the fast start did both before its first spawn
+                start_guardian(run.run_id, project.state_dir)
+                become_subreaper()
+            # The Output the first wave's lines already went through, if any.
+            shown = early.hand_over() if early is not None else None
+            output = shown or Output(
                 names,
-                output=output,
-                run_id=run.run_id,
-                colour=colour,
-                abort_on_exit=args.abort_on_exit,
-                start_new_services=not args.names,
+                stream=stream,
+                color=colour,
+                timestamps=args.timestamps,
+                log_dir=logfiles.log_dir(project.root),
             )
-            _watch_children_with_pidfds()
-            return asyncio.run(_supervise(supervisor, project, overrides, args.ready_fd))
-        finally:
-            output.close()
+            try:
+                supervisor = Supervisor(
+                    project,
+                    env,
+                    names,
+                    output=output,
+                    run_id=run.run_id,
+                    colour=colour,
+                    abort_on_exit=args.abort_on_exit,
+                    start_new_services=not args.names,
+                    spawn=(
+                        adopt.adopting(early, run.run_id, adopt.first_wave(project, names))
+                        if early is not None
+                        else None
+                    ),
+                )
+                _watch_children_with_pidfds()
+                return asyncio.run(_supervise(supervisor, project, overrides, args.ready_fd))
+            finally:
+                output.close()
+    finally:
+        if early is not None:
+            early.close()  # any child never adopted (a shutdown came first)
 
 
 def _watch_children_with_pidfds() -> None:

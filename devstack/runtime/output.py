@@ -11,7 +11,6 @@ a terminal that went away (closed pipe, hung-up tty) is dropped and the stack ru
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import io
 import os
@@ -19,9 +18,12 @@ import select
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import TYPE_CHECKING, BinaryIO, Literal
 
 from devstack import logfiles, logfmt
+
+if TYPE_CHECKING:
+    import asyncio  # imported when a timer is armed: the fast start shows lines before it
 
 Stream = Literal["out", "err"]
 Subscriber = Callable[[str, list[str]], None]
@@ -99,6 +101,14 @@ class Output:
             if key not in self._timers:
                 self._arm_timer(key, self._partial_delay)
 
+    def resume(self, name: str) -> None:
+        """The loop runs now: `name`'s unfinished lines, fed before it did (the fast
+        start), get the wait they would have had."""
+        for stream in ("out", "err"):
+            key = (name, stream)
+            if key in self._pending and key not in self._timers:
+                self._arm_timer(key, self._partial_delay)
+
     def end_stream(self, name: str, stream: Stream) -> None:
         """The stream ended: its unfinished line is shown as it is."""
         self._flush_partial((name, stream))
@@ -145,6 +155,8 @@ class Output:
     # -- unfinished lines --------------------------------------------------------------
 
     def _arm_timer(self, key: tuple[str, Stream], delay: float) -> None:
+        import asyncio
+
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:

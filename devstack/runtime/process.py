@@ -30,6 +30,7 @@ from devstack.runtime import reaper
 if TYPE_CHECKING:
     import psutil
 
+    from devstack.firstwave import Child
     from devstack.runtime.output import Output
 
 Stream = Literal["out", "err"]
@@ -59,6 +60,7 @@ class ServiceProcess:
         self._family: set[psutil.Process] = set()  # descendants and escaped ones seen so far
         self._stopping: asyncio.Task[int] | None = None
         self._killed = False
+        self._adopted = False  # spawned before the loop (firstwave), not by asyncio
 
     @classmethod
     async def spawn(
@@ -89,6 +91,51 @@ class ServiceProcess:
         )
         process._transports.append(transport)
         return process
+
+    @classmethod
+    async def adopt(
+        cls, *, name: str, child: Child, run_id: str | None, output: Output
+    ) -> ServiceProcess:
+        """Take over a child spawned before the loop ran (devstack.firstwave): its exit
+        is learnt through a pidfd, its pipes are read from here on, and whatever it
+        printed meanwhile is still in them, so no line is lost."""
+        process = cls(name, run_id)
+        process.pid = child.pid
+        reaper.note_live(child.pid)
+        if not child.announced:
+            output.started(name, child.pid)
+        output.resume(name)
+        loop = asyncio.get_running_loop()
+        process._watch_exit(loop, os.pidfd_open(child.pid))
+        open_streams = {"out", "err"}
+
+        def closed(stream: Stream) -> None:
+            output.end_stream(name, stream)
+            open_streams.discard(stream)
+            if not open_streams:
+                process._drained.set()
+
+        for fd, stream in ((child.out, "out"), (child.err, "err")):
+            transport, _ = await loop.connect_read_pipe(
+                lambda stream=stream: _StreamProtocol(name, stream, output, closed),  # type: ignore[misc]
+                os.fdopen(fd, "rb", buffering=0),
+            )
+            process._transports.append(transport)
+        return process
+
+    def _watch_exit(self, loop: asyncio.AbstractEventLoop, pidfd: int) -> None:
+        def exited() -> None:
+            loop.remove_reader(pidfd)
+            os.close(pidfd)
+            try:
+                _, status = os.waitpid(self.pid, 0)
+                code = os.waitstatus_to_exitcode(status)
+            except ChildProcessError:  # reaped elsewhere: its status is unknown
+                code = -signal.SIGKILL
+            self._process_exited(code)
+
+        loop.add_reader(pidfd, exited)
+        self._adopted = True
 
     async def _start_on_pty(
         self, argv: Sequence[str], cwd: Path | str, env: Mapping[str, str], output: Output
@@ -258,6 +305,8 @@ class ServiceProcess:
         # comes back). tests/unit/test_process_last_resort.py pins that.
         for transport in self._transports:
             transport.close()
+        if self._adopted and not self._exited.done():
+            _signal_group(self.pid, signal.SIGKILL)  # what transport.close() does for the rest
 
     # -- called by the protocols -----------------------------------------------------
 
@@ -309,6 +358,24 @@ class _PipeProtocol(asyncio.SubprocessProtocol):
 
 
 _STREAMS: dict[int, Stream] = {1: "out", 2: "err"}
+
+
+class _StreamProtocol(asyncio.Protocol):
+    """Feeds one stream of an adopted process, read from its pipe."""
+
+    def __init__(
+        self, name: str, stream: Stream, output: Output, closed: Callable[[Stream], None]
+    ) -> None:
+        self._name = name
+        self._stream: Stream = stream
+        self._output = output
+        self._closed = closed
+
+    def data_received(self, data: bytes) -> None:
+        self._output.feed(self._name, self._stream, data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed(self._stream)
 
 
 class _PtyProtocol(asyncio.Protocol):

@@ -61,15 +61,22 @@ def read_run(state_dir: Path) -> dict[str, Any] | None:
 
 
 @contextlib.contextmanager
-def acquire(project: Project, *, say: Callable[[str], None] | None = None) -> Iterator[Run]:
+def acquire(
+    project: Project,
+    *,
+    say: Callable[[str], None] | None = None,
+    held: tuple[int, str] | None = None,
+) -> Iterator[Run]:
     """Hold the repo for one `devstack up`; raise DevstackError if another holds it.
 
     `say` gets one line about a previous run's leftovers, if any (default: stderr).
+    `held`: the lock and run id the fast start took (devstack.firstwave), which found
+    no leftovers to stop; the lock is released here at the end all the same.
     """
     state_dir = project.state_dir
     state_dir.mkdir(mode=0o700, exist_ok=True)
     # Close-on-exec (PEP 446): no service inherits the lock and keeps it after us.
-    lock = os.open(state_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    lock = held[0] if held else os.open(state_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -79,7 +86,7 @@ def acquire(project: Project, *, say: Callable[[str], None] | None = None) -> It
         if previous is not None:
             stop_leftovers(project, previous, say or _to_stderr)
         run = Run(
-            run_id=os.urandom(8).hex(),  # 16 hex digits; uuid would cost an import
+            run_id=held[1] if held else os.urandom(8).hex(),  # uuid would cost an import
             pid=os.getpid(),
             started_at=time.time(),
             repo=project.root,

@@ -20,12 +20,13 @@ import sys
 import time
 import traceback
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from devstack import stackpolicy
 from devstack.errors import DevstackError, unknown_name_error
+from devstack.firstwave import spawn_env
 from devstack.model import Project, ReadyProbe, Service
 from devstack.runtime.stackapi import Level, OutputCallback, ServiceStatus, StateCallback
 from devstack.stackpolicy import Stack
@@ -510,18 +511,6 @@ class Supervisor:
 
     def _sayer(self, name: str) -> Callable[[str], None]:
         return lambda message: self._say(name, message, "warn")
-
-
-def spawn_env(values: Mapping[str, str], *, run_id: str, name: str, colour: bool) -> dict[str, str]:
-    """The environment a service's process gets: its resolved env plus devstack's own."""
-    env = dict(values)
-    env.setdefault("PYTHONUNBUFFERED", "1")  # else Python services are silent through a pipe
-    if colour:
-        env.setdefault("FORCE_COLOR", "1")
-    # The markers by which every process of this run is found again; never overridden.
-    env["DEVSTACK_RUN_ID"] = run_id
-    env["DEVSTACK_SERVICE"] = name
-    return env
 
 
 async def _port_holder(port: int) -> str | None:

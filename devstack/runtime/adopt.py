@@ -1,0 +1,96 @@
+"""The supervisor's side of the fast start (devstack.firstwave, issue 16): which
+services the plan holds, keeping the plan, and adopting the children spawned from it.
+
+A child is adopted only if the supervisor would spawn exactly it now (argv, cwd and
+env equal to what it just resolved); any other is stopped and its service spawned
+afresh, so a plan can make a start faster but never different.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from devstack import __version__, firstwave
+from devstack.envresolve import ProjectEnv
+from devstack.model import Project
+from devstack.runtime.output import Output
+from devstack.runtime.process import ServiceProcess
+
+
+def first_wave(project: Project, names: Sequence[str]) -> list[str]:
+    """The selected services that may start before the supervisor runs: no dependency
+    to wait for, no port to check first, no readiness probe, no terminal of their own."""
+    return [
+        name
+        for name in names
+        if not (service := project.services[name]).depends_on
+        and service.port is None
+        and service.ready is None
+        and not service.tty
+    ]
+
+
+def keep_plan(project: Project, env: ProjectEnv, names: Sequence[str], colour: bool) -> None:
+    """Write the plan the next plain `devstack up` starts from (nothing if it cannot)."""
+    key = firstwave.plan_key(
+        str(project.config_path),
+        [str(path) for path in env.env_files],
+        os.environ,
+        tty=sys.stdout.isatty(),
+        version=__version__,
+    )
+    services: list[dict[str, object]] = [
+        {
+            "name": name,
+            "argv": list(project.services[name].argv),
+            "cwd": str(project.services[name].cwd),
+            "env": dict(env.services[name].values),
+        }
+        for name in first_wave(project, names)
+    ]
+    with contextlib.suppress(OSError):  # only the next start is slower
+        firstwave.write_plan(
+            str(project.state_dir), key, names=list(names), colour=colour, services=services
+        )
+
+
+def adopting(early: firstwave.Early, run_id: str, wave: Sequence[str]) -> Any:
+    """A spawn function for the Supervisor: a child of `early` when it is exactly the
+    process asked for and its service is still of the first `wave`, else a new one
+    (the child, if any, is stopped first)."""
+    from devstack.runtime import reaper
+
+    for child in early.children.values():
+        # Known before the loop's orphan reaper runs: it never reaps a child to adopt.
+        reaper.note_live(child.pid)
+
+    async def spawn(
+        *,
+        name: str,
+        argv: Sequence[str],
+        cwd: Path | str,
+        env: Mapping[str, str],
+        tty: bool,
+        output: Output,
+    ) -> ServiceProcess:
+        child = early.take(name)
+        if child is not None and name in wave and not tty and child.matches(argv, str(cwd), env):
+            return await ServiceProcess.adopt(name=name, child=child, run_id=run_id, output=output)
+        if child is not None:
+            import signal
+
+            from devstack.runtime import reaper
+
+            # Not what would be spawned now: gone at once (SIGKILL, then reaped).
+            firstwave.end_child(child, signal.SIGKILL)
+            reaper.forget_live(child.pid)
+        return await ServiceProcess.spawn(
+            name=name, argv=argv, cwd=cwd, env=env, tty=tty, output=output
+        )
+
+    return spawn
