@@ -141,6 +141,7 @@ class Record:
     detail: str = ""  # "waiting for db (ready)", "not ready: ...": said in `ps`
     started_at: float | None = None  # wall-clock time the current instance started
     reason: str = ""  # why it last restarted: "app.py changed", "asked by `devstack restart`"
+    spawn_error: str = ""  # why its last start failed: what its dependents are told
 
     @property
     def restarts(self) -> int:

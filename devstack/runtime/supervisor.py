@@ -230,9 +230,8 @@ class Supervisor:
         try:
             env = spawn_env(handles.env, run_id=self.run_id, name=name, colour=self.colour)
             if service.port is not None and (holder := await _port_holder(service.port)):
-                self._feed(
-                    stackpolicy.SpawnError(name, f"port {service.port} is in use by {holder}")
-                )
+                taken = f"port {service.port} is in use by {holder}"
+                self._feed(stackpolicy.SpawnError(name, taken, f"could not start: {taken}"))
                 return
             if service.ready is not None:
                 from devstack.runtime import probes  # only a service with `ready:` needs it
@@ -248,15 +247,21 @@ class Supervisor:
                 tty=service.tty,
                 output=self.output,
             )
-        except OSError as error:
+        except (OSError, ValueError) as error:
+            # Issue 11 §3: a NUL byte in a value, a lone surrogate, a bad probe URL
+            # fail this service alone, never the whole stack.
             if probe:
                 probe.close()
-            why = f"could not start {service.argv[0]}: {error}"
-            self._feed(stackpolicy.SpawnError(name, why))
+            why = str(error)
+            self._feed(
+                stackpolicy.SpawnError(
+                    name, f"could not start {service.argv[0]}: {why}", f"could not start: {why}"
+                )
+            )
             return
         except BaseException:
             # A bug (`_task_done` reports it) or a cancellation: not spawning any more.
-            self._feed(stackpolicy.SpawnError(name, ""))
+            self._feed(stackpolicy.SpawnAbandoned(name))
             raise
         handles.incoming = (process, probe)
         self._feed(stackpolicy.SpawnDone(name, self._wall_clock()))
@@ -499,7 +504,7 @@ class Supervisor:
         assert error is not None
         text = "".join(traceback.format_exception(error))
         print(f"devstack: internal error, stopping everything:\n{text}", file=sys.stderr)
-        self.request_shutdown()
+        self._feed(stackpolicy.InternalError())  # `up` then exits 1 (issue 11 §4)
 
     async def _drain(self) -> None:
         while self._tasks:

@@ -40,11 +40,14 @@ class World:
     pids: itertools.count[int] = field(default_factory=lambda: itertools.count(100))
     order: itertools.count[int] = field(default_factory=itertools.count)
     fail_spawn: set[str] = field(default_factory=set)
+    bug_spawn: set[str] = field(default_factory=set)
     readers: list[Callable[[str, list[str]], None]] = field(default_factory=list)
 
     async def spawn(self, *, name: str, **_: Any) -> FakeProcess:
         if name in self.fail_spawn:
             raise PermissionError(13, "Permission denied")
+        if name in self.bug_spawn:
+            raise RuntimeError("a bug")
         self.log.append(f"spawn {name}")
         process = self.processes[name] = FakeProcess(self, name, next(self.pids))
         return process
@@ -284,6 +287,26 @@ HISTORIES: dict[str, tuple[str, list[str], list[str]]] = {
             "-> exit 0",
         ],
     ),
+    "its dependents are told why a service could not start": (
+        """
+        db: {cmd: serve}
+        api: {cmd: run, depends_on: [db]}
+        # fail-spawn db
+        """,
+        [],
+        [
+            "api: waiting for db (ready)",
+            "db: could not start /bin/sh: [Errno 13] Permission denied",
+            "db: could not start",
+            "api: not started: db could not start: [Errno 13] Permission denied",
+            "-> exit 1",
+        ],
+    ),
+    "a bug stops everything, and the run ends with status 1": (
+        "api: {cmd: run}\njobs: {cmd: work}\n# bug-spawn jobs",
+        [],
+        ["spawn api", "stop api", "api: stopped", "-> exit 1"],
+    ),
     "a command that cannot start crashes its service": (
         "api: {cmd: run}\n# fail-spawn api",
         [],
@@ -305,9 +328,8 @@ async def play(root: Path, services: str, steps: list[str]) -> tuple[list[str], 
     make_repo(root, indented(services))
     project = load_project(root / "devstack.yaml")
     env = resolve_project(project, {}, {})
-    world = World(
-        fail_spawn={line.split()[-1] for line in services.split("\n") if "fail-spawn" in line}
-    )
+    marked = lambda mark: {line.split()[-1] for line in services.split("\n") if mark in line}  # noqa: E731
+    world = World(fail_spawn=marked("fail-spawn"), bug_spawn=marked("bug-spawn"))
     supervisor = Supervisor(
         project,
         env,
