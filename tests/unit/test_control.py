@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -176,6 +177,9 @@ def test_a_message_round_trips_with_its_version() -> None:
         (b'{"op": "ps"}\n', "version None is not supported"),
         (b'{"v": 2, "op": "ps"}\n', "version 2 is not supported"),
         (b"x" * (MAX_MESSAGE + 1), "longer than"),
+        # Issue 11 §2: these printed tracebacks in the `up` terminal.
+        (b'{"v": 1, "tail": ' + b"9" * 5000 + b"}\n", "not a JSON message"),
+        (b"[" * 30_000 + b"]" * 30_000 + b"\n", "not a JSON message"),
     ],
 )
 def test_bad_lines_are_refused_with_the_reason(line: bytes, complaint: str) -> None:
@@ -290,7 +294,15 @@ def test_env_gives_the_spawned_environment_and_pid(server: ServerThread) -> None
 
 @pytest.mark.parametrize(
     "garbage",
-    [b"not json\n", b"\x00\xff\xfe\n", b"[]\n", b'{"v":1,"op":"nuke"}\n', b"y" * (MAX_MESSAGE * 2)],
+    [
+        b"not json\n",
+        b"\x00\xff\xfe\n",
+        b"[]\n",
+        b'{"v":1,"op":"nuke"}\n',
+        b"y" * (MAX_MESSAGE * 2),
+        b"[" * 30_000 + b"]" * 30_000 + b"\n",
+        b'{"v": 1, "op": "ps", "tail": ' + b"7" * 5000 + b"}\n",
+    ],
 )
 def test_garbage_gets_an_error_and_the_server_keeps_answering(
     server: ServerThread, garbage: bytes
@@ -299,6 +311,91 @@ def test_garbage_gets_an_error_and_the_server_keeps_answering(
     assert reply["ok"] is False and reply["v"] == 1
     assert reply["error"]
     assert control.request(server.root, "ps")["services"]
+
+
+def test_a_client_that_never_sends_its_request_is_told_and_closed(
+    server: ServerThread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(control, "REQUEST_TIMEOUT", 0.1)
+    with control.connect(server.root) as sock, sock.makefile("rb") as replies:
+        reply = json.loads(replies.readline())
+        assert "no request within" in reply["error"]
+        assert replies.readline() == b""  # closed
+    assert server.supervisor.output.messages == []
+
+
+def test_idle_connections_beyond_the_cap_push_the_oldest_out(server: ServerThread) -> None:
+    idle = [control.connect(server.root) for _ in range(control.MAX_IDLE * 3)]
+    try:
+        # The oldest are closed to make room; the newest stay; a request still works.
+        assert control.request(server.root, "ps")["services"]
+        idle[0].settimeout(10)
+        assert idle[0].recv(1) == b""
+    finally:
+        for sock in idle:
+            sock.close()
+
+
+def test_a_slow_answer_keeps_the_client_waiting_with_signs_of_life(
+    server: ServerThread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(control, "HEARTBEAT", 0.05)
+    done = threading.Event()
+
+    async def slow_restart(names: list[str], reason: str) -> None:
+        await asyncio.to_thread(done.wait, 10)
+
+    server.supervisor.restart = slow_restart  # type: ignore[method-assign]
+    stream = control.open_stream(server.root, "restart", timeout=0.3, services=["api"])
+    timer = threading.Timer(0.6, done.set)  # twice the client's timeout
+    timer.start()
+    try:
+        assert next(stream)["ok"] is True
+    finally:
+        timer.cancel()
+        stream.close()
+
+
+def test_an_up_that_does_not_answer_is_reported_not_waited_for(tmp_path: Path) -> None:
+    import subprocess
+
+    state = tmp_path / ".devstack"
+    state.mkdir()
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        os.kill(sleeper.pid, signal.SIGSTOP)  # an `up` stopped with Ctrl+Z
+        (state / "run.json").write_text(json.dumps({"pid": sleeper.pid}))
+        with socket.socket(socket.AF_UNIX) as listener:
+            listener.bind(str(state / "control.sock"))
+            listener.listen(1)  # never accepts, never answers
+            with pytest.raises(DevstackError, match="is stopped") as caught:
+                next(control.open_stream(tmp_path, "ps", timeout=0.2))
+            assert f"kill -CONT {sleeper.pid}" in str(caught.value.problems[0].hint)
+            (state / "run.json").write_text(json.dumps({"pid": os.getpid()}))
+            with pytest.raises(DevstackError, match=r"did not answer within 0\.2s"):
+                next(control.open_stream(tmp_path, "ps", timeout=0.2))
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_a_follow_backlog_skips_what_does_not_fit_and_says_where() -> None:
+    async def fill() -> list[dict[str, Any]]:
+        backlog = control.FollowBacklog(limit=10)
+        backlog.put("api", ["1234"])  # 5 bytes with its newline
+        backlog.put("api", ["5678"])  # 10: full
+        backlog.put("api", ["lost", "lost"])
+        backlog.put("jobs", ["lost"])
+        first = backlog.take()
+        backlog.put("api", ["next"])
+        return first + backlog.take()
+
+    assert asyncio.run(fill()) == [
+        {"name": "api", "lines": ["1234"], "from": "live"},
+        {"name": "api", "lines": ["5678"], "from": "live"},
+        {"skipped": 3},
+        {"name": "api", "lines": ["next"], "from": "live"},
+    ]
 
 
 def test_a_client_that_says_nothing_and_leaves_is_harmless(server: ServerThread) -> None:
