@@ -120,7 +120,10 @@ def _run_stack(
     from devstack.runtime.supervisor import Supervisor
 
     colour = should_colour(sys.stdout.isatty(), os.environ)
+    raise_fd_limit()
     with runstate.acquire(project) as run:
+        # After acquire: a killed run's leftovers, which may hold the ports, are gone.
+        _check_ports(project, names)
         start_guardian(run.run_id, project.state_dir)
         become_subreaper()
         output = Output(
@@ -145,6 +148,51 @@ def _run_stack(
             return asyncio.run(_supervise(supervisor, project, overrides))
         finally:
             output.close()
+
+
+# The soft limit on open files `up` asks for (if the hard limit allows): each service
+# takes a few (pipes, a log file, a pidfd), each control connection one. macOS's
+# default soft limit is 256; its kernel refuses more than OPEN_MAX (10240) per process.
+FD_LIMIT = 10_240
+
+
+def raise_fd_limit(wanted: int = FD_LIMIT) -> tuple[int, int]:
+    """Raise the soft RLIMIT_NOFILE towards `wanted`, never past the hard limit;
+    the (soft, hard) limits in force afterwards."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass  # kept as it was; doctor warns when it is too low for the stack
+    return soft, hard
+
+
+def _check_ports(project: Project, names: list[str]) -> None:
+    """A chosen service's port taken by another process stops `up` before anything
+    starts, as doctor reports it (issue 11 §5: `up` used to start the rest and
+    blame a dependent)."""
+    from devstack import ports
+    from devstack.errors import EXIT_FAILURE, DevstackError, Problem
+
+    problems = []
+    for name in names:
+        service = project.services[name]
+        if service.port is not None and (holder := ports.port_holder(service.port)):
+            problems.append(
+                Problem(
+                    f"{name}: port {service.port} is in use by {holder}",
+                    service.location,
+                    "stop that process, or change `port`",
+                    code="port-in-use",
+                )
+            )
+    if problems:
+        raise DevstackError(problems, EXIT_FAILURE, notes=["devstack up: nothing started"])
 
 
 def _watch_children_with_pidfds() -> None:
@@ -196,12 +244,15 @@ async def _supervise(supervisor: Supervisor, project: Project, overrides: Mappin
     start(control.serve(supervisor, project=project))
     start(_start_after_first_spawns(supervisor, overrides, start))
     try:
-        return await supervisor.run()
+        status = await supervisor.run()
     finally:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         stop_reaping()
+    # A companion that crashed (reported by _report_crash) is an internal error too.
+    crashed = any(not t.cancelled() and t.exception() is not None for t in tasks)
+    return status or (1 if crashed else 0)
 
 
 async def _start_after_first_spawns(
