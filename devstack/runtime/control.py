@@ -208,10 +208,12 @@ def _is_live(path: Path) -> bool:
 
 def bind_socket(root: Path, environ: Mapping[str, str], uid: int) -> socket.socket:
     """A listening socket for `root`, replacing a stale one; its path recorded."""
+    from devstack.runtime.runstate import prepare_state_dir
+
     path = choose_socket_path(root, environ, uid)
-    state_dir = root / ".devstack"
-    _private_dir(state_dir, uid)
-    _private_dir(path.parent, uid)
+    state_dir = prepare_state_dir(root)
+    if path.parent != state_dir:
+        _private_dir(path.parent, uid)
     if path.exists() or path.is_symlink():
         if _is_live(path):
             raise DevstackError.single(

@@ -224,5 +224,11 @@ def _report(message: str, log: str) -> None:
 
     with contextlib.suppress(OSError):
         print(message, file=sys.stderr, flush=True)
-    with contextlib.suppress(OSError), open(log, "a") as file:
-        file.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
+    line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n".encode(errors="replace")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
+    with contextlib.suppress(OSError):
+        descriptor = os.open(log, flags, 0o600)  # private, as all of .devstack (issue 11 §4)
+        try:
+            os.write(descriptor, line)
+        finally:
+            os.close(descriptor)

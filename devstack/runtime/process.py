@@ -277,6 +277,12 @@ def describe_spawn_error(error: OSError | ValueError, cwd: Path | str) -> str:
     reason = error.strerror or str(error)
     path = error.filename
     if path is not None and os.fspath(path) == os.fspath(cwd):
+        if not os.path.exists(cwd):
+            # Typically the repo was renamed while `up` ran (issue 11 §2).
+            return (
+                f"its cwd {os.fspath(cwd)} does not exist (moved or deleted since devstack up"
+                " started? then stop it and run devstack up where the repo is now)"
+            )
         return f"its cwd {os.fspath(cwd)}: {reason}"
     return f"{os.fspath(path)}: {reason}" if path is not None else reason
 

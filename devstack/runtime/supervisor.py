@@ -350,6 +350,7 @@ class Supervisor:
     def _spawn_failed(self, unit: _Unit) -> None:
         # Before settling: waiters for "not spawning" (stop, the first spawns) see it now.
         unit.spawning = False
+        unit.detail = unit.spawn_error  # `ps` and `restart` say why
         if unit.record.state is State.STARTING and not unit.record.alive:
             self._handle(unit, policy.SpawnFailed())
         self._settle()

@@ -29,7 +29,7 @@ def test_a_service_that_cannot_start_fails_alone_and_its_dependent_names_why(
     )
     result = run_cli("up", cwd=repo)
     assert "other | other ran" in result.stdout
-    assert re.search(r"db +▸ could not start \S+: its cwd \S+/gone: No such file", result.stdout)
+    assert re.search(r"db +▸ could not start \S+: its cwd \S+/gone does not exist", result.stdout)
     assert re.search(r"web +▸ not started: db could not start: its cwd", result.stdout)
     assert "crashed" not in result.stdout
     assert "internal error" not in result.stdout + result.stderr
