@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     from devstack.envresolve import ProjectEnv
     from devstack.model import Project
+    from devstack.runtime.membership import RunCgroup
     from devstack.runtime.supervisor import Supervisor
 
 
@@ -113,7 +114,7 @@ def _run_stack(
     import sys
 
     from devstack.logfmt import should_colour
-    from devstack.runtime import runstate
+    from devstack.runtime import membership, runstate
     from devstack.runtime.guardian import start_guardian
     from devstack.runtime.output import Output
     from devstack.runtime.reaper import become_subreaper
@@ -126,6 +127,9 @@ def _run_stack(
         _check_ports(project, names)
         start_guardian(run.run_id, project.state_dir)
         become_subreaper()
+        # After the guardian (which must not be in it), before the first spawn.
+        cgroup = membership.RunCgroup.create(run.run_id)
+        membership.write_record(project.state_dir, run.run_id, cgroup, {})
         output = Output(
             names,
             stream=stream,
@@ -145,11 +149,16 @@ def _run_stack(
                 start_new_services=not args.names,
             )
             _watch_children_with_pidfds()
-            return asyncio.run(_supervise(supervisor, project, overrides))
+            status = asyncio.run(_supervise(supervisor, project, overrides, cgroup))
+            membership.remove_record(project.state_dir)  # swept: nothing left to find
+            return status
         finally:
             output.close()
+            if cgroup is not None:
+                cgroup.leave_and_remove()
 
 
+SWEEP_GRACE = 2.0  # seconds a process the services left behind gets between SIGTERM and SIGKILL
 # The soft limit on open files `up` asks for (if the hard limit allows): each service
 # takes a few (pipes, a log file, a pidfd), each control connection one. macOS's
 # default soft limit is 256; its kernel refuses more than OPEN_MAX (10240) per process.
@@ -219,7 +228,12 @@ def _watch_children_with_pidfds() -> None:
     warnings.filterwarnings("ignore", "A loop is being detached", RuntimeWarning)
 
 
-async def _supervise(supervisor: Supervisor, project: Project, overrides: Mapping[str, str]) -> int:
+async def _supervise(
+    supervisor: Supervisor,
+    project: Project,
+    overrides: Mapping[str, str],
+    cgroup: RunCgroup | None,
+) -> int:
     """The supervisor, with the control socket, the file watcher and the `r` key beside it.
 
     The control socket is bound before anything starts: a client may ask as soon as a
@@ -243,8 +257,11 @@ async def _supervise(supervisor: Supervisor, project: Project, overrides: Mappin
 
     start(control.serve(supervisor, project=project))
     start(_start_after_first_spawns(supervisor, overrides, start))
+    if cgroup is None:
+        start(_keep_record(project, supervisor.run_id))
     try:
         status = await supervisor.run()
+        await _sweep(supervisor, cgroup)
     finally:
         for task in tasks:
             task.cancel()
@@ -253,6 +270,45 @@ async def _supervise(supervisor: Supervisor, project: Project, overrides: Mappin
     # A companion that crashed (reported by _report_crash) is an internal error too.
     crashed = any(not t.cancelled() and t.exception() is not None for t in tasks)
     return status or (1 if crashed else 0)
+
+
+async def _keep_record(project: Project, run_id: str) -> None:
+    """Without a cgroup: record every process below devstack, for the guardian and the
+    next `up`, each time the tree changes (looked at every CENSUS_INTERVAL seconds)."""
+    import asyncio
+
+    from devstack.runtime import membership
+    from devstack.runtime.guardian import guardian_pids
+
+    seen: dict[int, int] = {}
+    while True:
+        members = await asyncio.to_thread(membership.census, guardian_pids())
+        if members != seen:
+            await asyncio.to_thread(
+                membership.write_record, project.state_dir, run_id, None, members
+            )
+            seen = members
+        await asyncio.sleep(membership.CENSUS_INTERVAL)
+
+
+async def _sweep(supervisor: Supervisor, cgroup: RunCgroup | None) -> None:
+    """Once every service has stopped: end whatever they left running that hid from
+    their stop (left its session and cleared its environment, issue 11 §3), found by
+    ancestry and in the cgroup."""
+    import asyncio
+
+    from devstack.runtime import membership, reaper
+    from devstack.runtime.guardian import guardian_pids
+
+    left = await asyncio.to_thread(membership.members_now, cgroup, guardian_pids())
+    if not left:
+        return
+    described = reaper.describe(left)  # before they are gone, their command lines with them
+    survivors = await asyncio.to_thread(reaper.terminate, left, SWEEP_GRACE)
+    message = f"stopped {described}, left running by the services"
+    if survivors:
+        message += f"; could not stop {reaper.describe(survivors)}"
+    supervisor.output.system(None, message, "warn")
 
 
 async def _start_after_first_spawns(

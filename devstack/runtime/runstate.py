@@ -33,6 +33,7 @@ from devstack.errors import EXIT_FAILURE, DevstackError
 from devstack.files import write_atomically
 from devstack.model import Project
 
+RECORD = "members.json"  # membership.RECORD, without its import at every start
 LOCK_FILE = "up.lock"
 RUN_FILE = "run.json"
 SOCKET_FILE = "control.sock"
@@ -83,8 +84,8 @@ def acquire(project: Project, *, say: Callable[[str], None] | None = None) -> It
         except BlockingIOError:
             raise _already_running(project) from None
         previous = read_run(state_dir)
-        if previous is not None:
-            stop_leftovers(project, previous, say or _to_stderr)
+        if previous is not None or (state_dir / RECORD).exists():
+            stop_leftovers(project, previous or {}, say or _to_stderr)
         run = Run(
             run_id=os.urandom(8).hex(),  # 16 hex digits; uuid would cost an import
             pid=os.getpid(),
@@ -151,15 +152,23 @@ def _state_dir_error(path: Path, what: str, hint: str = "") -> DevstackError:
 
 def stop_leftovers(project: Project, previous: dict[str, Any], say: Callable[[str], None]) -> None:
     """Stop what a run that did not exit cleanly left running (its guardian died too)."""
+    from devstack.runtime.membership import leftovers, remove_cgroup, remove_record
     from devstack.runtime.reaper import describe, marked_processes, terminate
 
     run_ids = {previous["run_id"]} if isinstance(previous.get("run_id"), str) else set()
-    left = marked_processes(run_ids=run_ids, repo=str(project.root), exclude=_ancestors())
+    ancestors = _ancestors()
+    left = marked_processes(run_ids=run_ids, repo=str(project.root), exclude=ancestors)
+    # Those that lost the marker (issue 11 §3), by the run's record and cgroup.
+    left += [proc for proc in leftovers(project.state_dir, ancestors) if proc not in left]
     if not left:
+        remove_cgroup(project.state_dir)
+        remove_record(project.state_dir)
         return
     described = describe(left)  # before they are gone and their command lines with them
     pid = previous.get("pid", "?")
     survivors = terminate(left, STALE_GRACE)
+    remove_cgroup(project.state_dir)
+    remove_record(project.state_dir)
     message = f"stopped {described}, left running by a previous devstack up (pid {pid})"
     if survivors:
         message += f"; could not stop {describe(survivors)}"

@@ -374,11 +374,13 @@ def test_the_guardian_kills_what_ignores_sigterm(run_id: str, tmp_path: Path) ->
     assert "could not stop" not in stderr
 
 
-def test_the_guardian_without_pidfds_stops_the_run_with_psutil(run_id: str) -> None:
+def test_the_guardian_without_pidfds_stops_the_run_with_psutil(run_id: str, tmp_path: Path) -> None:
     env = dict(os.environ, DEVSTACK_RUN_ID=run_id)
     child = subprocess.Popen(["sleep", "300"], env=env, start_new_session=True)
     try:
-        stopped, survivors = guardian._stop_marked_with_psutil(f"DEVSTACK_RUN_ID={run_id}")
+        stopped, survivors = guardian._stop_marked_with_psutil(
+            f"DEVSTACK_RUN_ID={run_id}", str(tmp_path)
+        )
         assert child.wait(TIMEOUT) == -signal.SIGTERM
     finally:
         child.kill()
