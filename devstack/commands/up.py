@@ -159,17 +159,16 @@ def _run_stack(
 
 
 SWEEP_GRACE = 2.0  # seconds a process the services left behind gets between SIGTERM and SIGKILL
-# The soft limit on open files `up` asks for (if the hard limit allows): each service
-# takes a few (pipes, a log file, a pidfd), each control connection one. macOS's
-# default soft limit is 256; its kernel refuses more than OPEN_MAX (10240) per process.
-FD_LIMIT = 10_240
 
 
-def raise_fd_limit(wanted: int = FD_LIMIT) -> tuple[int, int]:
-    """Raise the soft RLIMIT_NOFILE towards `wanted`, never past the hard limit;
-    the (soft, hard) limits in force afterwards."""
+def raise_fd_limit(wanted: int | None = None) -> tuple[int, int]:
+    """Raise the soft RLIMIT_NOFILE towards `wanted` (doctor.FD_LIMIT), never past the
+    hard limit; the (soft, hard) limits in force afterwards."""
     import resource
 
+    from devstack.doctor import FD_LIMIT
+
+    wanted = wanted or FD_LIMIT
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
     if soft != resource.RLIM_INFINITY and soft < target:
