@@ -8,6 +8,7 @@ supervisor that records what it is asked; the CLI side is the real client.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -334,6 +335,42 @@ def test_idle_connections_beyond_the_cap_push_the_oldest_out(server: ServerThrea
     finally:
         for sock in idle:
             sock.close()
+
+
+def test_out_of_fds_the_server_says_so_once_pauses_and_recovers(server: ServerThread) -> None:
+    import resource
+
+    path = str(server.root / ".devstack" / "control.sock")
+    clients = [socket.socket(socket.AF_UNIX) for _ in range(20)]  # their fds exist now
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    messages = server.supervisor.output.messages
+    fillers: list[int] = []
+    try:
+        # No descriptor left for accept() in this process (the server's thread too):
+        # the limit just above the highest open one, and every hole below it filled.
+        resource.setrlimit(resource.RLIMIT_NOFILE, (_highest_fd() + 1, hard))
+        with contextlib.suppress(OSError):
+            while True:
+                fillers.append(os.dup(0))
+        for client in clients:
+            client.connect(path)
+        _wait_for(lambda: any("cannot accept" in m for m in messages), "the EMFILE message")
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        for fd in fillers:
+            os.close(fd)
+    _wait_for(lambda: any("accepting connections again" in m for m in messages), "recovery")
+    assert sum("cannot accept" in m for m in messages) == 1  # said once, not in a loop
+    assert "Too many open files" in messages[0]
+    for client in clients:
+        client.close()
+    assert control.request(server.root, "ps")["services"]
+
+
+def _highest_fd() -> int:
+    return max(
+        int(fd) for fd in os.listdir("/proc/self/fd" if os.path.isdir("/proc") else "/dev/fd")
+    )
 
 
 def test_a_slow_answer_keeps_the_client_waiting_with_signs_of_life(
