@@ -753,21 +753,31 @@ def open_stream(
             )
 
 
-def wait_for_exit(pid: int) -> None:
-    """Return once process `pid` has exited (a pidfd where the OS has them)."""
+def wait_for_exit(pid: int, root: Path, check_every: float = CLIENT_TIMEOUT) -> None:
+    """Return once process `pid` (the `up` of `root`) has exited; a DevstackError if it
+    is stopped (Ctrl+Z) meanwhile, which it is checked for every `check_every` seconds.
+    Stopping may take long (each service's stop_timeout), so there is no overall bound."""
     import select
+
+    import psutil
 
     try:
         descriptor = os.pidfd_open(pid)
     except ProcessLookupError:
         return
     except (AttributeError, OSError):
-        import psutil
-
         with contextlib.suppress(psutil.NoSuchProcess):
-            psutil.Process(pid).wait()
+            while True:
+                try:
+                    psutil.Process(pid).wait(check_every)
+                    return
+                except psutil.TimeoutExpired:
+                    if _is_stopped(pid):
+                        raise no_answer(root, check_every) from None
         return
     try:
-        select.select([descriptor], [], [])
+        while not select.select([descriptor], [], [], check_every)[0]:
+            if _is_stopped(pid):
+                raise no_answer(root, check_every)
     finally:
         os.close(descriptor)

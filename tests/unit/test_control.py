@@ -416,6 +416,24 @@ def test_an_up_that_does_not_answer_is_reported_not_waited_for(tmp_path: Path) -
         sleeper.wait()
 
 
+def test_down_waits_for_the_up_to_exit_but_not_for_a_stopped_one(tmp_path: Path) -> None:
+    import subprocess
+
+    (tmp_path / ".devstack").mkdir()
+    quick = subprocess.Popen(["true"])
+    control.wait_for_exit(quick.pid, tmp_path, check_every=0.1)  # returns: it exited
+    quick.wait()
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        (tmp_path / ".devstack" / "run.json").write_text(json.dumps({"pid": sleeper.pid}))
+        os.kill(sleeper.pid, signal.SIGSTOP)
+        with pytest.raises(DevstackError, match="is stopped"):
+            control.wait_for_exit(sleeper.pid, tmp_path, check_every=0.1)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
 def test_a_follow_backlog_skips_what_does_not_fit_and_says_where() -> None:
     async def fill() -> list[dict[str, Any]]:
         backlog = control.FollowBacklog(limit=10)
