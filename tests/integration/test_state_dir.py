@@ -79,3 +79,11 @@ def test_a_repo_renamed_while_up_runs_stays_under_control(repo: Path) -> None:
         assert up.wait() == 1  # api crashed
     finally:
         up.close()
+
+
+def test_a_fifo_given_as_the_config_is_refused_not_read_for_ever(repo: Path) -> None:
+    fifo = repo / "some.fifo"
+    os.mkfifo(fifo)
+    result = run_cli("-f", str(fifo), "doctor", cwd=repo, timeout=30)
+    assert result.returncode == 2
+    assert "some.fifo is a FIFO" in result.stderr
