@@ -256,8 +256,7 @@ async def _supervise(
 
     start(control.serve(supervisor, project=project))
     start(_start_after_first_spawns(supervisor, overrides, start))
-    if cgroup is None:
-        start(_keep_record(project, supervisor.run_id))
+    start(_keep_record(supervisor, project, cgroup))
     try:
         status = await supervisor.run()
         await _sweep(supervisor, cgroup)
@@ -271,22 +270,26 @@ async def _supervise(
     return status or (1 if crashed else 0)
 
 
-async def _keep_record(project: Project, run_id: str) -> None:
-    """Without a cgroup: record every process below devstack, for the guardian and the
-    next `up`, each time the tree changes (looked at every CENSUS_INTERVAL seconds)."""
+async def _keep_record(supervisor: Supervisor, project: Project, cgroup: RunCgroup | None) -> None:
+    """Look at the processes below devstack every CENSUS_INTERVAL seconds (no event
+    says a process was orphaned): which service each came from, for a restart, and
+    the record the guardian and the next `up` read."""
     import asyncio
 
     from devstack.runtime import membership
     from devstack.runtime.guardian import guardian_pids
 
-    seen: dict[int, int] = {}
+    census = membership.CENSUS
     while True:
-        members = await asyncio.to_thread(membership.census, guardian_pids())
-        if members != seen:
+        mains = {row.pid: row.name for row in supervisor.status() if row.pid}
+        if await asyncio.to_thread(census.take, mains, guardian_pids()):
             await asyncio.to_thread(
-                membership.write_record, project.state_dir, run_id, None, members
+                membership.write_record,
+                project.state_dir,
+                supervisor.run_id,
+                cgroup,
+                census.members,
             )
-            seen = members
         await asyncio.sleep(membership.CENSUS_INTERVAL)
 
 

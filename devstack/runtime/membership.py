@@ -13,8 +13,9 @@ nor the `DEVSTACK_RUN_ID` marker finds it then. Three things still do:
   devstack itself was SIGKILLed. Set `DEVSTACK_CGROUP=0` to do without.
 - A record. `.devstack/members.json` (0600, written atomically) names the cgroup
   and each descendant seen (pid and start time, so a reused pid is never taken
-  for one), refreshed every CENSUS_INTERVAL seconds where there is no cgroup.
-  The guardian and the next `up` read it.
+  for one, and the service it was seen below), refreshed every CENSUS_INTERVAL
+  seconds. The guardian and the next `up` read it; a service's stop asks the
+  census for what it started that shed its marker and group.
 """
 
 from __future__ import annotations
@@ -213,25 +214,72 @@ def wait_empty(path: Path, timeout: float) -> bool:
 # -- the record --------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Member:
+    started: int  # start_time(pid): a reused pid has another
+    service: str | None  # the service it was seen below, if it ever was
+
+
+class Census:
+    """Who is below devstack now, and which service started each. An orphan adopted
+    by devstack keeps the service it was seen below while its parent lived, so a
+    restart of that service finds it too, without its marker or its group."""
+
+    def __init__(self) -> None:
+        self.members: dict[int, Member] = {}
+
+    def take(self, mains: Mapping[int, str], exclude: Iterable[int] = ()) -> bool:
+        """Look at the tree now (`mains`: each service's main pid and name); whether
+        anything changed since the last look. Runs in a thread: one assignment."""
+        owner: dict[int, str] = {}
+        for main, name in mains.items():
+            owner[main] = name
+            owner.update(dict.fromkeys(descendants_of(main), name))
+        members = {}
+        for pid in descendants_of(os.getpid()) - set(exclude):
+            started = start_time(pid)
+            if started is None:
+                continue
+            old = self.members.get(pid)
+            kept = old.service if old is not None and old.started == started else None
+            members[pid] = Member(started, owner.get(pid, kept))
+        changed = members != self.members
+        self.members = members
+        return changed
+
+    def of_service(self, name: str) -> set[int]:
+        """The pids seen below service `name` that still run (same start time)."""
+        return {
+            pid
+            for pid, member in self.members.items()
+            if member.service == name and start_time(pid) == member.started
+        }
+
+
+CENSUS = Census()  # this run's; `process` asks it when a service stops
+
+
 def write_record(
-    state_dir: Path, run_id: str, cgroup: RunCgroup | None, members: Mapping[int, int]
+    state_dir: Path, run_id: str, cgroup: RunCgroup | None, members: Mapping[int, Member]
 ) -> None:
-    """`.devstack/members.json`: the run, its cgroup, and each member's pid and start time."""
+    """`.devstack/members.json`: the run, its cgroup, and each member's pid, start time
+    and service."""
     record = {
         "run_id": run_id,
         "cgroup": str(cgroup.path) if cgroup else None,
-        "processes": sorted([pid, started] for pid, started in members.items()),
+        "processes": sorted([pid, m.started, m.service] for pid, m in members.items()),
     }
     write_atomically(state_dir / RECORD, json.dumps(record) + "\n", 0o600)
 
 
 def read_record(state_dir: Path) -> tuple[Path | None, dict[int, int]]:
-    """The cgroup and the members a record names (nothing, if it is missing or bad)."""
+    """The cgroup and the members (pid: start time) a record names (nothing, if it is
+    missing or bad)."""
     try:
         record = json.loads((state_dir / RECORD).read_text(encoding="utf-8"))
         cgroup = Path(record["cgroup"]) if record.get("cgroup") else None
-        members = {int(pid): int(started) for pid, started in record.get("processes", [])}
-    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        members = {int(item[0]): int(item[1]) for item in record.get("processes", [])}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, IndexError):
         return None, {}
     return cgroup, members
 
@@ -239,16 +287,6 @@ def read_record(state_dir: Path) -> tuple[Path | None, dict[int, int]]:
 def still_running(members: Mapping[int, int]) -> list[int]:
     """The recorded members that still run: same pid, same start time."""
     return [pid for pid, started in members.items() if start_time(pid) == started]
-
-
-def census(exclude: Iterable[int] = ()) -> dict[int, int]:
-    """Every descendant of this process now (but `exclude`), with its start time."""
-    members = {}
-    for pid in descendants_of(os.getpid()) - set(exclude):
-        started = start_time(pid)
-        if started is not None:
-            members[pid] = started
-    return members
 
 
 def remove_record(state_dir: Path) -> None:

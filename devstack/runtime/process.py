@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from devstack.runtime import reaper
+from devstack.runtime import membership, reaper
 
 if TYPE_CHECKING:
     import psutil
@@ -227,6 +227,8 @@ class ServiceProcess:
             exclude=frozenset(entry.pid for entry in table if entry.pgid in _live - {self.pid}),
         )
         members = {entry.pid for entry in table if selector.matches(entry)}
+        # Seen below this service by the census: an orphan that shed marker and group.
+        members |= membership.CENSUS.of_service(self.name) & {entry.pid for entry in table}
         members |= reaper.descendants(table, members | {self.pid})
         members.discard(self.pid)
         return [entry for entry in table if entry.pid in members]
