@@ -242,9 +242,12 @@ async def _supervise(
     needed before (the watcher says when it is watching).
     """
     import asyncio
+    import os
 
     from devstack.runtime import control, reaper
 
+    # Bound before anything starts: a stack nobody can control must not run (issue 11 §2).
+    listener = control.bind_socket(project.root, os.environ, os.getuid())
     # As a subreaper, devstack adopts what services orphan: it must reap them too.
     stop_reaping = reaper.install_orphan_reaper(asyncio.get_running_loop())
     tasks: list[asyncio.Task[None]] = []
@@ -254,7 +257,7 @@ async def _supervise(
         task.add_done_callback(lambda task: _report_crash(supervisor, task))
         tasks.append(task)
 
-    start(control.serve(supervisor, project=project))
+    start(control.serve(supervisor, project=project, listener=listener))
     start(_start_after_first_spawns(supervisor, overrides, start))
     start(_keep_record(supervisor, project, cgroup))
     try:

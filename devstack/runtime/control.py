@@ -196,6 +196,14 @@ def _private_dir(directory: Path, uid: int) -> None:
         directory.chmod(0o700)
 
 
+def _cannot_bind(path: Path, error: OSError) -> DevstackError:
+    return DevstackError.single(
+        f"cannot make the control socket {path}: {error.strerror or error}",
+        hint="remove what is in its place; devstack up then starts",
+        exit_status=EXIT_FAILURE,
+    )
+
+
 def _is_live(path: Path) -> bool:
     """Whether something accepts connections on the socket at `path`."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
@@ -221,10 +229,16 @@ def bind_socket(root: Path, environ: Mapping[str, str], uid: int) -> socket.sock
                 hint="`devstack ps` shows it; `devstack down` stops it",
                 exit_status=EXIT_FAILURE,
             )
-        path.unlink()  # left by an `up` that was killed: nobody listens on it
+        try:
+            path.unlink()  # left by an `up` that was killed: nobody listens on it
+        except OSError as error:
+            raise _cannot_bind(path, error) from None
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        listener.bind(os.fspath(path))
+        try:
+            listener.bind(os.fspath(path))
+        except OSError as error:
+            raise _cannot_bind(path, error) from None
         path.chmod(0o600)  # the 0700 directory already keeps others out meanwhile
         listener.listen(128)
         listener.setblocking(False)
@@ -248,9 +262,13 @@ def peer_uid(sock: socket.socket) -> int | None:
     return uid
 
 
-async def serve(supervisor: Supervisor, *, project: Project) -> None:
-    """Answer control requests for `supervisor` until cancelled; removes the socket then."""
-    listener = bind_socket(project.root, os.environ, os.getuid())
+async def serve(
+    supervisor: Supervisor, *, project: Project, listener: socket.socket | None = None
+) -> None:
+    """Answer control requests for `supervisor` on `listener` (bound here if not given)
+    until cancelled; removes the socket then."""
+    if listener is None:
+        listener = bind_socket(project.root, os.environ, os.getuid())
     path = Path(listener.getsockname())
     identity = path.stat().st_ino
     server = ControlServer(supervisor, root=project.root, own_uid=os.getuid())

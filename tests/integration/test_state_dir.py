@@ -87,3 +87,13 @@ def test_a_fifo_given_as_the_config_is_refused_not_read_for_ever(repo: Path) -> 
     result = run_cli("-f", str(fifo), "doctor", cwd=repo, timeout=30)
     assert result.returncode == 2
     assert "some.fifo is a FIFO" in result.stderr
+
+
+def test_a_socket_that_cannot_be_made_stops_up_before_anything_starts(repo: Path) -> None:
+    make_repo(repo, "services:\n  api: {cmd: echo api ran}\n")
+    (repo / ".devstack" / "control.sock").mkdir(parents=True)  # in the socket's place
+    result = run_cli("up", cwd=repo)
+    assert result.returncode == 1
+    assert "cannot make the control socket" in result.stderr
+    assert "api ran" not in result.stdout
+    assert "Traceback" not in result.stderr
