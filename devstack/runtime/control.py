@@ -620,10 +620,19 @@ def tail_lines(path: Path, count: int, block: int = 64 * 1024) -> list[str]:
     if count <= 0:
         return []
     try:
-        file = path.open("rb")
-    except FileNotFoundError:
+        # Non-blocking, and then only a regular file is read: a FIFO in its place
+        # must not hang `logs` (or the `up` answering `logs -f -n N`).
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
         return []
+    except OSError as error:
+        raise DevstackError.single(
+            f"cannot read {path}: {error.strerror or error}", exit_status=EXIT_FAILURE
+        ) from None
+    file = os.fdopen(descriptor, "rb")
     with file:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            return []
         end = file.seek(0, os.SEEK_END)
         position, data = end, b""
         # Read backwards until there are more newlines than lines wanted (or the start).

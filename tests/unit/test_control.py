@@ -505,6 +505,14 @@ def test_follow_of_an_unknown_service_is_an_error(server: ServerThread) -> None:
         next(control.open_stream(server.root, "logs-follow", services=["mial"]))
 
 
+def test_tail_of_a_missing_log_or_a_fifo_is_empty_and_never_blocks(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "api.log")
+    assert tail_lines(tmp_path / "api.log", 10) == []
+    (tmp_path / "file").write_text("")
+    assert tail_lines(tmp_path / "file" / "api.log", 10) == []  # .devstack is a file
+    assert tail_lines(tmp_path / "missing.log", 10) == []
+
+
 def test_tail_reads_the_end_of_a_big_file(tmp_path: Path) -> None:
     log = tmp_path / "a.log"
     log.write_text("".join(f"line {n}\n" for n in range(5000)))
