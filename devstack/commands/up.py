@@ -50,12 +50,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="stop everything as soon as any service exits",
     )
     parser.add_argument("--timestamps", action="store_true", help="add a time column to logs")
+    parser.add_argument(
+        "-d",
+        "--detach",
+        action="store_true",
+        help="run in the background: wait until the services are up, print a summary, return",
+    )
+    # The background `up` that `-d` starts: where it says that the services settled.
+    parser.add_argument("--ready-fd", type=int, default=None, help=argparse.SUPPRESS)
     add_env_overrides(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     import os
-    import sys
 
     from devstack.commands import env_overrides, project_from_args
     from devstack.envresolve import resolve_project
@@ -66,7 +73,23 @@ def run(args: argparse.Namespace) -> int:
     # A plain copy: os.environ decodes every key and value again for each service.
     env = resolve_project(project, dict(os.environ), overrides)
     _check(project, env, names)
-    return _run_stack(project, env, names, args, overrides, sys.stdout.buffer)
+    if args.detach and args.ready_fd is None:
+        from devstack.runtime import detach
+
+        return detach.start_in_background(project, names, args)
+    return _run_stack(project, env, names, args, overrides, _stream(project, args))
+
+
+def _stream(project: Project, args: argparse.Namespace) -> BinaryIO:
+    """Where `up` prints: the terminal, or up.log for the background `up` of `-d`."""
+    import sys
+
+    if args.ready_fd is None:
+        return sys.stdout.buffer
+    from devstack.runtime import detach
+
+    detach.claim_ready_fd(args.ready_fd)
+    return detach.log_stream(project.state_dir)
 
 
 def _selection(project: Project, args: argparse.Namespace) -> list[str]:
@@ -149,7 +172,7 @@ def _run_stack(
                 start_new_services=not args.names,
             )
             _watch_children_with_pidfds()
-            status = asyncio.run(_supervise(supervisor, project, overrides, cgroup))
+            status = asyncio.run(_supervise(supervisor, project, overrides, cgroup, args.ready_fd))
             membership.remove_record(project.state_dir)  # swept: nothing left to find
             return status
         finally:
@@ -232,6 +255,7 @@ async def _supervise(
     project: Project,
     overrides: Mapping[str, str],
     cgroup: RunCgroup | None,
+    ready_fd: int | None = None,
 ) -> int:
     """The supervisor, with the control socket, the file watcher and the `r` key beside it.
 
@@ -260,6 +284,11 @@ async def _supervise(
     start(control.serve(supervisor, project=project, listener=listener))
     start(_start_after_first_spawns(supervisor, overrides, start))
     start(_keep_record(supervisor, project, cgroup))
+    if ready_fd is not None:  # the background `up` of `up -d`: tell the waiting parent
+        from devstack.runtime import detach
+
+        timeout = detach.ready_timeout(project, list(supervisor.units))
+        start(detach.report_when_settled(supervisor, ready_fd, timeout))
     try:
         status = await supervisor.run()
         await _sweep(supervisor, cgroup)
