@@ -21,6 +21,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from devstack.commands.logs import format_lines
 from devstack.commands.ps import format_bytes, format_duration, format_exit
@@ -673,3 +675,29 @@ def test_log_lines_are_prefixed_and_separators_become_messages() -> None:
     ]
     live = format_lines("api", lines[1:2], 3, from_file=False)
     assert live == ["api | ----- started 2024-05-01 10:00:00 pid 42 -----"]  # a service's own
+
+
+# -- any bytes at all (issue 11 §2: malformed requests printed tracebacks) -----------------
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+_requests = st.fixed_dictionaries(
+    {"v": st.just(1)},
+    optional={
+        "op": st.sampled_from(sorted(control.OPS)) | st.text(max_size=8),
+        "services": _json_values,
+        "tail": _json_values,
+    },
+)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(line=st.binary(max_size=300) | _requests.map(lambda r: json.dumps(r).encode()))
+def test_any_line_is_a_request_or_a_protocol_error(line: bytes) -> None:
+    with contextlib.suppress(ProtocolError):
+        parse_request(decode(line))
