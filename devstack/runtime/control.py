@@ -23,7 +23,7 @@ long (a restart waiting for a ready probe) or a follow is quiet, the server send
 `{"alive": true}` every HEARTBEAT seconds, so a client gives up after
 CLIENT_TIMEOUT of silence: the `up` is stopped (Ctrl+Z) or stuck, and it says so.
 A `logs -f` client that reads slower than the services write gets at most
-FOLLOW_BACKLOG bytes queued; what does not fit is skipped and counted, and the
+FOLLOW_BACKLOG characters queued; what does not fit is skipped and counted, and the
 client is told `{"skipped": N}` where the lines are missing.
 """
 
@@ -61,7 +61,7 @@ NEEDS_SERVICES = frozenset({"restart", "start", "stop"})
 SOCKET_NAME = "control.sock"
 PATH_RECORD = "control.path"
 AF_UNIX_LIMIT = 107  # sun_path is 108 bytes on Linux, one of them the terminating NUL
-# Bytes of live output queued for one `logs -f` client; past it, lines are skipped.
+# Characters of live output queued for one `logs -f` client; past it, lines are skipped.
 FOLLOW_BACKLOG = 1024 * 1024
 REQUEST_TIMEOUT = 5.0  # seconds a connection gets to send its request line
 HEARTBEAT = 2.0  # a slow answer or a quiet follow says it is alive this often
@@ -568,8 +568,8 @@ class ControlServer:
 
 class FollowBacklog:
     """The live lines waiting to be sent to one `logs -f` client, at most `limit`
-    bytes of them; lines that do not fit are counted, and a `{"skipped": N}` record
-    takes their place in the stream."""
+    characters of them (newlines counted); lines that do not fit are counted, and a
+    `{"skipped": N}` record takes their place in the stream."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
