@@ -209,14 +209,28 @@ def _cannot_bind(path: Path, error: OSError) -> DevstackError:
     )
 
 
-def _is_live(path: Path) -> bool:
-    """Whether something accepts connections on the socket at `path`."""
+def _is_live(path: Path, timeout: float = CLIENT_TIMEOUT) -> bool:
+    """Whether something listens on the socket at `path`: it accepts connections, or
+    its backlog stays full for `timeout` (an `up` stopped with Ctrl+Z still holds it)."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        _connect_timeout(probe, timeout)
         try:
             probe.connect(os.fspath(path))
-        except OSError:
-            return False
+        except OSError as error:
+            return error.errno in (errno.EAGAIN, errno.ETIMEDOUT)
     return True
+
+
+def _connect_timeout(sock: socket.socket, timeout: float) -> None:
+    """A full backlog (an `up` stopped with Ctrl+Z, or flooded) makes connect wait: in
+    blocking mode for up to SO_SNDTIMEO (Linux), where a Python timeout would make it
+    fail at once with EAGAIN."""
+    seconds = int(timeout)
+    sock.setsockopt(
+        socket.SOL_SOCKET,
+        socket.SO_SNDTIMEO,
+        struct.pack("ll", seconds, int((timeout - seconds) * 1_000_000)),
+    )
 
 
 def bind_socket(root: Path, environ: Mapping[str, str], uid: int) -> socket.socket:
@@ -687,15 +701,7 @@ def connect(root: Path, timeout: float = CLIENT_TIMEOUT) -> socket.socket:
     Every read and write on it then waits at most `timeout`."""
     path = recorded_socket_path(root)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    # A full backlog (an `up` stopped with Ctrl+Z, or flooded) makes connect wait: in
-    # blocking mode for up to SO_SNDTIMEO (Linux), where a Python timeout would make it
-    # fail at once with EAGAIN.
-    seconds = int(timeout)
-    sock.setsockopt(
-        socket.SOL_SOCKET,
-        socket.SO_SNDTIMEO,
-        struct.pack("ll", seconds, int((timeout - seconds) * 1_000_000)),
-    )
+    _connect_timeout(sock, timeout)
     try:
         sock.connect(os.fspath(path))
     except OSError as error:

@@ -413,6 +413,15 @@ def test_an_up_that_does_not_answer_is_reported_not_waited_for(tmp_path: Path) -
             (state / "run.json").write_text(json.dumps({"pid": os.getpid()}))
             with pytest.raises(DevstackError, match=r"did not answer within 0\.2s"):
                 next(control.open_stream(tmp_path, "ps", timeout=0.2))
+            # Its backlog full, it still counts as running (doctor asks), without a hang.
+            waiting = [socket.socket(socket.AF_UNIX) for _ in range(3)]
+            for sock in waiting:
+                sock.setblocking(False)
+                with contextlib.suppress(BlockingIOError):
+                    sock.connect(str(state / "control.sock"))
+            assert control._is_live(state / "control.sock", timeout=0.2)
+            for sock in waiting:
+                sock.close()
     finally:
         sleeper.kill()
         sleeper.wait()
