@@ -252,7 +252,9 @@ class Supervisor:
             # fail this service alone, never the whole stack.
             if probe:
                 probe.close()
-            why = str(error)
+            from devstack.runtime.process import describe_spawn_error
+
+            why = describe_spawn_error(error, service.cwd)
             self._feed(
                 stackpolicy.SpawnError(
                     name, f"could not start {service.argv[0]}: {why}", f"could not start: {why}"

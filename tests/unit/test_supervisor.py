@@ -296,9 +296,9 @@ HISTORIES: dict[str, tuple[str, list[str], list[str]]] = {
         [],
         [
             "api: waiting for db (ready)",
-            "db: could not start /bin/sh: [Errno 13] Permission denied",
+            "db: could not start /bin/sh: Permission denied",
             "db: could not start",
-            "api: not started: db could not start: [Errno 13] Permission denied",
+            "api: not started: db could not start: Permission denied",
             "-> exit 1",
         ],
     ),
@@ -311,7 +311,7 @@ HISTORIES: dict[str, tuple[str, list[str], list[str]]] = {
         "api: {cmd: run}\n# fail-spawn api",
         [],
         [
-            "api: could not start /bin/sh: [Errno 13] Permission denied",
+            "api: could not start /bin/sh: Permission denied",
             "api: could not start",
             "-> exit 1",
         ],
