@@ -117,6 +117,7 @@ class Service:
     tty: bool = False
     watch: WatchSpec | None = None
     restart_dependents: bool = False
+    package: str | None = None  # the JS package it runs (`@v1/jobs`), from `package:`
 
     @property
     def argv(self) -> tuple[str, ...]:

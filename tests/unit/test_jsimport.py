@@ -1,0 +1,160 @@
+"""`devstack init` on real monorepos' config files: what turbo would run, as services."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from devstack.config import parse_project
+from devstack.errors import DevstackError
+from devstack.jsimport import plan_import, render, service_names
+from devstack.jsworkspace import Package, find_workspace
+from devstack.model import Project
+from devstack.turbo import from_document, parse_jsonc, read_turbo, task_for
+
+FIXTURES = Path(__file__).parents[1] / "fixtures"
+
+
+def imported(name: str, task: str = "dev") -> tuple[str, Project]:
+    root = FIXTURES / name
+    workspace = find_workspace(root)
+    assert workspace is not None and not workspace.problems
+    turbo = read_turbo(root, [p.directory for p in workspace.packages])
+    text = render(plan_import(workspace, turbo, task))
+    try:
+        return text, parse_project(text, root / "devstack.yaml")
+    except DevstackError as error:  # pragma: no cover - shows the problems on failure
+        raise AssertionError(f"{error}\n{text}") from error
+
+
+def deps(project: Project, service: str) -> dict[str, str]:
+    return {d.name: d.condition for d in project.services[service].depends_on}
+
+
+def test_midday_bun_workspace_with_turbo_2() -> None:
+    text, project = imported("midday-v1")
+    assert list(project.services) == ["api", "app", "web", "email"]
+    assert project.env_mode == "strict"
+    app = project.services["app"]
+    assert (app.package, app.cmd, app.cwd.name) == ("@v1/app", "next dev -p 3000", "app")
+    assert "# listens on 3003 (packages/email/package.json scripts.dev)" in text
+    assert "env_mode: strict  # turbo 2's default env mode" in text
+
+
+def test_midday_jobs_task_is_the_trigger_worker() -> None:
+    _, project = imported("midday-v1", task="jobs")
+    assert list(project.services) == ["jobs"]
+    assert project.services["jobs"].cmd == "bunx trigger.dev@beta dev"
+
+
+def test_create_t3_turbo_one_shot_dev_tasks_become_completed_dependencies() -> None:
+    text, project = imported("create-t3-turbo")
+    assert set(project.services) == {"expo", "api", "db", "validators", "nextjs", "tanstack-start"}
+    # `^dev` over the workspace graph; @acme/auth and @acme/ui have no dev script, so
+    # turbo walks through them to @acme/db
+    assert deps(project, "nextjs") == {
+        "api": "completed",
+        "db": "completed",
+        "validators": "completed",
+    }
+    assert deps(project, "api") == {"db": "completed", "validators": "completed"}
+    nextjs = project.services["nextjs"]
+    assert nextjs.cmd == "next dev"  # `pnpm with-env` dropped
+    assert [f.path.resolve() for f in nextjs.env_files] == [FIXTURES / "create-t3-turbo/.env"]
+    assert project.services["expo"].tty  # apps/expo/turbo.json interactive
+    assert not project.services["nextjs"].tty
+    names = [rule.name for rule in project.env]
+    assert names[:2] == ["POSTGRES_URL", "AUTH_DISCORD_ID"] and "VERCEL_URL" in names
+    assert "# turbo task @acme/api#dev, one-shot" in text
+
+
+def test_documenso_npm_workspace_with_turbo_1_pipeline_is_loose() -> None:
+    text, project = imported("documenso-turbo1")
+    assert list(project.services) == ["docs", "openpage-api", "remix", "email"]
+    assert project.env_mode == "loose"
+    remix = project.services["remix"]
+    assert remix.cmd == "react-router dev"
+    assert [f.display for f in remix.env_files] == [".env.local", ".env"]  # the root's
+    assert "NEXTAUTH_SECRET" in [rule.name for rule in project.env]
+    assert "turbo 1.x's default (infer) mode is loose" in text
+
+
+def test_formbricks_package_task_overrides_pull_in_build_chains() -> None:
+    _, project = imported("formbricks")
+    web = deps(project, "web")
+    assert web == dict.fromkeys(
+        [
+            "ai-build",
+            "cache-build",
+            "database-build",
+            "jobs-build",
+            "logger-build",
+            "storage-build",
+        ],
+        "completed",
+    )
+    assert deps(project, "database-build")["database-generate"] == "completed"
+    assert project.services["database-build"].package == "@formbricks/database"
+    assert project.services["email"].cmd == "email dev --port 3456"
+    assert project.services["database"].cmd == "vite build --watch"
+
+
+def test_a_repo_without_turbo_runs_every_dev_script_loose(tmp_path: Path) -> None:
+    (tmp_path / "package.json").write_text('{"workspaces": {"packages": ["apps/*"]}}')
+    (tmp_path / "apps/a").mkdir(parents=True)
+    (tmp_path / "apps/a/package.json").write_text('{"name": "a", "scripts": {"dev": "vite"}}')
+    workspace = find_workspace(tmp_path)
+    assert workspace is not None and workspace.manager == "npm"
+    plan = plan_import(workspace, None)
+    assert [s.name for s in plan.services] == ["a"] and plan.env_mode.value == "loose"
+
+
+def test_short_names_resolve_collisions() -> None:
+    packages = [
+        Package(name, name, {}, frozenset())
+        for name in ("@v1/jobs", "@acme/api", "@other/api", "web", "@x/web", "weird name!")
+    ]
+    assert service_names(packages) == {
+        "@v1/jobs": "jobs",
+        "@acme/api": "acme-api",
+        "@other/api": "other-api",
+        "web": "web",
+        "@x/web": "x-web",
+        "weird name!": "weird-name",
+    }
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"tasks": {"dev": {"persistent": true}}}',
+        '{\n  // comment\n  "tasks": {"dev": {"persistent": true,},},\n}',
+        '{/* block */ "tasks": {"dev": {"persistent": true}}}',
+    ],
+)
+def test_turbo_json_is_jsonc(text: str) -> None:
+    data = parse_jsonc(text, "turbo.json", problems := [])
+    assert data is not None and not problems
+    assert from_document(data).tasks["dev"].persistent
+
+
+def test_a_turbo_json_that_does_not_parse_is_a_problem() -> None:
+    assert parse_jsonc('{"tasks": ', "turbo.json", problems := []) is None
+    assert problems and "turbo.json does not parse" in problems[0].message
+
+
+def test_turbo_1_infers_strict_from_pass_through_env() -> None:
+    config = from_document({"pipeline": {"dev": {"passThroughEnv": ["A"]}}})
+    assert (config.major, config.env_mode) == (1, "strict")
+    assert from_document({"tasks": {}, "envMode": "loose"}).env_mode == "loose"
+
+
+def test_a_package_task_overrides_the_root_task_key_by_key() -> None:
+    root = from_document(
+        {"tasks": {"dev": {"dependsOn": ["^dev"], "env": ["A"]}, "web#dev": {"env": ["B"]}}}
+    )
+    web = task_for(root, "web", "apps/web", "dev")
+    assert web is not None and web.env == ("B",) and web.depends_on == ()
+    other = task_for(root, "api", "apps/api", "dev")
+    assert other is not None and other.depends_on == ("^dev",)
