@@ -76,6 +76,13 @@ def command_ports(command: str) -> tuple[int, ...]:
     return tuple(found)
 
 
+def service_ports(port: int | None, cmd: str | tuple[str, ...]) -> tuple[int, ...]:
+    """Every port a service binds, as far as its config says: `port:` and its command's."""
+    text = cmd if isinstance(cmd, str) else " ".join(cmd)
+    found = command_ports(text)
+    return found if port is None or port in found else (port, *found)
+
+
 def _unwrap(text: str, scripts: Mapping[str, str], reading: _Reading, depth: int) -> str:
     words = list(_WORD.finditer(text))
     start = 0

@@ -191,3 +191,24 @@ def test_port_in_use_names_the_holder_and_others_run(repo: Path) -> None:
     assert f"port {port} is in use by pid {os.getpid()}" in result.stdout
     assert "other | other ran" in result.stdout
     assert "api on" not in result.stdout
+
+
+def test_a_port_in_the_command_is_checked_before_start(repo: Path) -> None:
+    """Issue 12 item 6: `next dev -p 3000` binds 3000 as surely as `port: 3000` does."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        make_repo(
+            repo,
+            f"""
+            services:
+              web: {{cmd: 'echo web started -p {port}'}}
+              other: {{cmd: echo other ran}}
+            """,
+        )
+        result = run_cli("up", cwd=repo)
+    assert result.returncode == 1
+    assert f"▸ port {port} is in use by pid {os.getpid()}" in result.stdout
+    assert "other | other ran" in result.stdout
+    assert "web started" not in result.stdout

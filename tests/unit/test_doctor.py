@@ -141,3 +141,20 @@ def test_schema_names_the_same_keys_as_the_parser() -> None:
     assert set(service["properties"]) == set(SERVICE_KEYS)
     var = schema["properties"]["vars"]["additionalProperties"]
     assert set(var["properties"]) == set(VAR_KEYS)
+
+
+def test_ports_in_commands_clash_and_are_checked(tmp_path: Path) -> None:
+    """Issue 12 item 6: the seed's real clash, only found once both ports were in `port:`."""
+    problems = check(
+        tmp_path,
+        """\
+        services:
+          api: {cmd: "PORT=3003 true run src/index.ts"}
+          email: {cmd: "true dev -p 3003"}
+          web: {cmd: "true dev --port=3100"}
+        """,
+        holder="pid 7 (node)",
+    )
+    messages = {(p.code, p.message) for p in problems}
+    assert ("port-duplicate", "port 3003 is given to api and email") in messages
+    assert ("port-in-use", "web: port 3100 is in use by pid 7 (node)") in messages
