@@ -5,6 +5,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The real JS tools the tests compare devstack with (turbo's differential test, issue 12),
+# from the npm registry into .venv/node; node and npm are on every machine here.
+NODE_TOOLS := $(VENV)/node
+NODE_STAMP := $(NODE_TOOLS)/.installed
 
 .PHONY: dev test lint bench clean
 
@@ -14,6 +18,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+$(NODE_STAMP): Makefile
+	npm install --prefix $(NODE_TOOLS) --no-audit --no-fund --loglevel=error turbo@2 pnpm@10 dotenv-cli@10
+	touch $(NODE_STAMP)
+
 dev: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/devstack up
 
@@ -22,7 +30,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint
+test: lint $(NODE_STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -n 2 -q
 
 bench: $(STAMP)

@@ -1,0 +1,87 @@
+"""`devstack init` on real monorepos' config files, then doctor and up, as a new user would
+(issue 12). The fixtures are in tests/fixtures/, with their source and commit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.jsfixtures import copy_fixture, received, shell_path
+from tests.support import Running, run_cli
+
+# What doctor still reports on each imported repo: the repo's real problems, nothing else.
+REAL_PROBLEMS = {
+    "midday-v1": [],
+    # the apps' `with-env` wrapper reads ../../.env, which the README says to copy from
+    # .env.example first
+    "create-t3-turbo": ["env file .env does not exist", "env file .env does not exist"],
+    "documenso-turbo1": ["env file .env.local does not exist", "env file .env does not exist"],
+    "formbricks": [],
+}
+SERVICES = {
+    "midday-v1": 4,
+    "create-t3-turbo": 6,
+    "documenso-turbo1": 4,
+    "formbricks": 15,
+}
+
+
+def env_for(copy: Path, **extra: str) -> dict[str, str]:
+    return {"PATH": shell_path(copy), "HOME": str(copy.parent / "home"), "LANG": "C.UTF-8", **extra}
+
+
+@pytest.mark.parametrize("fixture", sorted(REAL_PROBLEMS))
+def test_init_imports_the_monorepo_and_doctor_reports_only_its_real_problems(
+    repo: Path, fixture: str
+) -> None:
+    copy = copy_fixture(fixture, repo / fixture)
+    env = env_for(copy)
+    init = run_cli("init", cwd=copy, env=env)
+    assert init.returncode == 0, init.stderr
+    assert f"wrote devstack.yaml: {SERVICES[fixture]} services from the" in init.stdout
+    doctor = run_cli("doctor", "--no-ports", "--json", cwd=copy, env=env)
+    errors = [
+        p["message"] for p in json.loads(doctor.stdout)["problems"] if p["severity"] == "error"
+    ]
+    assert errors == REAL_PROBLEMS[fixture], doctor.stdout
+    again = run_cli("init", cwd=copy, env=env)
+    assert again.returncode == 2 and "--force" in again.stderr
+
+
+def test_init_in_a_subfolder_writes_at_the_repo_root(repo: Path) -> None:
+    """Issue 11 §5: init in apps/web wrote apps/web/devstack.yaml, which `up` never read."""
+    copy = copy_fixture("midday-v1", repo / "midday")
+    result = run_cli("init", cwd=copy / "apps" / "web", env=env_for(copy))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(
+        "wrote ../../devstack.yaml (the repo root, where devstack looks for it): 4 services"
+    )
+    assert (copy / "devstack.yaml").is_file()
+    assert not (copy / "apps" / "web" / "devstack.yaml").exists()
+    refused = run_cli("init", cwd=copy / "apps" / "web", env=env_for(copy))
+    assert refused.returncode == 2
+    assert "../../devstack.yaml already exists" in refused.stderr
+
+
+def test_up_on_an_imported_repo_starts_what_turbo_dev_starts(repo: Path) -> None:
+    copy = copy_fixture("midday-v1", repo / "midday")
+    env = env_for(copy)
+    assert run_cli("init", cwd=copy, env=env).returncode == 0
+    up = Running("up", cwd=copy, env=env)
+    try:
+        up.wait_for_each(
+            r"api +\| supabase stand-in ready",
+            r"app +\| next stand-in ready",
+            r"web +\| next stand-in ready",
+            r"email +\| email stand-in ready",
+        )
+        up.interrupt()
+        assert up.wait() == 130
+    finally:
+        up.close()
+    got = received(copy)
+    assert sorted(got) == [
+        "apps/api:supabase", "apps/app:next", "apps/web:next", "packages/email:email"
+    ]  # fmt: skip
