@@ -20,6 +20,7 @@ $(STAMP): pyproject.toml
 
 $(NODE_STAMP): Makefile
 	npm install --prefix $(NODE_TOOLS) --no-audit --no-fund --loglevel=error turbo@2 pnpm@10 dotenv-cli@10
+	npm install --prefix $(NODE_TOOLS)/turbo1 --no-audit --no-fund --loglevel=error turbo@1
 	touch $(NODE_STAMP)
 
 dev: $(STAMP)
