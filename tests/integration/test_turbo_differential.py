@@ -26,6 +26,8 @@ NOT_COMPARED = {
     "PNPM_SCRIPT_SRC_DIR": "pnpm's own",
     "COLOR": "npm's own: whether npm itself prints in colour",
     "EDITOR": "npm's own default for `npm edit`",
+    "LC_CTYPE": "bun's own: bun run sets it for the script's shell",
+    "_": "the last command of the shell that ran the script (bun's)",
     "TURBO_HASH": "turbo's own: the task's cache key",
     "TURBO_INVOCATION_DIR": "turbo's own",
     "DEVSTACK_RUN_ID": "devstack's own: finds the run's processes again (README)",
@@ -56,6 +58,23 @@ class Case:
 
 
 CASES = {
+    # bun workspaces, turbo 2, strict mode with no env list for `dev`: the seed's shape.
+    # Nothing listed, so nothing from the shell or the root .env reaches a service.
+    "midday-v1": Case(
+        fixture="midday-v1",
+        turbo="node_modules/.bin/turbo",
+        turbo_args=("run", "dev", "--ui=stream"),
+        up_args=(),
+        started=("apps/api:supabase", "apps/app:next", "apps/web:next", "packages/email:email"),
+        ready=(r"app +\| next stand-in", r"email +\| email stand-in"),
+        root_env="RESEND_API_KEY=from-dotenv\n",
+        shell={"SUPABASE_SERVICE_KEY": "listed-for-build-only", "UNLISTED": "dropped"},
+        turbo_gave={
+            ("apps/app:next", "SUPABASE_SERVICE_KEY"): None,
+            ("apps/app:next", "RESEND_API_KEY"): None,
+            ("apps/app:next", "LANG"): "C.UTF-8",
+        },
+    ),
     # pnpm, turbo 2, strict mode, globalEnv/globalPassThroughEnv, `pnpm with-env` wrappers,
     # one-shot `tsc` dev tasks under `^dev`. turbo refuses the interactive expo task
     # without its TUI, so both leave it out.
