@@ -16,6 +16,7 @@ from devstack.jsworkspace import Package, Workspace
 from devstack.scripts import Script, parse_script
 from devstack.turbo import Task, TurboConfig, task_for
 
+_FILTER = re.compile(r"(?:--filter[= ]|-F[= ]?)['\"]?([^\s'\"]+)")
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 _PLAIN = re.compile(r"[A-Za-z0-9_./@*!-][A-Za-z0-9_./@*!:=-]*\Z")
 _YAML_WORDS = frozenset({"y", "n", "yes", "no", "on", "off", "true", "false", "null", "~"})
@@ -77,7 +78,25 @@ def plan_import(workspace: Workspace, turbo: TurboConfig | None, task: str = "de
                 "these files, it never loaded them; devstack's root env_files are .env, .env.local"
             )
     _Planner(workspace, turbo, task, plan).run()
+    plan.untranslated += _root_script_filters(workspace, plan)
     return plan
+
+
+def _root_script_filters(workspace: Workspace, plan: ImportPlan) -> list[str]:
+    """`"dev": "turbo run dev --filter=@documenso/remix"` at the root: `npm run dev` starts
+    fewer packages than `turbo run dev`; say which `devstack up` does the same."""
+    script = workspace.root_package.scripts.get(plan.task, "")
+    filters = _FILTER.findall(script) if "turbo" in script else []
+    if not filters:
+        return []
+    by_package = {s.package: s.name for s in plan.services if s.task == plan.task}
+    names = [by_package[f] for f in filters if f in by_package]
+    if len(names) != len(filters):
+        return [f"package.json scripts.{plan.task} filters with {filters}: not translated"]
+    return [
+        f"package.json scripts.{plan.task} (`{script}`) starts only {', '.join(filters)}: "
+        f"`devstack up {' '.join(names)}` does the same; `devstack up` starts them all"
+    ]
 
 
 class _Planner:
@@ -131,9 +150,7 @@ class _Planner:
     def _service(
         self, package: Package, task: str, script: Script, settings: Task | None
     ) -> PlannedService:
-        name = (
-            self.names[package.name] if task == self.task else _task_name(self.names, package, task)
-        )
+        name = self.names[package.name] if task == self.task else self._task_name(package, task)
         where = f"{package.directory}/package.json scripts.{task}"
         cmd_origin = where + (": " + "; ".join(script.notes) if script.notes else "")
         service = PlannedService(
@@ -165,6 +182,15 @@ class _Planner:
                     "hashed these files; list them in the service's env_files if it reads them"
                 )
         return service
+
+    def _task_name(self, package: Package, task: str) -> str:
+        """`database-build` for @formbricks/database#build, unless a package took it."""
+        taken = set(self.names.values()) | {s.name for s in self.services.values()}
+        base = name = f"{self.names[package.name]}-{_safe(task)}"
+        number = 2
+        while name in taken:
+            name, number = f"{base}-{number}", number + 1
+        return name
 
     def _dependencies(
         self, package: Package, task: str, settings: Task | None
@@ -231,10 +257,6 @@ def service_names(packages: list[Package]) -> dict[str, str]:
     return names
 
 
-def _task_name(names: dict[str, str], package: Package, task: str) -> str:
-    return f"{names[package.name]}-{_safe(task)}"
-
-
 def _safe(text: str) -> str:
     name = _UNSAFE_NAME.sub("-", text).strip("-._")
     return name or "package"
@@ -267,8 +289,9 @@ def render(plan: ImportPlan, *, command: str = "devstack init") -> str:
 def _service_lines(service: PlannedService) -> list[str]:
     what = f"turbo task {service.package}#{service.task}"
     lines = [f"  {service.name}:  # {what}" + (", one-shot" if service.one_shot else "")]
-    lines.append(f"    package: {_scalar(service.package)}")
-    lines.append(f"    cwd: {_scalar(service.cwd)}")
+    manifest = f"{service.cwd}/package.json"
+    lines.append(f"    package: {_scalar(service.package)}  # {manifest} name")
+    lines.append(f"    cwd: {_scalar(service.cwd)}  # the folder of {manifest}")
     lines.append(f"    cmd: {_scalar(service.cmd.value)}  # {service.cmd.origin}")
     if service.ports:
         lines.append(f"    # {service.ports.origin}")

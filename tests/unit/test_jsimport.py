@@ -9,9 +9,9 @@ import pytest
 from devstack.config import parse_project
 from devstack.errors import DevstackError
 from devstack.jsimport import plan_import, render, service_names
-from devstack.jsworkspace import Package, find_workspace
+from devstack.jsworkspace import Package, Workspace, find_workspace
 from devstack.model import Project
-from devstack.turbo import from_document, parse_jsonc, read_turbo, task_for
+from devstack.turbo import TurboConfig, from_document, parse_jsonc, read_turbo, task_for
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 
@@ -158,3 +158,85 @@ def test_a_package_task_overrides_the_root_task_key_by_key() -> None:
     assert web is not None and web.env == ("B",) and web.depends_on == ()
     other = task_for(root, "api", "apps/api", "dev")
     assert other is not None and other.depends_on == ("^dev",)
+
+
+def test_what_cannot_be_translated_is_listed_at_the_end(tmp_path: Path) -> None:
+    text, _ = imported("documenso-turbo1")
+    assert text.endswith(
+        "# Not translated (devstack init could not say it in devstack.yaml):\n"
+        "#   - package.json scripts.dev (`npm run translate:compile && turbo run dev"
+        " --filter=@documenso/remix`) starts only @documenso/remix: `devstack up remix` does"
+        " the same; `devstack up` starts them all\n"
+    )
+    root = _workspace(
+        tmp_path,
+        {"dev": {"dependsOn": ["$API_URL", "//#setup"]}},
+        {"web": {"dev": "dotenv -e .env -o -- next dev", "web-build": "x"}},
+        global_dot_env=[".env"],
+    )
+    plan = plan_import(*root)
+    assert plan.untranslated == [
+        "turbo.json globalDotEnv ['.env']: turbo 1.x only hashed these files, it never loaded"
+        " them; devstack's root env_files are .env, .env.local",
+        "web/package.json scripts.dev: dotenv option -o (in `dotenv -e .env -o -- next dev`)",
+        "dependsOn $API_URL: list API_URL under env",
+        "dependsOn //#setup: the root package's tasks",
+    ]
+    assert "#   - dependsOn $API_URL: list API_URL under env\n" in render(plan)
+
+
+def test_every_line_says_where_it_came_from() -> None:
+    text, _ = imported("create-t3-turbo")
+    body = text.split("services:\n", 1)[1]
+    for line in body.splitlines():
+        assert "  # " in line or line.strip().startswith("#") or line.endswith(":"), line
+
+
+def test_a_task_service_never_takes_a_package_service_name(tmp_path: Path) -> None:
+    workspace, turbo = _workspace(
+        tmp_path,
+        {"dev": {"dependsOn": ["build"], "persistent": True}, "build": {}},
+        {"web": {"dev": "next dev", "build": "next build"}, "web-build": {"dev": "vite"}},
+    )
+    plan = plan_import(workspace, turbo)
+    by_task = {(s.package, s.task): s.name for s in plan.services}
+    assert by_task == {
+        ("web", "dev"): "web",
+        ("web", "build"): "web-build-2",  # the package web-build has the name web-build
+        ("web-build", "dev"): "web-build",  # it has no build script: nothing to run
+    }
+
+
+def _workspace(
+    root: Path,
+    tasks: dict[str, object],
+    packages: dict[str, dict[str, str]],
+    **top: object,
+) -> tuple[Workspace, TurboConfig]:
+    import json
+
+    (root / "package.json").write_text(json.dumps({"workspaces": list(packages)}))
+    (root / "turbo.json").write_text(json.dumps({"tasks": tasks, **_camel(top)}))
+    for name, scripts in packages.items():
+        (root / name).mkdir()
+        (root / name / "package.json").write_text(json.dumps({"name": name, "scripts": scripts}))
+    workspace = find_workspace(root)
+    assert workspace is not None
+    turbo = read_turbo(root, [p.directory for p in workspace.packages])
+    assert turbo is not None
+    return workspace, turbo
+
+
+def _camel(values: dict[str, object]) -> dict[str, object]:
+    return {"globalDotEnv" if k == "global_dot_env" else k: v for k, v in values.items()}
+
+
+def test_a_package_json_that_does_not_parse_names_its_file_and_line(tmp_path: Path) -> None:
+    (tmp_path / "package.json").write_text('{"workspaces": ["apps/*"]}')
+    (tmp_path / "apps/web").mkdir(parents=True)
+    (tmp_path / "apps/web/package.json").write_text('{\n  "name": "web",\n  "scripts": {,}\n}')
+    workspace = find_workspace(tmp_path)
+    assert workspace is not None
+    assert [(p.message.split(":")[0], str(p.location)) for p in workspace.problems] == [
+        ("apps/web/package.json is not valid JSON", "apps/web/package.json:3")
+    ]
