@@ -8,6 +8,7 @@ Pure: `devstack init` reads the files and writes the result.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from dataclasses import dataclass, field
@@ -107,8 +108,10 @@ class _Planner:
         self.turbo = turbo
         self.task = task
         self.plan = plan
-        self.by_name = workspace.by_name()
-        self.names = service_names(list(workspace.packages))
+        # `//` is turbo's name for the root package (`//#env-check` in cal.com's turbo.json)
+        root = dataclasses.replace(workspace.root_package, name="//")
+        self.by_name = {**workspace.by_name(), "//": root}
+        self.names = {**service_names(list(workspace.packages)), "//": "root"}
         self.services: dict[Node, PlannedService] = {}
 
     def run(self) -> None:
@@ -159,10 +162,9 @@ class _Planner:
             task=task,
             cwd=package.directory,
             cmd=Line(script.command, cmd_origin),
-            one_shot=settings is not None and not settings.persistent,
+            # a task turbo.json does not define runs with turbo's defaults: not persistent
+            one_shot=not settings.persistent if settings is not None else task != self.task,
         )
-        if settings is None and self.turbo is None:
-            service.one_shot = task != self.task
         service.env_files = [Line(f, f"dotenv wrapper in {where}") for f in script.env_files]
         if script.ports:
             ports = ", ".join(map(str, script.ports))
@@ -182,6 +184,11 @@ class _Planner:
                     "hashed these files; list them in the service's env_files if it reads them"
                 )
         return service
+
+    def _settings(self, node: Node) -> Task | None:
+        if self.turbo is None:
+            return None
+        return task_for(self.turbo, node[0], self.by_name[node[0]].directory, node[1])
 
     def _task_name(self, package: Package, task: str) -> str:
         """`database-build` for @formbricks/database#build, unless a package took it."""
@@ -215,8 +222,11 @@ class _Planner:
             return [(dep.name, item[1:]) for dep in deps]
         if "#" in item:
             owner, task = item.rsplit("#", 1)
-            if owner == "//" or owner not in self.by_name:
-                self.plan.untranslated.append(f"dependsOn {item}: the root package's tasks")
+            known = owner in self.by_name and (
+                task in self.by_name[owner].scripts or self._settings((owner, task)) is not None
+            )
+            if not known:
+                self.plan.untranslated.append(f"dependsOn {item}: no such task or script")
                 return []
             return [(owner, task)]
         return [(package.name, item)]
@@ -290,7 +300,8 @@ def _service_lines(service: PlannedService) -> list[str]:
     what = f"turbo task {service.package}#{service.task}"
     lines = [f"  {service.name}:  # {what}" + (", one-shot" if service.one_shot else "")]
     manifest = f"{service.cwd}/package.json"
-    lines.append(f"    package: {_scalar(service.package)}  # {manifest} name")
+    if service.package != "//":  # the root package: turbo's `//`
+        lines.append(f"    package: {_scalar(service.package)}  # {manifest} name")
     lines.append(f"    cwd: {_scalar(service.cwd)}  # the folder of {manifest}")
     lines.append(f"    cmd: {_scalar(service.cmd.value)}  # {service.cmd.origin}")
     if service.ports:

@@ -180,7 +180,7 @@ def test_what_cannot_be_translated_is_listed_at_the_end(tmp_path: Path) -> None:
         " them; devstack's root env_files are .env, .env.local",
         "web/package.json scripts.dev: dotenv option -o (in `dotenv -e .env -o -- next dev`)",
         "dependsOn $API_URL: list API_URL under env",
-        "dependsOn //#setup: the root package's tasks",
+        "dependsOn //#setup: no such task or script",
     ]
     assert "#   - dependsOn $API_URL: list API_URL under env\n" in render(plan)
 
@@ -240,3 +240,23 @@ def test_a_package_json_that_does_not_parse_names_its_file_and_line(tmp_path: Pa
     assert [(p.message.split(":")[0], str(p.location)) for p in workspace.problems] == [
         ("apps/web/package.json is not valid JSON", "apps/web/package.json:3")
     ]
+
+
+def test_a_root_task_dependency_runs_the_root_script(tmp_path: Path) -> None:
+    """cal.com's turbo.json: `"dev": {"dependsOn": ["//#env-check:common"]}`."""
+    workspace, turbo = _workspace(
+        tmp_path, {"dev": {"dependsOn": ["//#env-check:common"]}}, {"web": {"dev": "next dev"}}
+    )
+    (tmp_path / "package.json").write_text(
+        '{"workspaces": ["web"], "scripts": {"env-check:common": "node check.js"}}'
+    )
+    workspace = find_workspace(tmp_path)
+    assert workspace is not None
+    plan = plan_import(workspace, turbo)
+    assert [(s.name, s.cwd, s.cmd.value) for s in plan.services] == [
+        ("web", "web", "next dev"),
+        ("root-env-check-common", ".", "node check.js"),
+    ]
+    assert plan.services[0].depends_on[0][:2] == ("root-env-check-common", "completed")
+    project = parse_project(render(plan), tmp_path / "devstack.yaml")
+    assert project.services["root-env-check-common"].cwd == tmp_path
