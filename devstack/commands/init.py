@@ -25,8 +25,9 @@ services:
     # watch: [src/]         # restart when these change
 """
 
-# Files that mark a repo's root, besides .git: where devstack.yaml belongs.
-_ROOT_MARKERS = (".git", "pnpm-workspace.yaml", "turbo.json")
+# What marks a repo's root when there is no .git: the workspace file (a package may
+# have its own turbo.json and package.json, so those do not).
+_ROOT_MARKERS = (".git", "pnpm-workspace.yaml")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -81,12 +82,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def repo_root(start: Path) -> Path:
-    """The nearest directory at or above `start` that holds .git (or a workspace root
-    marker), else `start` itself."""
+    """The nearest directory at or above `start` that holds .git, else the nearest that
+    holds pnpm-workspace.yaml, else `start` itself."""
     start = start.resolve()
-    for directory in (start, *start.parents):
-        if any((directory / marker).exists() for marker in _ROOT_MARKERS):
-            return directory
+    for marker in _ROOT_MARKERS:
+        for directory in (start, *start.parents):
+            if (directory / marker).exists():
+                return directory
     return start
 
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,12 @@ def test_init_in_a_subfolder_writes_at_the_repo_root(repo: Path) -> None:
     refused = run_cli("init", cwd=copy / "apps" / "web", env=env_for(copy))
     assert refused.returncode == 2
     assert "../../devstack.yaml already exists" in refused.stderr
+    # a package with its own turbo.json and package.json is not the root either
+    t3 = copy_fixture("create-t3-turbo", repo / "t3")
+    shutil.rmtree(t3 / ".git")  # without git, pnpm-workspace.yaml marks the root
+    result = run_cli("init", cwd=t3 / "apps" / "nextjs", env=env_for(t3))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("wrote ../../devstack.yaml (the repo root")
 
 
 def test_up_on_an_imported_repo_starts_what_turbo_dev_starts(repo: Path) -> None:
