@@ -60,7 +60,7 @@ def copy_fixture(name: str, dest: Path) -> Path:
         (bin_dir / tool).symlink_to("stand-in")
     (bin_dir / "dotenv").symlink_to(node_tool("dotenv").resolve())
     # pnpm would otherwise download the exact pnpm version named in packageManager
-    (dest / ".npmrc").write_text("manage-package-manager-versions=false\n")
+    (dest / ".npmrc").write_text("manage-package-manager-versions=false\nupdate-notifier=false\n")
     git = ["git", "-c", "user.email=t@example.com", "-c", "user.name=t"]
     subprocess.run([*git, "init", "-q"], cwd=dest, check=True)
     subprocess.run([*git, "add", "-A"], cwd=dest, check=True)
