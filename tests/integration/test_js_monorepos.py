@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -95,3 +96,33 @@ def test_up_on_an_imported_repo_starts_what_turbo_dev_starts(repo: Path) -> None
     assert sorted(got) == [
         "apps/api:supabase", "apps/app:next", "apps/web:next", "packages/email:email"
     ]  # fmt: skip
+
+
+def test_up_runs_the_build_chain_turbo_runs_before_the_dev_server(repo: Path) -> None:
+    """formbricks: `@formbricks/web#dev` depends on six packages' one-shot builds, each
+    with its own chain; `devstack up web` runs them to completion first, as turbo does."""
+    copy = copy_fixture("formbricks", repo / "formbricks")
+    # the one source file the database package's `generate` script runs with node
+    script = copy / "packages/database/src/scripts/clean-generated-prisma.mjs"
+    script.parent.mkdir(parents=True)
+    script.write_text("")
+    env = env_for(copy)
+    assert run_cli("init", cwd=copy, env=env).returncode == 0
+    up = Running("up", "web", cwd=copy, env=env)
+    try:
+        up.wait_for(r"web +\| next stand-in ready", timeout=60)
+        up.interrupt()
+        assert up.wait() == 130
+    finally:
+        up.close()
+    output = up.output()
+
+    def at(pattern: str) -> int:
+        match = re.search(pattern, output)
+        assert match, f"{pattern!r} not in:\n{output}"
+        return match.start()
+
+    for build in ("logger-build", "ai-build", "database-generate", "database-build"):
+        at(rf"{build} +▸ exited 0")
+    assert at(r"database-generate +▸ exited 0") < at(r"database-build +▸ started")
+    assert at(r"database-build +▸ exited 0") < at(r"web +▸ started")
