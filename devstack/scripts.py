@@ -199,7 +199,8 @@ def _env_cmd(words: list[re.Match[str]], index: int, text: str, reading: _Readin
 
 
 def _node(words: list[re.Match[str]], index: int, text: str, reading: _Reading) -> str | None:
-    """`node --env-file=F script.js`: the flag goes, node stays (a later file wins, as in node)."""
+    """`node --env-file=F script.js` (or bun's): the flag goes, the program stays (a later
+    file wins, as in node)."""
     kept: list[str] = []
     found: list[str] = []
     position = index
@@ -217,9 +218,11 @@ def _node(words: list[re.Match[str]], index: int, text: str, reading: _Reading) 
     if not found:
         return None
     reading.env_files += [f for f in found if f not in reading.env_files]
-    reading.notes.append(f"`--env-file` dropped from node: {', '.join(found)} are env_files")
+    program = words[index - 1].group()
+    reading.notes.append(f"`--env-file` dropped from {program}: {', '.join(found)} env_files")
     rest = text[words[position].start() :] if position < len(words) else ""
     return " ".join([words[index - 1].group(), *kept, rest]).strip()
 
 
-_WRAPPERS = {"dotenv": _dotenv_cli, "env-cmd": _env_cmd, "node": _node}
+# bun takes node's flag: `bun --env-file=../../.env run src/index.ts`
+_WRAPPERS = {"dotenv": _dotenv_cli, "env-cmd": _env_cmd, "node": _node, "bun": _node}

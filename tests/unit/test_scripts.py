@@ -30,6 +30,8 @@ DOCUMENSO_WITH_ENV = {"with:env": "dotenv -e ../../.env -e ../../.env.local --"}
         ("env-cmd node server.js", {}, "node server.js", (".env",)),
         ("node --env-file=.env --watch main.js", {}, "node --watch main.js", (".env",)),
         ("node --env-file .env.local main.js", {}, "node main.js", (".env.local",)),
+        ("bun --env-file=../../.env run src/index.ts", {}, "bun run src/index.ts", ("../../.env",)),
+        ("bun run dev", {}, "bun run dev", ()),
         # assignments before the wrapper stay
         ("FOO=1 dotenv -e a.env -- next dev", {}, "FOO=1 next dev", ("a.env",)),
         # not wrappers: left exactly as written
