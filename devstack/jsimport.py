@@ -13,6 +13,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
+from devstack.config import VAR_GLOB, VAR_NAME
 from devstack.jsworkspace import Package, Workspace
 from devstack.scripts import Script, parse_script
 from devstack.turbo import Task, TurboConfig, task_for
@@ -69,10 +70,10 @@ def plan_import(workspace: Workspace, turbo: TurboConfig | None, task: str = "de
         mode = Line("loose", f"no turbo.json: {workspace.manager} passes every variable")
     plan = ImportPlan(task=task, source=source, env_mode=mode)
     if turbo is not None:
-        plan.env += [Line(n, "turbo.json globalEnv") for n in turbo.global_env]
-        plan.env += [
-            Line(n, "turbo.json globalPassThroughEnv") for n in turbo.global_pass_through_env
-        ]
+        plan.env += _env_lines(turbo.global_env, "turbo.json globalEnv", plan)
+        plan.env += _env_lines(
+            turbo.global_pass_through_env, "turbo.json globalPassThroughEnv", plan
+        )
         if turbo.global_dot_env:
             plan.untranslated.append(
                 f"turbo.json globalDotEnv {list(turbo.global_dot_env)}: turbo 1.x only hashed "
@@ -172,10 +173,11 @@ class _Planner:
         for item in script.untranslated:
             self.plan.untranslated.append(f"{where}: {item}")
         if settings is not None:
-            service.env += [Line(n, settings.origin["env"]) for n in settings.env]
-            service.env += [
-                Line(n, settings.origin["pass_through_env"]) for n in settings.pass_through_env
-            ]
+            if settings.env:
+                service.env += _env_lines(settings.env, settings.origin["env"], self.plan)
+            if settings.pass_through_env:
+                origin = settings.origin["pass_through_env"]
+                service.env += _env_lines(settings.pass_through_env, origin, self.plan)
             if settings.interactive:
                 service.tty = Line("true", settings.origin["interactive"])
             if settings.dot_env:
@@ -247,6 +249,19 @@ class _Planner:
         return found
 
 
+def _env_lines(names: tuple[str, ...], origin: str, plan: ImportPlan) -> list[Line]:
+    """Env list items devstack reads as turbo does (`NAME`, `PREFIX_*`, `!NAME`); anything
+    else (turbo's escaped `\\*`) is listed as not translated."""
+    lines = []
+    for name in names:
+        bare = name.removeprefix("!")
+        if VAR_NAME.match(bare) or VAR_GLOB.match(bare):
+            lines.append(Line(name, origin))
+        else:
+            plan.untranslated.append(f"{origin}: {name!r} is not a name or NAME_* pattern")
+    return lines
+
+
 def service_names(packages: list[Package]) -> dict[str, str]:
     """Short service names: `@v1/jobs` -> `jobs`; `@a/api` and `@b/api` -> `a-api`, `b-api`."""
     short = {p.name: _safe(p.name.rsplit("/", 1)[-1]) for p in packages}
@@ -292,8 +307,13 @@ def render(plan: ImportPlan, *, command: str = "devstack init") -> str:
         out += _service_lines(service)
     if plan.untranslated:
         out += ["", "# Not translated (devstack init could not say it in devstack.yaml):"]
-        out += [f"#   - {item}" for item in plan.untranslated]
+        out += [f"#   - {_one_line(item)}" for item in plan.untranslated]
     return "\n".join(out) + "\n"
+
+
+def _one_line(text: str) -> str:
+    """A comment stays one line whatever a script holds."""
+    return " ".join(text.split())
 
 
 def _service_lines(service: PlannedService) -> list[str]:
@@ -303,7 +323,7 @@ def _service_lines(service: PlannedService) -> list[str]:
     if service.package != "//":  # the root package: turbo's `//`
         lines.append(f"    package: {_scalar(service.package)}  # {manifest} name")
     lines.append(f"    cwd: {_scalar(service.cwd)}  # the folder of {manifest}")
-    lines.append(f"    cmd: {_scalar(service.cmd.value)}  # {service.cmd.origin}")
+    lines.append(f"    cmd: {_scalar(service.cmd.value)}  # {_one_line(service.cmd.origin)}")
     if service.ports:
         lines.append(f"    # {service.ports.origin}")
     if service.env:
@@ -315,7 +335,7 @@ def _service_lines(service: PlannedService) -> list[str]:
     if service.depends_on:
         lines.append("    depends_on:")
         for name, condition, why in service.depends_on:
-            lines.append(f"      {_scalar(name)}: {{condition: {condition}}}  # {why}")
+            lines.append(f"      {_scalar(name)}: {{condition: {condition}}}  # {_one_line(why)}")
     if service.tty:
         lines.append(f"    tty: true  # {service.tty.origin}")
     return lines

@@ -260,3 +260,20 @@ def test_a_root_task_dependency_runs_the_root_script(tmp_path: Path) -> None:
     assert plan.services[0].depends_on[0][:2] == ("root-env-check-common", "completed")
     project = parse_project(render(plan), tmp_path / "devstack.yaml")
     assert project.services["root-env-check-common"].cwd == tmp_path
+
+
+def test_env_entries_devstack_cannot_read_are_listed_not_written(tmp_path: Path) -> None:
+    """unkey's turbo.json escapes the wildcard: `"NEXT_PUBLIC_\\\\*"`."""
+    workspace, turbo = _workspace(
+        tmp_path,
+        {"dev": {"env": ["NEXT_PUBLIC_*", "!SECRET", "NEXT_PUBLIC_\\*", "A B"]}},
+        {"web": {"dev": "next dev\n--turbo"}},
+    )
+    plan = plan_import(workspace, turbo)
+    assert [line.value for line in plan.services[0].env] == ["NEXT_PUBLIC_*", "!SECRET"]
+    assert plan.untranslated == [
+        "turbo.json tasks.dev.env: 'NEXT_PUBLIC_\\\\*' is not a name or NAME_* pattern",
+        "turbo.json tasks.dev.env: 'A B' is not a name or NAME_* pattern",
+    ]
+    project = parse_project(render(plan), tmp_path / "devstack.yaml")  # still one line each
+    assert project.services["web"].cmd == "next dev\n--turbo"
