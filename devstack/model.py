@@ -118,6 +118,7 @@ class Service:
     watch: WatchSpec | None = None
     restart_dependents: bool = False
     package: str | None = None  # the JS package it runs (`@v1/jobs`), from `package:`
+    image: str | None = None  # for `devstack export compose|kubernetes`
 
     @property
     def argv(self) -> tuple[str, ...]:
@@ -139,6 +140,7 @@ class Project:
     env: tuple[EnvRule, ...] = ()
     env_files: tuple[EnvFileRef, ...] = ()
     vars: Mapping[str, VarDecl] = field(default_factory=dict)
+    image: str | None = None  # the default container image for `devstack export`
 
     @property
     def state_dir(self) -> Path:

@@ -79,6 +79,12 @@ _DEPENDS_ON: dict[str, Any] = {
     ]
 }
 
+_IMAGE: dict[str, Any] = {
+    "type": "string",
+    "minLength": 1,
+    "description": "container image for `devstack export compose|kubernetes`",
+}
+
 _SERVICE: dict[str, Any] = {
     "type": "object",
     "required": ["cmd"],
@@ -103,6 +109,7 @@ _SERVICE: dict[str, Any] = {
         "watch": _WATCH,
         "restart_dependents": {"type": "boolean", "default": False},
         "package": {"type": "string", "description": "the JS package it runs, e.g. @v1/jobs"},
+        "image": _IMAGE,
     },
 }
 
@@ -131,6 +138,7 @@ def devstack_schema() -> dict[str, Any]:
             "env_mode": {"enum": ["strict", "loose"], "default": "strict"},
             "env": _ENV,
             "env_files": _ENV_FILES,
+            "image": _IMAGE,
             "vars": {
                 "type": "object",
                 "propertyNames": {"pattern": _VAR_NAME},
