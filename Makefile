@@ -1,6 +1,7 @@
 # Two entry points for a fresh clone with only Python 3.11+, git and make:
 #   make dev   set up .venv and run the example stack with `devstack up`
 #   make test  set up .venv and run the linters (ruff, mypy) and the test suite
+#              (it also needs node and npm: the JS tools the tests compare devstack with)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
