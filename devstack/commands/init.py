@@ -145,4 +145,5 @@ def _from_js_workspace(root: Path, task: str) -> tuple[str, str] | None:
     for item in plan.untranslated:
         print(f"warning: not translated: {item}", file=sys.stderr)
     names = ", ".join(s.name for s in plan.services)
-    return render(plan), f"{len(plan.services)} services from {plan.source} ({names})"
+    count = f"{len(plan.services)} service{'s' if len(plan.services) != 1 else ''}"
+    return render(plan), f"{count} from {plan.source} ({names})"

@@ -126,3 +126,13 @@ def test_up_runs_the_build_chain_turbo_runs_before_the_dev_server(repo: Path) ->
         at(rf"{build} +▸ exited 0")
     assert at(r"database-generate +▸ exited 0") < at(r"database-build +▸ started")
     assert at(r"database-build +▸ exited 0") < at(r"web +▸ started")
+
+
+def test_init_with_a_task_no_package_has_says_so(repo: Path) -> None:
+    copy = copy_fixture("midday-v1", repo / "midday")
+    result = run_cli("init", "--task", "serve", cwd=copy, env=env_for(copy))
+    assert result.returncode == 2
+    assert "error: no workspace package has a `serve` script" in result.stderr
+    assert "--task NAME" in result.stderr and not (copy / "devstack.yaml").exists()
+    jobs = run_cli("init", "--task", "jobs", cwd=copy, env=env_for(copy))
+    assert jobs.returncode == 0 and "1 service from the bun workspace" in jobs.stdout
