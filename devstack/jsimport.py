@@ -20,8 +20,6 @@ from devstack.turbo import Task, TurboConfig, task_for
 
 _FILTER = re.compile(r"(?:--filter[= ]|-F[= ]?)['\"]?([^\s'\"]+)")
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
-_PLAIN = re.compile(r"[A-Za-z0-9_./@*!-][A-Za-z0-9_./@*!:=-]*\Z")
-_YAML_WORDS = frozenset({"y", "n", "yes", "no", "on", "off", "true", "false", "null", "~"})
 
 Node = tuple[str, str]  # (package name, task)
 
@@ -342,9 +340,14 @@ def _service_lines(service: PlannedService) -> list[str]:
 
 
 def _scalar(value: str) -> str:
-    """A YAML scalar: plain when that reads back as the same string, else JSON-quoted
-    (a JSON string is a valid YAML double-quoted scalar)."""
-    plain = _PLAIN.match(value) and value.lower() not in _YAML_WORDS
-    if plain and not value[0].isdigit() and not value.startswith(("!", "*", "@", "-")):
-        return value
+    """A YAML scalar: plain when YAML reads it back as the same string (and no comment
+    could start in it), else JSON-quoted (a JSON string is a valid YAML scalar)."""
+    import yaml
+
+    if value and "#" not in value and "\n" not in value and value == value.strip():
+        try:
+            if yaml.safe_load(f"key: {value}") == {"key": value}:
+                return value
+        except yaml.YAMLError:
+            pass
     return json.dumps(value)

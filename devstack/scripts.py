@@ -169,7 +169,8 @@ def _dotenv_cli(words: list[re.Match[str]], index: int, text: str, reading: _Rea
     files = files or [".env"]  # dotenv-cli's default
     reading.env_files += [f for f in reversed(files) if f not in reading.env_files]
     wrapper = text[words[start - 1].start() : words[index - 1].end()]
-    reading.notes.append(f"`{wrapper}` dropped: its files are this service's env_files")
+    order = " (dotenv-cli's first file wins, devstack's last: reversed)" if len(files) > 1 else ""
+    reading.notes.append(f"`{wrapper}` dropped: its files are this service's env_files{order}")
     return text[words[index].start() :]
 
 
