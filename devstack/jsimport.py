@@ -45,6 +45,7 @@ class PlannedService:
     tty: Line | None = None
     ports: Line | None = None
     one_shot: bool = False
+    main: bool = True  # runs the imported task: the service its package name stands for
 
 
 @dataclass
@@ -163,6 +164,7 @@ class _Planner:
             cmd=Line(script.command, cmd_origin),
             # a task turbo.json does not define runs with turbo's defaults: not persistent
             one_shot=not settings.persistent if settings is not None else task != self.task,
+            main=task == self.task,
         )
         service.env_files = [Line(f, f"dotenv wrapper in {where}") for f in script.env_files]
         if script.ports:
@@ -318,7 +320,9 @@ def _service_lines(service: PlannedService) -> list[str]:
     what = f"turbo task {service.package}#{service.task}"
     lines = [f"  {service.name}:  # {what}" + (", one-shot" if service.one_shot else "")]
     manifest = f"{service.cwd}/package.json"
-    if service.package != "//":  # the root package: turbo's `//`
+    # `package:` names the service a package name stands for (`devstack up @v1/web`): the
+    # one running the imported task, never its build steps nor the root's (turbo's `//`)
+    if service.main and service.package != "//":
         lines.append(f"    package: {_scalar(service.package)}  # {manifest} name")
     lines.append(f"    cwd: {_scalar(service.cwd)}  # the folder of {manifest}")
     lines.append(f"    cmd: {_scalar(service.cmd.value)}  # {_one_line(service.cmd.origin)}")

@@ -2,9 +2,9 @@
 
 Each copy gets stand-ins for the dev tools its scripts call (next, vite, email, tsc ...)
 in its `node_modules/.bin`, as a package manager's install would put them there: they
-write the environment they received to `received-<tool>.json` in their cwd, print a
-line, and stay up like a dev server (build steps exit 0). `dotenv` is the real
-dotenv-cli, installed by the Makefile with turbo and pnpm into .venv/node.
+write the environment they received to `received-<tool>.json` in their cwd, print it,
+and stay up like a dev server (build steps exit 0). `dotenv` is the real dotenv-cli,
+installed by the Makefile with turbo, pnpm and bun into .venv/node.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ with open(f"received-{name}.json.tmp", "w") as out:
     json.dump(dict(os.environ), out, sort_keys=True)
 os.replace(f"received-{name}.json.tmp", f"received-{name}.json")
 print(f"{name} stand-in ready: {len(os.environ)} variables", flush=True)
+print("env " + json.dumps(dict(os.environ), sort_keys=True), flush=True)
 one_shot = name in ("tsc", "rimraf", "prisma", "publint") and "--watch" not in args
 one_shot = one_shot or ("build" in args and "--watch" not in args)
 if not one_shot:

@@ -95,7 +95,10 @@ def test_formbricks_package_task_overrides_pull_in_build_chains() -> None:
         "completed",
     )
     assert deps(project, "database-build")["database-generate"] == "completed"
-    assert project.services["database-build"].package == "@formbricks/database"
+    assert project.services["database"].package == "@formbricks/database"
+    assert project.services["database-build"].package is None  # one name, one service
+    packages = [s.package for s in project.services.values() if s.package]
+    assert len(packages) == len(set(packages))
     assert project.services["email"].cmd == "email dev --port 3456"
     assert project.services["database"].cmd == "vite build --watch"
 
