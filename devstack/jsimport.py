@@ -9,7 +9,6 @@ Pure: `devstack init` reads the files and writes the result.
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from dataclasses import dataclass, field
 
@@ -345,7 +344,7 @@ def _service_lines(service: PlannedService) -> list[str]:
 
 def _scalar(value: str) -> str:
     """A YAML scalar: plain when YAML reads it back as the same string (and no comment
-    could start in it), else JSON-quoted (a JSON string is a valid YAML scalar)."""
+    could start in it), else double-quoted."""
     import yaml
 
     if value and "#" not in value and "\n" not in value and value == value.strip():
@@ -354,4 +353,6 @@ def _scalar(value: str) -> str:
                 return value
         except yaml.YAMLError:
             pass
-    return json.dumps(value)
+    # PyYAML's own double-quoted style escapes what JSON cannot say in YAML (U+0085, U+2028,
+    # characters beyond the BMP); a huge width keeps it on one line
+    return yaml.safe_dump(value, default_style='"', width=2**31).rstrip("\n")

@@ -5,10 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from devstack.config import parse_project
 from devstack.errors import DevstackError
-from devstack.jsimport import plan_import, render, service_names
+from devstack.jsimport import _scalar, plan_import, render, service_names
 from devstack.jsworkspace import Package, Workspace, find_workspace
 from devstack.model import Project
 from devstack.turbo import TurboConfig, from_document, parse_jsonc, read_turbo, task_for
@@ -280,3 +283,10 @@ def test_env_entries_devstack_cannot_read_are_listed_not_written(tmp_path: Path)
     ]
     project = parse_project(render(plan), tmp_path / "devstack.yaml")  # still one line each
     assert project.services["web"].cmd == "next dev\n--turbo"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=40))
+def test_any_value_reads_back_unchanged_from_the_generated_yaml(value: str) -> None:
+    """A script or a package name can hold anything; the file must say exactly it."""
+    assert yaml.safe_load(f"key: {_scalar(value)}  # a comment") == {"key": value}
