@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from devstack.scripts import command_ports, parse_script
 
@@ -76,3 +78,17 @@ def test_a_dotenv_option_it_cannot_translate_is_listed() -> None:
 )
 def test_ports_a_command_listens_on(command: str, ports: tuple[int, ...]) -> None:
     assert command_ports(command) == ports
+
+
+WORDS = st.sampled_from(
+    ["dotenv", "-e", "--", "env-cmd", "-f", "node", "--env-file", "--env-file=.env", "pnpm",
+     "run", "with-env", "npm", "-p", "--port", "3000", "PORT=1", "'a b'", '"x', "&&", "next"]
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(WORDS | st.text(max_size=6), max_size=10))
+def test_any_script_parses_without_error(words: list[str]) -> None:
+    parsed = parse_script(" ".join(words), {"with-env": "dotenv -e ../../.env --"})
+    assert all(0 < port < 65536 for port in parsed.ports)
+    assert len(parsed.command) <= len(" ".join(words)) + len("dotenv -e ../../.env --")
