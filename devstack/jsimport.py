@@ -177,6 +177,9 @@ class _Planner:
             if settings.pass_through_env:
                 origin = settings.origin["pass_through_env"]
                 service.env += _env_lines(settings.pass_through_env, origin, self.plan)
+            for key in settings.unread:
+                if (item := f"{key}: not translated") not in self.plan.untranslated:
+                    self.plan.untranslated.append(item)
             if settings.interactive:
                 service.tty = Line("true", settings.origin["interactive"])
             if settings.dot_env:

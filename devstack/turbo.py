@@ -16,9 +16,9 @@ from typing import Literal
 from devstack.errors import Location, Problem
 
 TURBO_JSON = "turbo.json"
-# The keys of a task that a dev stack needs; the others (outputs, inputs, cache,
-# outputLogs) only concern turbo's cache and are not a dev server's business.
-_TASK_KEYS = ("dependsOn", "env", "passThroughEnv", "persistent", "interactive", "dotEnv")
+# Task keys that only concern turbo's cache and logs: not a dev server's business. Any
+# other key `_FIELDS` does not read is reported as not translated.
+_CACHE_KEYS = frozenset({"outputs", "inputs", "cache", "outputLogs", "outputMode"})
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,7 @@ class Task:
     persistent: bool = False
     interactive: bool = False
     dot_env: tuple[str, ...] = ()  # turbo 1.x: hashed only, never loaded
+    unread: tuple[str, ...] = ()  # keys devstack does not translate, as "file tasks.dev.with"
     origin: Mapping[str, str] = field(default_factory=dict)  # key -> "turbo.json tasks.dev"
 
 
@@ -126,7 +127,8 @@ def task_for(config: TurboConfig, package: str, directory: str, task: str) -> Ta
     if own is None:
         return base
     merged = {key: getattr(own, key) for key in own.origin}
-    return replace(base, **merged, origin={**base.origin, **own.origin})
+    unread = base.unread + own.unread
+    return replace(base, **merged, unread=unread, origin={**base.origin, **own.origin})
 
 
 _FIELDS = {
@@ -158,8 +160,13 @@ def _tasks(data: Mapping[str, object], tasks_key: str, display: str) -> dict[str
                 bool(value) if attribute in ("persistent", "interactive") else _strings(value)
             )
             origin[attribute] = f"{display} {tasks_key}.{name}.{key}"
-        found[name] = Task(**values, origin=origin)  # type: ignore[arg-type]
+        unread = [f"{display} {tasks_key}.{name}.{key}" for key in settings if _unread(key)]
+        found[name] = Task(**values, unread=tuple(unread), origin=origin)  # type: ignore[arg-type]
     return found
+
+
+def _unread(key: str) -> bool:
+    return key not in _FIELDS and key not in _CACHE_KEYS and not key.startswith("$")
 
 
 def _strings(value: object) -> tuple[str, ...]:

@@ -290,3 +290,13 @@ def test_env_entries_devstack_cannot_read_are_listed_not_written(tmp_path: Path)
 def test_any_value_reads_back_unchanged_from_the_generated_yaml(value: str) -> None:
     """A script or a package name can hold anything; the file must say exactly it."""
     assert yaml.safe_load(f"key: {_scalar(value)}  # a comment") == {"key": value}
+
+
+def test_a_task_key_devstack_does_not_know_is_listed(tmp_path: Path) -> None:
+    workspace, turbo = _workspace(
+        tmp_path,
+        {"dev": {"persistent": True, "cache": False, "with": ["api#dev"], "outputs": []}},
+        {"web": {"dev": "next dev"}, "api": {"dev": "tsx watch"}},
+    )
+    plan = plan_import(workspace, turbo)
+    assert plan.untranslated == ["turbo.json tasks.dev.with: not translated"]
