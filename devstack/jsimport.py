@@ -115,7 +115,8 @@ class _Planner:
 
     def run(self) -> None:
         roots = [p for p in self.workspace.packages if self.task in p.scripts]
-        if roots and self.turbo is not None and self._turbo_task(roots[0]) is None:
+        first = (roots[0].name, self.task) if roots else None
+        if first and self.turbo is not None and self._settings(first) is None:
             self.plan.untranslated.append(
                 f"turbo.json defines no `{self.task}` task: turbo would refuse to run it; "
                 "the scripts are imported without dependencies"
@@ -124,19 +125,11 @@ class _Planner:
             self._add((package.name, self.task))
         self.plan.services = list(self.services.values())
 
-    def _turbo_task(self, package: Package | None) -> Task | None:
-        if self.turbo is None or package is None:
-            return None
-        return task_for(self.turbo, package.name, package.directory, self.task)
-
     def _add(self, node: Node) -> PlannedService:
         if node in self.services:
             return self.services[node]
-        package = self.by_name[node[0]]
-        task = node[1]
-        settings = (
-            task_for(self.turbo, package.name, package.directory, task) if self.turbo else None
-        )
+        package, task = self.by_name[node[0]], node[1]
+        settings = self._settings(node)
         script = parse_script(package.scripts[task], package.scripts)
         service = self._service(package, task, script, settings)
         self.services[node] = service
@@ -172,22 +165,26 @@ class _Planner:
         for item in script.untranslated:
             self.plan.untranslated.append(f"{where}: {item}")
         if settings is not None:
-            if settings.env:
-                service.env += _env_lines(settings.env, settings.origin["env"], self.plan)
-            if settings.pass_through_env:
-                origin = settings.origin["pass_through_env"]
-                service.env += _env_lines(settings.pass_through_env, origin, self.plan)
-            for key in settings.unread:
-                if (item := f"{key}: not translated") not in self.plan.untranslated:
-                    self.plan.untranslated.append(item)
-            if settings.interactive:
-                service.tty = Line("true", settings.origin["interactive"])
-            if settings.dot_env:
-                self.plan.untranslated.append(
-                    f"{settings.origin['dot_env']} {list(settings.dot_env)}: turbo 1.x only "
-                    "hashed these files; list them in the service's env_files if it reads them"
-                )
+            self._take_settings(service, settings)
         return service
+
+    def _take_settings(self, service: PlannedService, settings: Task) -> None:
+        """A task's env lists and `interactive`; what cannot be said goes on the list."""
+        if settings.env:
+            service.env += _env_lines(settings.env, settings.origin["env"], self.plan)
+        if settings.pass_through_env:
+            origin = settings.origin["pass_through_env"]
+            service.env += _env_lines(settings.pass_through_env, origin, self.plan)
+        if settings.interactive:
+            service.tty = Line("true", settings.origin["interactive"])
+        for key in settings.unread:
+            if (item := f"{key}: not translated") not in self.plan.untranslated:
+                self.plan.untranslated.append(item)
+        if settings.dot_env:
+            self.plan.untranslated.append(
+                f"{settings.origin['dot_env']} {list(settings.dot_env)}: turbo 1.x only "
+                "hashed these files; list them in the service's env_files if it reads them"
+            )
 
     def _settings(self, node: Node) -> Task | None:
         if self.turbo is None:
@@ -242,11 +239,8 @@ class _Planner:
         package = self.by_name[node[0]]
         if node[1] in package.scripts:
             return [(node, why)]
-        settings = (
-            task_for(self.turbo, package.name, package.directory, node[1]) if self.turbo else None
-        )
         found: list[tuple[Node, str]] = []
-        for dependency, _ in self._dependencies(package, node[1], settings):
+        for dependency, _ in self._dependencies(package, node[1], self._settings(node)):
             found += self._through_noops(dependency, why, seen)
         return found
 
