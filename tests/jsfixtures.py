@@ -31,7 +31,8 @@ args = sys.argv[1:]
 with open(f"received-{name}.json.tmp", "w") as out:
     json.dump(dict(os.environ), out, sort_keys=True)
 os.replace(f"received-{name}.json.tmp", f"received-{name}.json")
-print(f"{name} stand-in ready: {len(os.environ)} variables", flush=True)
+terminal = " on a terminal" if os.isatty(1) else ""
+print(f"{name} stand-in ready: {len(os.environ)} variables{terminal}", flush=True)
 print("env " + json.dumps(dict(os.environ), sort_keys=True), flush=True)
 one_shot = name in ("tsc", "rimraf", "prisma", "publint") and "--watch" not in args
 one_shot = one_shot or ("build" in args and "--watch" not in args)

@@ -136,3 +136,21 @@ def test_init_with_a_task_no_package_has_says_so(repo: Path) -> None:
     assert "--task NAME" in result.stderr and not (copy / "devstack.yaml").exists()
     jobs = run_cli("init", "--task", "jobs", cwd=copy, env=env_for(copy))
     assert jobs.returncode == 0 and "1 service from the bun workspace" in jobs.stdout
+
+
+def test_an_interactive_turbo_task_runs_on_a_terminal(repo: Path) -> None:
+    """create-t3-turbo's apps/expo/turbo.json says `interactive: true`: tty: true."""
+    copy = copy_fixture("create-t3-turbo", repo / "t3")
+    (copy / ".env").write_text("POSTGRES_URL=postgres://localhost/t3\n")  # cp .env.example
+    env = env_for(copy)
+    assert run_cli("init", cwd=copy, env=env).returncode == 0
+    up = Running("up", "expo", "nextjs", cwd=copy, env=env)
+    try:
+        up.wait_for_each(
+            r"expo +\| expo stand-in ready: \d+ variables on a terminal",
+            r"nextjs +\| next stand-in ready: \d+ variables$",
+        )
+        up.interrupt()
+        assert up.wait() == 130
+    finally:
+        up.close()
