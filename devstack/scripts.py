@@ -47,6 +47,10 @@ def parse_script(text: str, scripts: Mapping[str, str] | None = None) -> Script:
     """`text`, a script of a package whose scripts are `scripts`, as devstack will run it."""
     reading = _Reading()
     command = _unwrap(text.strip(), scripts or {}, reading, 0)
+    if left := _wrapper_left(command, scripts or {}):
+        reading.untranslated.append(
+            f"`{left}` wraps only part of `{command}`: its env files are left to it"
+        )
     return Script(
         command=command,
         env_files=tuple(reading.env_files),
@@ -108,6 +112,22 @@ def _unwrap(text: str, scripts: Mapping[str, str], reading: _Reading, depth: int
     if unwrapped is None:
         return text
     return _prefix(text, words, start) + _unwrap(unwrapped, scripts, reading, depth + 1)
+
+
+def _wrapper_left(command: str, scripts: Mapping[str, str]) -> str | None:
+    """A wrapper still in the command (`pnpm build && pnpm with-env next dev`)."""
+    words = _WORD.findall(command)
+    for index, word in enumerate(words):
+        program = word.rsplit("/", 1)[-1]
+        if program in ("dotenv", "env-cmd") or word.startswith("--env-file"):
+            return word
+        if program in _RUNNERS:
+            after = words[index + 1 : index + 3]
+            if after and after[0] in _RUNNERS[program]:
+                after = after[1:]  # `pnpm run with-env`
+            if after and after[0] in scripts and _is_bare_wrapper(scripts[after[0]]):
+                return f"{word} {after[0]}"
+    return None
 
 
 def _prefix(text: str, words: list[re.Match[str]], start: int) -> str:

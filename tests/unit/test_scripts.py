@@ -53,6 +53,16 @@ def test_a_dotenv_wrapper_becomes_env_files(
     assert bool(parsed.notes) == bool(env_files)
 
 
+def test_a_wrapper_in_the_middle_of_a_command_is_listed() -> None:
+    parsed = parse_script("pnpm build && pnpm with-env next dev", {**T3_WITH_ENV, "build": "tsc"})
+    assert parsed.command == "pnpm build && pnpm with-env next dev"
+    assert parsed.untranslated == (
+        "`pnpm with-env` wraps only part of `pnpm build && pnpm with-env next dev`: its env"
+        " files are left to it",
+    )
+    assert parse_script("tsc && dotenv -e .env -- node x").untranslated
+
+
 def test_a_dotenv_option_it_cannot_translate_is_listed() -> None:
     parsed = parse_script("dotenv -e .env -v FOO=bar -- next dev")
     assert parsed.command == "next dev"
