@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.jsfixtures import copy_fixture, received, shell_path
+from tests.jsfixtures import copy_fixture, shell_path
 from tests.support import Running, run_cli
 
 # What doctor still reports on each imported repo: the repo's real problems, nothing else.
@@ -74,28 +74,6 @@ def test_init_in_a_subfolder_writes_at_the_repo_root(repo: Path) -> None:
     result = run_cli("init", cwd=t3 / "apps" / "nextjs", env=env_for(t3))
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("wrote ../../devstack.yaml (the repo root")
-
-
-def test_up_on_an_imported_repo_starts_what_turbo_dev_starts(repo: Path) -> None:
-    copy = copy_fixture("midday-v1", repo / "midday")
-    env = env_for(copy)
-    assert run_cli("init", cwd=copy, env=env).returncode == 0
-    up = Running("up", cwd=copy, env=env)
-    try:
-        up.wait_for_each(
-            r"api +\| supabase stand-in ready",
-            r"app +\| next stand-in ready",
-            r"web +\| next stand-in ready",
-            r"email +\| email stand-in ready",
-        )
-        up.interrupt()
-        assert up.wait() == 130
-    finally:
-        up.close()
-    got = received(copy)
-    assert sorted(got) == [
-        "apps/api:supabase", "apps/app:next", "apps/web:next", "packages/email:email"
-    ]  # fmt: skip
 
 
 def test_up_runs_the_build_chain_turbo_runs_before_the_dev_server(repo: Path) -> None:
