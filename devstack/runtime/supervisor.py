@@ -27,6 +27,7 @@ from devstack.errors import DevstackError, Location, unknown_name_error
 from devstack.graph import start_order, with_dependencies
 from devstack.model import Project, Service
 from devstack.policy import Record, RestartRule, State
+from devstack.scripts import service_ports
 
 if TYPE_CHECKING:
     from devstack.envresolve import ProjectEnv
@@ -304,11 +305,12 @@ class Supervisor:
         service = unit.service
         try:
             env = spawn_env(unit.env, run_id=self.run_id, name=service.name, colour=self.colour)
-            if service.port is not None and (holder := await _port_holder(service.port)):
-                self._say(service.name, f"port {service.port} is in use by {holder}", "error")
-                unit.spawn_error = f"could not start: port {service.port} is in use by {holder}"
-                self._spawn_failed(unit)
-                return
+            for port in service_ports(service.port, service.cmd):  # issue 12 item 6
+                if holder := await _port_holder(port):
+                    self._say(service.name, f"port {port} is in use by {holder}", "error")
+                    unit.spawn_error = f"could not start: port {port} is in use by {holder}"
+                    self._spawn_failed(unit)
+                    return
             probe = None
             try:
                 if service.ready is not None:
