@@ -206,19 +206,23 @@ def _check_ports(project: Project, names: list[str]) -> None:
     blame a dependent)."""
     from devstack import ports
     from devstack.errors import EXIT_FAILURE, DevstackError, Problem
+    from devstack.scripts import service_ports
 
     problems = []
     for name in names:
         service = project.services[name]
-        if service.port is not None and (holder := ports.port_holder(service.port)):
-            problems.append(
-                Problem(
-                    f"{name}: port {service.port} is in use by {holder}",
-                    service.location,
-                    "stop that process, or change `port`",
-                    code="port-in-use",
+        for port in service_ports(service.port, service.cmd):  # `-p N` too (issue 12 item 6)
+            if holder := ports.port_holder(port):
+                problems.append(
+                    Problem(
+                        f"{name}: port {port} is in use by {holder}",
+                        service.location,
+                        "stop that process, or change `port`"
+                        if port == service.port
+                        else "stop that process, or change the port in `cmd`",
+                        code="port-in-use",
+                    )
                 )
-            )
     if problems:
         raise DevstackError(problems, EXIT_FAILURE, notes=["devstack up: nothing started"])
 

@@ -28,6 +28,7 @@ from devstack import stackpolicy
 from devstack.errors import DevstackError, unknown_name_error
 from devstack.model import Project, ReadyProbe, Service
 from devstack.runtime.stackapi import Level, OutputCallback, ServiceStatus, StateCallback
+from devstack.scripts import service_ports
 from devstack.stackpolicy import Stack
 
 if TYPE_CHECKING:
@@ -229,10 +230,11 @@ class Supervisor:
         probe = None
         try:
             env = spawn_env(handles.env, run_id=self.run_id, name=name, colour=self.colour)
-            if service.port is not None and (holder := await _port_holder(service.port)):
-                taken = f"port {service.port} is in use by {holder}"
-                self._feed(stackpolicy.SpawnError(name, taken, f"could not start: {taken}"))
-                return
+            for port in service_ports(service.port, service.cmd):  # issue 12 item 6
+                if holder := await _port_holder(port):
+                    taken = f"port {port} is in use by {holder}"
+                    self._feed(stackpolicy.SpawnError(name, taken, f"could not start: {taken}"))
+                    return
             if service.ready is not None:
                 from devstack.runtime import probes  # only a service with `ready:` needs it
 
