@@ -248,7 +248,7 @@ def _port_problems(
     if not check_ports or not owners:
         return
     if port_holder is None:
-        from devstack.ports import port_holder as default_holder
+        from devstack.runtime.ports import port_holder as default_holder
 
         port_holder = default_holder
     for port, services in owners.items():

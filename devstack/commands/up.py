@@ -204,8 +204,8 @@ def _check_ports(project: Project, names: list[str]) -> None:
     """A chosen service's port taken by another process stops `up` before anything
     starts, as doctor reports it (issue 11 §5: `up` used to start the rest and
     blame a dependent)."""
-    from devstack import ports
     from devstack.errors import EXIT_FAILURE, DevstackError, Problem
+    from devstack.runtime import ports
     from devstack.scripts import service_ports
 
     problems = []

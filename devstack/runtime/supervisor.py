@@ -535,7 +535,7 @@ def spawn_env(values: Mapping[str, str], *, run_id: str, name: str, colour: bool
 
 async def _port_holder(port: int) -> str | None:
     """Who holds `port`, or None when it is free; the slow lookup off the event loop."""
-    from devstack import ports
+    from devstack.runtime import ports
 
     if ports.is_free(port):
         return None

@@ -26,7 +26,6 @@ from hypothesis import strategies as st
 from devstack.commands.logs import format_lines
 from devstack.commands.ps import format_bytes, format_duration, format_exit
 from devstack.errors import DevstackError, Problem, unknown_name_error
-from devstack.liveenv import diff_env, mask_command, render_diff
 from devstack.runtime import control
 from devstack.runtime.control import (
     MAX_MESSAGE,
@@ -39,6 +38,7 @@ from devstack.runtime.control import (
     tail_lines,
 )
 from devstack.runtime.keys import Ignore, Restart, parse_line
+from devstack.runtime.liveenv import diff_env, mask_command, render_diff
 from tests.fakes import FakeStack
 
 SERVICES = ("api", "jobs", "mail")
