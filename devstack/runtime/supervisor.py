@@ -229,7 +229,7 @@ class Supervisor:
         handles = self._handles[name]
         probe = None
         try:
-            env = spawn_env(handles.env, run_id=self.run_id, name=name, colour=self.colour)
+            env = self.service_env(name, handles.env)
             for port in service_ports(service.port, service.cmd):  # issue 12 item 6
                 if holder := await _port_holder(port):
                     taken = f"port {port} is in use by {holder}"
@@ -427,9 +427,12 @@ class Supervisor:
             or (name not in self.project.services and service.autostart and self.start_new_services)
         ]
 
-    def service_env(self, name: str) -> dict[str, str]:
-        values = self._env.services[name].values
-        return spawn_env(values, run_id=self.run_id, name=name, colour=self.colour)
+    def service_env(self, name: str, values: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The environment `name`'s process gets from `values` (default: its current env)."""
+        if values is None:
+            values = self._env.services[name].values
+        repo = str(self._project.root)
+        return spawn_env(values, run_id=self.run_id, name=name, colour=self.colour, repo=repo)
 
     def say(self, message: str, level: Level = "info") -> None:
         self._say(None, message, level)
@@ -521,7 +524,9 @@ class Supervisor:
         return lambda message: self._say(name, message, "warn")
 
 
-def spawn_env(values: Mapping[str, str], *, run_id: str, name: str, colour: bool) -> dict[str, str]:
+def spawn_env(
+    values: Mapping[str, str], *, run_id: str, name: str, colour: bool, repo: str | None = None
+) -> dict[str, str]:
     """The environment a service's process gets: its resolved env plus devstack's own."""
     env = dict(values)
     env.setdefault("PYTHONUNBUFFERED", "1")  # else Python services are silent through a pipe
@@ -530,6 +535,9 @@ def spawn_env(values: Mapping[str, str], *, run_id: str, name: str, colour: bool
     # The markers by which every process of this run is found again; never overridden.
     env["DEVSTACK_RUN_ID"] = run_id
     env["DEVSTACK_SERVICE"] = name
+    if repo is not None:
+        # The next `up` of this repo stops what carries it, even if run.json is gone.
+        env["DEVSTACK_REPO"] = repo
     return env
 
 

@@ -492,3 +492,19 @@ def test_settled_waits_for_a_restart_under_way(tmp_path: Path) -> None:
         return during, after
 
     assert asyncio.run(scenario()) == (False, True)
+
+
+def test_every_process_carries_the_markers_the_reaper_finds_it_by(tmp_path: Path) -> None:
+    make_repo(tmp_path, indented("api: {cmd: run}"))
+    project = load_project(tmp_path / "devstack.yaml")
+    world = World()
+    supervisor = Supervisor(
+        project,
+        resolve_project(project, {}, {}),
+        ["api"],
+        output=world,  # type: ignore[arg-type]
+        run_id="run-1",
+    )
+    env = supervisor.service_env("api")
+    assert (env["DEVSTACK_RUN_ID"], env["DEVSTACK_SERVICE"]) == ("run-1", "api")
+    assert env["DEVSTACK_REPO"] == str(project.root)  # what runstate's stale cleanup reads
