@@ -36,7 +36,6 @@ from devstack.model import Project
 RECORD = "members.json"  # membership.RECORD, without its import at every start
 LOCK_FILE = "up.lock"
 RUN_FILE = "run.json"
-SOCKET_FILE = "control.sock"
 STALE_GRACE = 5.0  # seconds a leftover gets between SIGTERM and SIGKILL
 
 
@@ -48,7 +47,6 @@ class Run:
     pid: int
     started_at: float  # wall-clock seconds
     repo: Path
-    socket_path: Path
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -56,7 +54,6 @@ class Run:
             "pid": self.pid,
             "started_at": self.started_at,
             "repo": str(self.repo),
-            "socket": str(self.socket_path),
         }
 
 
@@ -91,7 +88,6 @@ def acquire(project: Project, *, say: Callable[[str], None] | None = None) -> It
             pid=os.getpid(),
             started_at=time.time(),
             repo=project.root,
-            socket_path=state_dir / SOCKET_FILE,
         )
         write_atomically(state_dir / RUN_FILE, json.dumps(run.as_json(), indent=2) + "\n", 0o600)
         try:
