@@ -54,6 +54,7 @@ class ServiceStatus:
     last_exit: int | None
     port: int | None
     detail: str = ""  # "waiting for db (ready)", why it is not ready, ...
+    restart_reason: str = ""  # why it last restarted: "tasks/a.py changed", "exited 1", ...
 
 
 @dataclass(eq=False)
@@ -68,6 +69,7 @@ class _Unit:
     spawning: bool = False
     held: bool = False  # stopped on request: does not count as ended for good
     detail: str = ""
+    restart_reason: str = ""
     started_at: float | None = None
     restart_timer: asyncio.TimerHandle | None = None
     probe_task: asyncio.Task[None] | None = None
@@ -221,6 +223,9 @@ class Supervisor:
     def _backoff_elapsed(self, unit: _Unit) -> None:
         unit.restart_timer = None
         if unit.record.state is State.BACKING_OFF:
+            last = unit.record.last_exit
+            how = policy.describe_exit(last) if last is not None else "ended"
+            unit.restart_reason = f"{how} (restart: {unit.service.restart})"
             self._handle(unit, policy.BackoffElapsed())
             self._settle()
 
@@ -489,6 +494,7 @@ class Supervisor:
             if unit.record.state is State.STARTING and not unit.record.alive:
                 continue  # not spawned yet: it will start with what is current
             unit.held = False
+            unit.restart_reason = reason
             self._say(unit.name, f"restarting: {reason}")
             self._handle(unit, policy.Restart())
         self._settle()
@@ -569,6 +575,7 @@ class Supervisor:
                 last_exit=unit.record.last_exit,
                 port=unit.service.port,
                 detail=unit.detail,
+                restart_reason=unit.restart_reason,
             )
             for unit in self.units.values()
         ]
