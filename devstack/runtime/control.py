@@ -12,8 +12,10 @@ also checks the peer's uid and refuses other users. A socket left behind by a ki
 One request per connection: `{"v": 1, "op": "ps"}` and a reply line `{"v": 1,
 "ok": true, ...}` or `{"v": 1, "ok": false, "error": ..., "problems": [...], "exit": N}`.
 `logs-follow` replies, then streams `{"name", "lines", "from"}` records until the
-client leaves. A message that is not JSON, not an object, of another version or
-longer than MAX_MESSAGE gets an error reply; the server carries on.
+client leaves; `watch` replies with every service's status, then sends them all again
+each time one changes (`devstack ui`). `input` types text at a `tty: true` service.
+A message that is not JSON, not an object, of another version or longer than
+MAX_MESSAGE gets an error reply; the server carries on.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ if TYPE_CHECKING:
 
 PROTOCOL_VERSION = 1
 MAX_MESSAGE = 64 * 1024
-OPS = frozenset({"ps", "restart", "start", "stop", "down", "logs-follow", "env"})
+OPS = frozenset({"ps", "restart", "start", "stop", "down", "logs-follow", "env", "watch", "input"})
 NEEDS_SERVICES = frozenset({"restart", "start", "stop"})
 SOCKET_NAME = "control.sock"
 PATH_RECORD = "control.path"
@@ -51,6 +53,8 @@ AF_UNIX_LIMIT = 107  # sun_path is 108 bytes on Linux, one of them the terminati
 # A `logs -f` client that falls this many batches behind is cut off, not buffered forever.
 FOLLOW_BACKLOG = 10_000
 LOG_SEPARATOR_PREFIX = "----- "
+MAX_REASON = 200  # characters of a restart's `reason` a client may give
+DEFAULT_REASON = "asked by `devstack restart`"
 
 
 class ProtocolError(Exception):
@@ -65,6 +69,8 @@ class Request:
     op: str
     services: tuple[str, ...] = ()
     tail: int = 0  # logs-follow: lines from each log file before the live ones
+    reason: str = DEFAULT_REASON  # restart: what the client says it is for
+    data: str = ""  # input: the text to type
 
 
 def encode(message: Mapping[str, Any]) -> bytes:
@@ -99,12 +105,18 @@ def parse_request(message: Mapping[str, Any]) -> Request:
         raise ProtocolError("'services' must be a list of service names")
     if op in NEEDS_SERVICES and not services:
         raise ProtocolError(f"{op} needs at least one service name")
-    if op == "env" and len(services) != 1:
-        raise ProtocolError("env needs exactly one service name")
+    if op in ("env", "input") and len(services) != 1:
+        raise ProtocolError(f"{op} needs exactly one service name")
+    reason = message.get("reason", DEFAULT_REASON)
+    if not isinstance(reason, str) or not reason.strip() or len(reason) > MAX_REASON:
+        raise ProtocolError(f"'reason' must be text of 1 to {MAX_REASON} characters")
+    data = message.get("data", "")
+    if not isinstance(data, str) or (op == "input" and not data):
+        raise ProtocolError("input needs 'data': the text to type")
     tail = message.get("tail", 0)
     if not isinstance(tail, int) or isinstance(tail, bool) or tail < 0:
         raise ProtocolError("'tail' must be a number of lines, 0 or more")
-    return Request(op=op, services=tuple(services), tail=tail)
+    return Request(op=op, services=tuple(services), tail=tail, reason=reason, data=data)
 
 
 def error_reply(problems: Sequence[Problem], exit_status: int = EXIT_USAGE) -> dict[str, Any]:
@@ -301,6 +313,9 @@ class ControlServer:
             if request.op == "logs-follow":
                 await self._follow(request, reader, writer)
                 return
+            if request.op == "watch":
+                await self._watch(reader, writer)
+                return
             reply = await self._reply(request)
         except DevstackError as error:
             reply = error_reply(error.problems, error.exit_status)
@@ -316,7 +331,7 @@ class ControlServer:
         if request.op == "ps":
             return {"ok": True, "pid": os.getpid(), "root": str(self.root), **self._statuses()}
         if request.op == "restart":
-            await supervisor.restart(names, "asked by `devstack restart`")
+            await supervisor.restart(names, request.reason)
         elif request.op == "start":
             await supervisor.start(names)
         elif request.op == "stop":
@@ -327,6 +342,8 @@ class ControlServer:
             return {"ok": True, "pid": os.getpid()}
         elif request.op == "env":
             return self._env(names[0])
+        elif request.op == "input":
+            supervisor.write_input(names[0], request.data.encode())
         return {"ok": True, **self._statuses(names)}
 
     def _statuses(self, names: Sequence[str] = ()) -> dict[str, Any]:
@@ -383,6 +400,29 @@ class ControlServer:
             client_left = asyncio.ensure_future(reader.read())
             try:
                 await self._pump(queue, writer, client_left)
+            finally:
+                client_left.cancel()
+        finally:
+            unsubscribe()
+
+    async def _watch(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Every service's status now, and again after each change, until the client
+        leaves. Changes that come while a send is under way go out as one: a slow
+        client gets the latest statuses, never a growing backlog."""
+        changed = asyncio.Event()
+        unsubscribe = self.supervisor.subscribe_states(lambda _status: changed.set())
+        try:
+            await _send(writer, {"ok": True, "pid": os.getpid(), **self._statuses()})
+            client_left = asyncio.ensure_future(reader.read())
+            try:
+                while True:
+                    waiting = asyncio.ensure_future(changed.wait())
+                    await asyncio.wait({waiting, client_left}, return_when=asyncio.FIRST_COMPLETED)
+                    if client_left.done():
+                        waiting.cancel()
+                        return
+                    changed.clear()
+                    await _send(writer, self._statuses())
             finally:
                 client_left.cancel()
         finally:
