@@ -113,7 +113,8 @@ class ServiceProcess:
                 *argv,
                 cwd=cwd,
                 env=dict(env),
-                stdin=subprocess.DEVNULL,
+                # Its terminal is its stdin too: what `devstack ui` types reaches it.
+                stdin=slave,
                 stdout=slave,
                 stderr=slave,
                 start_new_session=True,

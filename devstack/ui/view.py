@@ -1,0 +1,143 @@
+"""What the UI shows, as plain data: the service table's cells, the bounded log
+buffers with their search, and the key list. No Textual here; app.py draws it.
+
+Log buffers keep the last `max_lines` lines per service and as many for the "all
+services" view: a service that prints without end costs bounded memory, and the
+pane only ever holds what the buffer holds (toolong keeps huge files responsive by
+never holding more than it shows; we never hold more than the bound).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from rich.text import Text
+
+from devstack.runtime.control import LOG_SEPARATOR_PREFIX, is_separator
+from devstack.ui.stack import ServiceRow
+from devstack.ui.usage import Usage
+
+MAX_LINES = 10_000  # per service, and for the all-services view
+SYSTEM_PREFIX = "[devstack] "
+
+# Colour says the same as the word beside it (NO_COLOR loses nothing).
+STATE_STYLES = {
+    "ready": "bold green",
+    "running": "green",
+    "starting": "yellow",
+    "restarting": "yellow",
+    "stopping": "yellow",
+    "backing-off": "dark_orange",
+    "crashed": "bold red",
+    "waiting-for-change": "red",
+    "stopped": "dim",
+    "exited": "dim",
+}
+
+COLUMNS = ("SERVICE", "STATE", "PID", "UP", "RST", "CPU", "MEM", "PORT", "LAST RESTART")
+
+
+@dataclass(frozen=True)
+class LogLine:
+    name: str
+    text: str
+
+
+class LogBook:
+    """The recent lines of every service, and of all of them interleaved, bounded."""
+
+    def __init__(self, max_lines: int = MAX_LINES) -> None:
+        self.max_lines = max_lines
+        self._by_service: dict[str, deque[str]] = {}
+        self._all: deque[LogLine] = deque(maxlen=max_lines)
+
+    def add(self, name: str, lines: Iterable[str], *, from_file: bool = False) -> list[LogLine]:
+        """Keep `name`'s new lines; returns them as they are to be shown."""
+        shown = [LogLine(name, as_shown(line) if from_file else line) for line in lines]
+        own = self._by_service.setdefault(name, deque(maxlen=self.max_lines))
+        own.extend(line.text for line in shown)
+        self._all.extend(shown)
+        return shown
+
+    def lines(self, name: str | None) -> list[LogLine]:
+        """What the pane of `name` (None: all services) holds now."""
+        if name is None:
+            return list(self._all)
+        return [LogLine(name, text) for text in self._by_service.get(name, ())]
+
+
+def as_shown(line: str) -> str:
+    """A log file's start separator as devstack's own message, like `devstack logs`."""
+    if is_separator(line):
+        inner = line.removeprefix(LOG_SEPARATOR_PREFIX).removesuffix(" -----")
+        return SYSTEM_PREFIX + inner
+    return line
+
+
+def render_line(line: LogLine, width: int | None) -> str:
+    """Plain, copyable text: `api   | line` in the all-services view (`width` set)."""
+    if width is None:
+        return line.text
+    return f"{line.name:<{width}} | {line.text}"
+
+
+def matches(text: str, query: str) -> bool:
+    """Smart case, as in less and vim: case matters only if the query has a capital."""
+    if query != query.lower():
+        return query in text
+    return query.lower() in text.lower()
+
+
+def filtered(lines: Sequence[LogLine], query: str) -> list[LogLine]:
+    return [line for line in lines if matches(line.text, query)] if query else list(lines)
+
+
+# -- the service table -----------------------------------------------------------------
+
+
+def row_cells(row: ServiceRow, usage: Usage | None, now: float) -> tuple[Text, ...]:
+    """The table cells of one service; `Text`, so a name is never read as markup."""
+    state = row.state + (f" ({row.detail})" if row.detail and row.state == "starting" else "")
+    uptime = None if row.started_at is None else max(now - row.started_at, 0.0)
+    cells = (
+        Text(row.name, style="bold"),
+        Text(state, style=STATE_STYLES.get(row.state, "")),
+        Text(_or_dash(row.pid)),
+        Text(duration(uptime) if uptime is not None else "-"),
+        Text(str(row.restarts)),
+        Text(_cpu(usage)),
+        Text(size(usage.memory_bytes) if usage else "-"),
+        Text(_or_dash(row.port)),
+        Text(row.reason or "-", style="italic" if row.reason else "dim"),
+    )
+    return cells
+
+
+def _cpu(usage: Usage | None) -> str:
+    if usage is None or usage.cpu_percent is None:
+        return "-"
+    return f"{usage.cpu_percent:.0f}%"
+
+
+def _or_dash(value: object) -> str:
+    return "-" if value is None else str(value)
+
+
+def duration(seconds: float) -> str:
+    """`45s`, `3m12s`, `2h05m`, `3d04h`, as `devstack ps` shows it."""
+    from devstack.commands.ps import format_duration
+
+    return format_duration(seconds)
+
+
+def size(count: int) -> str:
+    from devstack.commands.ps import format_bytes
+
+    return format_bytes(count)
+
+
+def now() -> float:
+    return time.time()
