@@ -49,6 +49,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="stop everything as soon as any service exits",
     )
     parser.add_argument("--timestamps", action="store_true", help="add a time column to logs")
+    parser.add_argument(
+        "--ui", action="store_true", help="show the stack in devstack ui; quit it to stop"
+    )
     add_env_overrides(parser)
 
 
@@ -65,6 +68,15 @@ def run(args: argparse.Namespace) -> int:
     # A plain copy: os.environ decodes every key and value again for each service.
     env = resolve_project(project, dict(os.environ), overrides)
     _check(project, env, names)
+    if getattr(args, "ui", False):
+        from devstack.ui.foreground import HeldTerminal
+
+        if not (sys.stdin.isatty() and sys.stdout.isatty()):
+            from devstack.errors import DevstackError
+
+            raise DevstackError.single("devstack up --ui needs a terminal")
+        args.held_terminal = HeldTerminal(sys.stdout.buffer)
+        return _run_stack(project, env, names, args, overrides, args.held_terminal)
     return _run_stack(project, env, names, args, overrides, sys.stdout.buffer)
 
 
@@ -142,7 +154,7 @@ def _run_stack(
                 start_new_services=not args.names,
             )
             _watch_children_with_pidfds()
-            return asyncio.run(_supervise(supervisor, project, overrides))
+            return asyncio.run(_supervise(supervisor, project, overrides, args))
         finally:
             output.close()
 
@@ -171,7 +183,12 @@ def _watch_children_with_pidfds() -> None:
     warnings.filterwarnings("ignore", "A loop is being detached", RuntimeWarning)
 
 
-async def _supervise(supervisor: Supervisor, project: Project, overrides: Mapping[str, str]) -> int:
+async def _supervise(
+    supervisor: Supervisor,
+    project: Project,
+    overrides: Mapping[str, str],
+    args: argparse.Namespace | None = None,
+) -> int:
     """The supervisor, with the control socket, the file watcher and the `r` key beside it.
 
     The control socket is bound before anything starts: a client may ask as soon as a
@@ -194,7 +211,12 @@ async def _supervise(supervisor: Supervisor, project: Project, overrides: Mappin
         tasks.append(task)
 
     start(control.serve(supervisor, project=project))
-    start(_start_after_first_spawns(supervisor, overrides, start))
+    held = getattr(args, "held_terminal", None)
+    if held is not None:  # `up --ui`: the socket is bound (serve's first step) before this
+        from devstack.ui.foreground import run_ui
+
+        start(run_ui(supervisor, project.config_path, held))
+    start(_start_after_first_spawns(supervisor, overrides, start, keys=held is None))
     try:
         return await supervisor.run()
     finally:
@@ -208,6 +230,8 @@ async def _start_after_first_spawns(
     supervisor: Supervisor,
     overrides: Mapping[str, str],
     start: Callable[[Coroutine[Any, Any, None]], None],
+    *,
+    keys: bool = True,
 ) -> None:
     """Start the file watcher, and the key reader on a terminal, once the services that
     could start at once are spawned."""
@@ -217,12 +241,13 @@ async def _start_after_first_spawns(
 
     await supervisor.first_spawns_done.wait()
     # In a thread: the loop keeps passing the services' output on meanwhile.
-    watcher, keys = await asyncio.to_thread(_import_companions, sys.stdin.isatty())
+    interactive = keys and sys.stdin.isatty()  # under `--ui` the UI reads the keys
+    watcher, reader = await asyncio.to_thread(_import_companions, interactive)
     if supervisor.shutting_down:  # Ctrl+C came first: "watching for changes" would be odd
         return
     start(watcher.watch_project(supervisor, shell=os.environ, cli_env=overrides))
-    if keys is not None:
-        start(keys.read_keys(supervisor))
+    if reader is not None:
+        start(reader.read_keys(supervisor))
 
 
 def _import_companions(interactive: bool) -> tuple[ModuleType, ModuleType | None]:
