@@ -56,7 +56,7 @@ KEYS = (
     ("/", "show only log lines with this text (smart case); Esc clears"),
     ("f", "follow new lines, or pause to read (new lines still arrive)"),
     ("tab", "move between the table and the log (PgUp/PgDn scroll it)"),
-    ("e", "the chosen service's env: values, sources, each variable's story"),
+    ("e", "the chosen service's env, and each variable's story"),
     ("i", "type into a `tty: true` service; Esc stops typing"),
     ("mouse", "select log text to copy it (plain text, no colour codes)"),
     ("?", "this list"),
@@ -112,8 +112,9 @@ class DevstackApp(App[int]):
     """The service table, the log pane of the selected service (or all), and keys."""
 
     TITLE = "devstack"
+    ENABLE_COMMAND_PALETTE = False
     CSS = """
-    #services { height: auto; max-height: 45%; }
+    #services { height: auto; max-height: 45%; overflow-x: hidden; }
     #pane-title { height: 1; background: $boost; padding: 0 1; }
     #log { height: 1fr; }
     #search { dock: bottom; display: none; }
@@ -248,6 +249,7 @@ class DevstackApp(App[int]):
         self.rows = {row.name: row for row in rows}
         if self.selected is None and rows and not self.show_all:
             self.select(rows[table.cursor_row if table.cursor_row >= 0 else 0].name)
+        self._update_title()
 
     def _cells(self, row: ServiceRow, now: float) -> tuple[Text, ...]:
         usage = self.usage.get(row.pid) if row.pid else None
@@ -298,7 +300,11 @@ class DevstackApp(App[int]):
 
     def _update_title(self) -> None:
         log = self.log_pane
-        parts = [ALL if self.show_all else (self.selected or "no service yet")]
+        row = self.rows.get(self.selected or "")
+        if self.show_all or row is None:
+            parts = [ALL if self.show_all else "no service yet"]
+        else:
+            parts = [view.describe(row)]
         if self.query_text:
             count = len(view.filtered(self.book.lines(self.shown_service()), self.query_text))
             parts.append(f"/{self.query_text}: {count} line{'s' if count != 1 else ''}")

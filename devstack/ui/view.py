@@ -9,7 +9,6 @@ never holding more than it shows; we never hold more than the bound).
 
 from __future__ import annotations
 
-import time
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -37,7 +36,8 @@ STATE_STYLES = {
     "exited": "dim",
 }
 
-COLUMNS = ("SERVICE", "STATE", "PID", "UP", "RST", "CPU", "MEM", "PORT", "LAST RESTART")
+# WHY: why it last restarted (the file or variable that changed), else why it waits.
+COLUMNS = ("SERVICE", "STATE", "PID", "UP", "RST", "CPU", "MEM", "PORT", "WHY")
 
 
 @dataclass(frozen=True)
@@ -100,20 +100,37 @@ def filtered(lines: Sequence[LogLine], query: str) -> list[LogLine]:
 
 def row_cells(row: ServiceRow, usage: Usage | None, now: float) -> tuple[Text, ...]:
     """The table cells of one service; `Text`, so a name is never read as markup."""
-    state = row.state + (f" ({row.detail})" if row.detail and row.state == "starting" else "")
     uptime = None if row.started_at is None else max(now - row.started_at, 0.0)
     cells = (
         Text(row.name, style="bold"),
-        Text(state, style=STATE_STYLES.get(row.state, "")),
+        Text(row.state, style=STATE_STYLES.get(row.state, "")),
         Text(_or_dash(row.pid)),
         Text(duration(uptime) if uptime is not None else "-"),
         Text(str(row.restarts)),
         Text(_cpu(usage)),
         Text(size(usage.memory_bytes) if usage else "-"),
         Text(_or_dash(row.port)),
-        Text(row.reason or "-", style="italic" if row.reason else "dim"),
+        why(row),
     )
     return cells
+
+
+def why(row: ServiceRow) -> Text:
+    """Why it last restarted; or, not restarted yet, what it waits for."""
+    if row.reason:
+        return Text(row.reason, style="italic")
+    return Text(row.detail or "-", style="dim")
+
+
+def describe(row: ServiceRow) -> str:
+    """The chosen service in the log pane's title: whatever the table had to cut."""
+    parts = [row.name, row.state]
+    if row.detail:
+        parts[-1] += f" ({row.detail})"
+    if row.restarts:
+        times = "once" if row.restarts == 1 else f"{row.restarts} times"
+        parts.append(f"restarted {times}" + (f", last: {row.reason}" if row.reason else ""))
+    return " · ".join(parts)
 
 
 def _cpu(usage: Usage | None) -> str:
@@ -137,7 +154,3 @@ def size(count: int) -> str:
     from devstack.commands.ps import format_bytes
 
     return format_bytes(count)
-
-
-def now() -> float:
-    return time.time()
