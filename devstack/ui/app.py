@@ -175,7 +175,7 @@ class DevstackApp(App[int]):
 
     def on_mount(self) -> None:
         table = self.query_one("#services", DataTable)
-        table.add_columns(*view.COLUMNS)
+        self._set_columns(table, [])
         table.focus()
         self.sub_title = str(self.stack.root)
         self._update_title()
@@ -237,19 +237,25 @@ class DevstackApp(App[int]):
         now = self.clock()
         if names != list(self.rows):
             chosen = self.selected
-            table.clear()
+            self._set_columns(table, names)
             for row in rows:
                 table.add_row(*self._cells(row, now), key=row.name)
             if chosen in names:
                 table.move_cursor(row=names.index(chosen))
         else:
             for row in rows:
-                for column, cell in zip(table.columns, self._cells(row, now), strict=True):
-                    table.update_cell(row.name, column, cell, update_width=True)
+                for column, cell in zip(list(table.columns), self._cells(row, now), strict=True):
+                    table.update_cell(row.name, column, cell)
         self.rows = {row.name: row for row in rows}
         if self.selected is None and rows and not self.show_all:
             self.select(rows[table.cursor_row if table.cursor_row >= 0 else 0].name)
         self._update_title()
+
+    @staticmethod
+    def _set_columns(table: DataTable[Text], names: list[str]) -> None:
+        table.clear(columns=True)
+        for label, width in view.columns(names):
+            table.add_column(label, width=width, key=label)
 
     def _cells(self, row: ServiceRow, now: float) -> tuple[Text, ...]:
         usage = self.usage.get(row.pid) if row.pid else None

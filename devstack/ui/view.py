@@ -37,7 +37,23 @@ STATE_STYLES = {
 }
 
 # WHY: why it last restarted (the file or variable that changed), else why it waits.
-COLUMNS = ("SERVICE", "STATE", "PID", "UP", "RST", "CPU", "MEM", "PORT", "WHY")
+# Fixed widths (what the widest value needs): cells that change every second never
+# shift the columns; WHY runs to the screen's edge, the pane title has it whole.
+COLUMNS = (
+    ("STATE", 11),  # "waiting-for-change" is cut; the pane title has it whole
+    ("PID", 7),
+    ("UP", 6),
+    ("RST", 3),
+    ("CPU", 4),
+    ("MEM", 6),
+    ("PORT", 5),
+    ("WHY", 200),
+)
+
+
+def columns(names: Iterable[str]) -> list[tuple[str, int]]:
+    """The table's columns for these service names: SERVICE as wide as the longest."""
+    return [("SERVICE", max((len(name) for name in names), default=7)), *COLUMNS]
 
 
 @dataclass(frozen=True)
