@@ -53,7 +53,7 @@ COLUMNS = (
 
 def columns(names: Iterable[str]) -> list[tuple[str, int]]:
     """The table's columns for these service names: SERVICE as wide as the longest."""
-    return [("SERVICE", max((len(name) for name in names), default=7)), *COLUMNS]
+    return [("SERVICE", max([len("SERVICE"), *(len(name) for name in names)])), *COLUMNS]
 
 
 @dataclass(frozen=True)
