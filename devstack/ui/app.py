@@ -58,7 +58,7 @@ KEYS = (
     ("tab", "move between the table and the log (PgUp/PgDn scroll it)"),
     ("e", "the chosen service's env, and each variable's story"),
     ("i", "type into a `tty: true` service; Esc stops typing"),
-    ("mouse", "select log text to copy it (plain text, no colour codes)"),
+    ("drag, ^C", "select log text, copy it (plain text, no colour codes)"),
     ("?", "this list"),
     ("q", "quit the UI (the stack keeps running)"),
 )
