@@ -433,7 +433,7 @@ class ControlServer:
         log_dir = self.root / ".devstack" / "logs"
         records = []
         for name in names:
-            lines = tail_lines(log_dir / f"{name}.log", request.tail)
+            lines = tail_history(log_dir / f"{name}.log", request.tail)
             if lines:
                 records.append({"name": name, "lines": lines, "from": "file"})
         return records
@@ -492,6 +492,15 @@ def tail_lines(path: Path, count: int, block: int = 64 * 1024) -> list[str]:
             data = file.read(step) + data
     lines = data.decode("utf-8", "replace").splitlines()
     return lines[-count:]
+
+
+def tail_history(path: Path, count: int) -> list[str]:
+    """The last `count` lines of a log, reaching into `<name>.log.1` when the current
+    file is shorter (it was just rotated)."""
+    lines = tail_lines(path, count)
+    if len(lines) < count:
+        lines = tail_lines(path.with_name(path.name + ".1"), count - len(lines)) + lines
+    return lines
 
 
 def is_separator(line: str) -> bool:

@@ -207,8 +207,9 @@ class DevstackApp(App[int]):
         try:
             async for batch in self.stack.output(tail=self.book.max_lines):
                 self.add_lines(batch)
-        except DevstackError:
-            pass  # the status stream says it once
+        except DevstackError as error:
+            if not self.stack_ended:  # else the status stream has said it
+                self.notify(f"the log stream stopped: {error.render()}", severity="error")
 
     @work(group="typing")
     async def send_typed_keys(self) -> None:

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from devstack.errors import DevstackError
 from devstack.runtime import control
 
 UI_REASON = "asked in devstack ui"
@@ -106,8 +108,8 @@ class StackClient:
             with contextlib.suppress(ConnectionError):
                 await writer.drain()
             answered = False
-            while line := await reader.readline():
-                message = control.decode(line)
+            while line := await self._read_line(reader):
+                message = json.loads(line)  # replies: control.decode's limit is for requests
                 if not message.get("ok", True):
                     raise control.error_from_reply(message)
                 answered = True
@@ -118,6 +120,14 @@ class StackClient:
             writer.close()
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
+
+    async def _read_line(self, reader: asyncio.StreamReader) -> bytes:
+        try:
+            return await reader.readline()
+        except (ValueError, ConnectionError) as error:  # ValueError: past MAX_RECORD
+            raise DevstackError.single(
+                f"lost the devstack up of {self.root}: {error}", exit_status=1
+            ) from None
 
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         path = control.recorded_socket_path(self.root)

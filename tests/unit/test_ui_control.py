@@ -7,6 +7,7 @@ supervisor, taught the two calls the new ops make.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -92,3 +93,28 @@ def test_a_restart_says_why_in_the_clients_words(server: ServerThread) -> None:
 def test_bad_new_requests_are_refused(message: dict[str, Any], complaint: str) -> None:
     with pytest.raises(ProtocolError, match=complaint):
         parse_request(message)
+
+
+def test_a_tail_reaches_into_the_rotated_file(tmp_path: Path) -> None:
+    log = tmp_path / "api.log"
+    log.with_name("api.log.1").write_text("one\ntwo\nthree\n")
+    log.write_text("four\n")
+    assert control.tail_history(log, 3) == ["two", "three", "four"]
+    assert control.tail_history(log, 1) == ["four"]
+    assert control.tail_history(tmp_path / "none.log", 5) == []
+
+
+def test_the_ui_client_takes_a_tail_bigger_than_a_request_may_be(server: ServerThread) -> None:
+    from devstack.ui.stack import StackClient
+
+    logs = server.root / ".devstack" / "logs"
+    logs.mkdir()
+    lines = [f"line {i} " + "x" * 100 for i in range(2000)]  # ~220 KB in one record
+    (logs / "api.log").write_text("\n".join(lines) + "\n")
+
+    async def first_batch() -> list[str]:
+        async for batch in StackClient(server.root).output(tail=10_000):
+            return batch.lines
+        return []
+
+    assert asyncio.run(first_batch()) == lines
