@@ -79,6 +79,12 @@ _DEPENDS_ON: dict[str, Any] = {
     ]
 }
 
+_IMAGE: dict[str, Any] = {
+    "type": "string",
+    "minLength": 1,
+    "description": "container image for `devstack export compose|kubernetes`",
+}
+
 _SERVICE: dict[str, Any] = {
     "type": "object",
     "required": ["cmd"],
@@ -102,6 +108,7 @@ _SERVICE: dict[str, Any] = {
         "tty": {"type": "boolean", "default": False},
         "watch": _WATCH,
         "restart_dependents": {"type": "boolean", "default": False},
+        "image": _IMAGE,
     },
 }
 
@@ -130,6 +137,7 @@ def devstack_schema() -> dict[str, Any]:
             "env_mode": {"enum": ["strict", "loose"], "default": "strict"},
             "env": _ENV,
             "env_files": _ENV_FILES,
+            "image": _IMAGE,
             "vars": {
                 "type": "object",
                 "propertyNames": {"pattern": _VAR_NAME},

@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     if not control.is_running(root):
         raise DevstackError.single(
             f"no devstack up is running in {root}",
-            hint="start it in another terminal with `devstack up`, or run `devstack up --ui`",
+            hint="start one with `devstack up -d` (or `devstack up --ui` for both at once)",
             exit_status=1,
             code="not-running",
         )

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from devstack.envresolve import ProjectEnv
     from devstack.model import Project
     from devstack.runtime.supervisor import Supervisor
+    from devstack.ui.foreground import HeldTerminal
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -50,6 +51,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--timestamps", action="store_true", help="add a time column to logs")
     parser.add_argument(
+        "-d",
+        "--detach",
+        action="store_true",
+        help="run in the background: wait until the services are up, print a summary, return",
+    )
+    # The background `up` that `-d` starts: where it says that the services settled.
+    parser.add_argument("--ready-fd", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument(
         "--ui", action="store_true", help="show the stack in devstack ui; quit it to stop"
     )
     add_env_overrides(parser)
@@ -57,7 +66,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import os
-    import sys
 
     from devstack.commands import env_overrides, project_from_args
     from devstack.envresolve import resolve_project
@@ -68,16 +76,43 @@ def run(args: argparse.Namespace) -> int:
     # A plain copy: os.environ decodes every key and value again for each service.
     env = resolve_project(project, dict(os.environ), overrides)
     _check(project, env, names)
-    if getattr(args, "ui", False):
-        from devstack.ui.foreground import HeldTerminal
+    if args.ui:
+        args.held_terminal = _terminal_for_the_ui(args)
+    if args.detach and args.ready_fd is None:
+        from devstack.runtime import detach
 
-        if not (sys.stdin.isatty() and sys.stdout.isatty()):
-            from devstack.errors import DevstackError
+        return detach.start_in_background(project, names, args)
+    return _run_stack(project, env, names, args, overrides, _stream(project, args))
 
-            raise DevstackError.single("devstack up --ui needs a terminal")
-        args.held_terminal = HeldTerminal(sys.stdout.buffer)
-        return _run_stack(project, env, names, args, overrides, args.held_terminal)
-    return _run_stack(project, env, names, args, overrides, sys.stdout.buffer)
+
+def _terminal_for_the_ui(args: argparse.Namespace) -> HeldTerminal:
+    """`up --ui`: the terminal, held for the UI while it runs."""
+    import sys
+
+    from devstack.errors import DevstackError
+    from devstack.ui.foreground import HeldTerminal
+
+    if args.detach:
+        raise DevstackError.single("choose -d or --ui", hint="`devstack ui` opens on a -d stack")
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise DevstackError.single("devstack up --ui needs a terminal")
+    return HeldTerminal(sys.stdout.buffer)
+
+
+def _stream(project: Project, args: argparse.Namespace) -> BinaryIO:
+    """Where `up` prints: the terminal (held back while `--ui` shows the UI), or up.log
+    for the background `up` of `-d`."""
+    import sys
+
+    held: HeldTerminal | None = getattr(args, "held_terminal", None)
+    if held is not None:
+        return held  # type: ignore[return-value]  # write and flush: all Output needs
+    if args.ready_fd is None:
+        return sys.stdout.buffer
+    from devstack.runtime import detach
+
+    detach.claim_ready_fd(args.ready_fd)
+    return detach.log_stream(project.state_dir)
 
 
 def _selection(project: Project, args: argparse.Namespace) -> list[str]:
@@ -154,7 +189,8 @@ def _run_stack(
                 start_new_services=not args.names,
             )
             _watch_children_with_pidfds()
-            return asyncio.run(_supervise(supervisor, project, overrides, args))
+            held = getattr(args, "held_terminal", None)
+            return asyncio.run(_supervise(supervisor, project, overrides, args.ready_fd, held))
         finally:
             output.close()
 
@@ -187,7 +223,8 @@ async def _supervise(
     supervisor: Supervisor,
     project: Project,
     overrides: Mapping[str, str],
-    args: argparse.Namespace | None = None,
+    ready_fd: int | None = None,
+    held: HeldTerminal | None = None,
 ) -> int:
     """The supervisor, with the control socket, the file watcher and the `r` key beside it.
 
@@ -211,12 +248,16 @@ async def _supervise(
         tasks.append(task)
 
     start(control.serve(supervisor, project=project))
-    held = getattr(args, "held_terminal", None)
     if held is not None:  # `up --ui`: the socket is bound (serve's first step) before this
         from devstack.ui.foreground import run_ui
 
         start(run_ui(supervisor, project.config_path, held))
     start(_start_after_first_spawns(supervisor, overrides, start, keys=held is None))
+    if ready_fd is not None:  # the background `up` of `up -d`: tell the waiting parent
+        from devstack.runtime import detach
+
+        timeout = detach.ready_timeout(project, list(supervisor.units))
+        start(detach.report_when_settled(supervisor, ready_fd, timeout))
     try:
         return await supervisor.run()
     finally:

@@ -53,8 +53,7 @@ AF_UNIX_LIMIT = 107  # sun_path is 108 bytes on Linux, one of them the terminati
 # A `logs -f` client that falls this many batches behind is cut off, not buffered forever.
 FOLLOW_BACKLOG = 10_000
 LOG_SEPARATOR_PREFIX = "----- "
-MAX_REASON = 200  # characters of a restart's `reason` a client may give
-DEFAULT_REASON = "asked by `devstack restart`"
+MAX_BY = 40
 
 
 class ProtocolError(Exception):
@@ -69,7 +68,7 @@ class Request:
     op: str
     services: tuple[str, ...] = ()
     tail: int = 0  # logs-follow: lines from each log file before the live ones
-    reason: str = DEFAULT_REASON  # restart: what the client says it is for
+    by: str = ""  # restart: the client that asks ("devstack mcp"), said in the reason
     data: str = ""  # input: the text to type
 
 
@@ -107,16 +106,16 @@ def parse_request(message: Mapping[str, Any]) -> Request:
         raise ProtocolError(f"{op} needs at least one service name")
     if op in ("env", "input") and len(services) != 1:
         raise ProtocolError(f"{op} needs exactly one service name")
-    reason = message.get("reason", DEFAULT_REASON)
-    if not isinstance(reason, str) or not reason.strip() or len(reason) > MAX_REASON:
-        raise ProtocolError(f"'reason' must be text of 1 to {MAX_REASON} characters")
     data = message.get("data", "")
     if not isinstance(data, str) or (op == "input" and not data):
         raise ProtocolError("input needs 'data': the text to type")
     tail = message.get("tail", 0)
     if not isinstance(tail, int) or isinstance(tail, bool) or tail < 0:
         raise ProtocolError("'tail' must be a number of lines, 0 or more")
-    return Request(op=op, services=tuple(services), tail=tail, reason=reason, data=data)
+    by = message.get("by", "")
+    if not isinstance(by, str) or len(by) > MAX_BY:
+        raise ProtocolError(f"'by' must be a client's name of at most {MAX_BY} characters")
+    return Request(op=op, services=tuple(services), tail=tail, by=by, data=data)
 
 
 def error_reply(problems: Sequence[Problem], exit_status: int = EXIT_USAGE) -> dict[str, Any]:
@@ -331,7 +330,7 @@ class ControlServer:
         if request.op == "ps":
             return {"ok": True, "pid": os.getpid(), "root": str(self.root), **self._statuses()}
         if request.op == "restart":
-            await supervisor.restart(names, request.reason)
+            await supervisor.restart(names, f"asked by `{request.by or 'devstack restart'}`")
         elif request.op == "start":
             await supervisor.start(names)
         elif request.op == "stop":

@@ -54,7 +54,7 @@ class ServiceStatus:
     last_exit: int | None
     port: int | None
     detail: str = ""  # "waiting for db (ready)", why it is not ready, ...
-    restart_reason: str = ""  # why it last restarted: "tasks/a.py changed", "exited 1", ...
+    reason: str = ""  # why it last restarted: "tasks/a.py changed", "exited 1 (restart: always)"
 
 
 @dataclass(eq=False)
@@ -66,10 +66,10 @@ class _Unit:
     record: Record = field(default_factory=Record)
     process: ServiceProcess | None = None
     pending: bool = False  # wants to spawn once its dependencies allow
+    restart_reason: str = ""  # why it last restarted, for `ps`
     spawning: bool = False
     held: bool = False  # stopped on request: does not count as ended for good
     detail: str = ""
-    restart_reason: str = ""
     started_at: float | None = None
     restart_timer: asyncio.TimerHandle | None = None
     probe_task: asyncio.Task[None] | None = None
@@ -599,6 +599,10 @@ class Supervisor:
                 for callback in list(self._state_subscribers):
                     callback(row)
 
+    async def settled(self) -> None:
+        """Return once no service is starting, restarting or stopping (`up -d` waits so)."""
+        await self._until(lambda: all(self._settled(unit) for unit in self.units.values()))
+
     def status(self) -> list[ServiceStatus]:
         return [
             ServiceStatus(
@@ -610,7 +614,7 @@ class Supervisor:
                 last_exit=unit.record.last_exit,
                 port=unit.service.port,
                 detail=unit.detail,
-                restart_reason=unit.restart_reason,
+                reason=unit.restart_reason,
             )
             for unit in self.units.values()
         ]

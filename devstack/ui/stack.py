@@ -21,7 +21,7 @@ from typing import Any
 from devstack.errors import DevstackError
 from devstack.runtime import control
 
-UI_REASON = "asked in devstack ui"
+CLIENT = "devstack ui"  # restarts read "asked by `devstack ui`"
 # One record may carry a whole log file's tail (files rotate at 5 MB; JSON may escape).
 MAX_RECORD = 64 * 1024 * 1024
 
@@ -83,8 +83,8 @@ class StackClient:
                 continue  # the server's yes
             yield LogBatch(message["name"], list(message["lines"]), message["from"] == "file")
 
-    async def restart(self, name: str, reason: str = UI_REASON) -> None:
-        await self._request("restart", services=[name], reason=reason)
+    async def restart(self, name: str) -> None:
+        await self._request("restart", services=[name], by=CLIENT)
 
     async def stop(self, name: str) -> None:
         await self._request("stop", services=[name])

@@ -85,9 +85,9 @@ async def _restart_and_search(app: DevstackApp) -> None:
             "api to be restarted",
         )
         row = app.rows["api"]
-        assert row.pid != first_pid and row.reason == "asked in devstack ui"
+        assert row.pid != first_pid and row.reason == "asked by `devstack ui`"
         table = app.query_one("#services", DataTable)
-        assert str(table.get_cell("api", table.ordered_columns[-1].key)) == "asked in devstack ui"
+        assert str(table.get_cell("api", table.ordered_columns[-1].key)) == "asked by `devstack ui`"
         # The new instance's first line arrives live, after the UI opened.
         await until(pilot, lambda: shown_log(app).count("hello from api") == 2, "the live line")
         await pilot.press("slash", *"hello", "enter")

@@ -83,7 +83,7 @@ def test_ui_on_a_running_stack_then_up_with_the_ui(repo: Path, tmux: Tmux) -> No
         assert re.search(r"api +running", screen)
         assert hues(tmux.screen("ui", colours=True)), "the state is coloured"
         tmux.keys("ui", "r")
-        tmux.wait_for("ui", "asked in devstack ui")
+        tmux.wait_for("ui", "asked by `devstack ui`")
         tmux.keys("ui", "?")
         tmux.wait_for("ui", "devstack ui keys")
         tmux.keys("ui", "Escape")

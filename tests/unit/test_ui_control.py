@@ -1,5 +1,5 @@
 """What `devstack ui` added to the control protocol: `watch` (statuses, then again on
-each change), `input` (text typed at a tty service) and a restart's own reason.
+each change) and `input` (text typed at a tty service).
 
 The real server and client over a real socket, in front of test_control's stand-in
 supervisor, taught the two calls the new ops make.
@@ -24,7 +24,6 @@ from tests.unit.test_control import FakeSupervisor, ServerThread, _wait_for
 @dataclasses.dataclass
 class WatchedSupervisor(FakeSupervisor):
     typed: list[tuple[str, bytes]] = dataclasses.field(default_factory=list)
-    reasons: list[str] = dataclasses.field(default_factory=list)
     listeners: list[Callable[[ServiceStatus], None]] = dataclasses.field(default_factory=list)
 
     def subscribe_states(self, callback: Callable[[ServiceStatus], None]) -> Callable[[], None]:
@@ -39,10 +38,6 @@ class WatchedSupervisor(FakeSupervisor):
 
     def write_input(self, name: str, data: bytes) -> None:
         self.typed.append((name, data))
-
-    async def restart(self, names: list[str], reason: str) -> None:
-        self.reasons.append(reason)
-        await super().restart(names, reason)
 
 
 @pytest.fixture
@@ -74,20 +69,11 @@ def test_input_reaches_the_named_service(server: ServerThread) -> None:
     assert server.supervisor.typed == [("api", b"y\r")]  # type: ignore[attr-defined]
 
 
-def test_a_restart_says_why_in_the_clients_words(server: ServerThread) -> None:
-    control.request(server.root, "restart", services=["api"])
-    control.request(server.root, "restart", services=["api"], reason="r pressed in devstack ui")
-    reasons = server.supervisor.reasons  # type: ignore[attr-defined]
-    assert reasons == ["asked by `devstack restart`", "r pressed in devstack ui"]
-
-
 @pytest.mark.parametrize(
     ("message", "complaint"),
     [
         ({"op": "input", "services": ["api"]}, "input needs 'data'"),
         ({"op": "input", "services": ["api", "jobs"], "data": "x"}, "exactly one service"),
-        ({"op": "restart", "services": ["api"], "reason": ""}, "'reason' must be text"),
-        ({"op": "restart", "services": ["api"], "reason": "x" * 201}, "'reason' must be text"),
     ],
 )
 def test_bad_new_requests_are_refused(message: dict[str, Any], complaint: str) -> None:
