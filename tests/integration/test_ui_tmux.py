@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import DEVSTACK, Running, clean_env, make_repo, run_cli, wait_until
+from tests.support import DEVSTACK, clean_env, make_repo, run_cli, wait_until
 
 PY = sys.executable
 CONFIG = f"""\
@@ -72,11 +72,11 @@ def tmux(tmp_path: Path) -> Iterator[Tmux]:
     server.close()
 
 
-def test_ui_on_a_running_stack_then_up_with_the_ui(repo: Path, tmux: Tmux) -> None:
+def test_ui_on_a_background_stack_then_up_with_the_ui(repo: Path, tmux: Tmux) -> None:
     make_repo(repo, CONFIG)
-    running = Running("up", cwd=repo)
+    started = run_cli("up", "-d", cwd=repo)
+    assert started.returncode == 0, started.stderr
     try:
-        running.wait_for(r"api +\| hello from api")
         tmux.open("ui", DEVSTACK + " ui", repo)
         tmux.wait_for("ui", "hello from api")
         screen = tmux.wait_for("ui", "? keys")
@@ -94,9 +94,7 @@ def test_ui_on_a_running_stack_then_up_with_the_ui(repo: Path, tmux: Tmux) -> No
         status = run_cli("ps", cwd=repo)
         assert re.search(r"api +running", status.stdout), status.stdout
     finally:
-        running.interrupt()
-        running.wait()
-        running.close()
+        assert run_cli("down", cwd=repo).returncode == 0
 
     tmux.open("up", "NO_COLOR=1 " + DEVSTACK + " up --ui", repo)
     tmux.wait_for("up", "hello from api")
