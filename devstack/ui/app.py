@@ -247,6 +247,10 @@ class DevstackApp(App[int]):
             for row in rows:
                 for column, cell in zip(list(table.columns), self._cells(row, now), strict=True):
                     table.update_cell(row.name, column, cell)
+        for row in rows:
+            before = self.rows.get(row.name)
+            if before is not None and (said := view.lifecycle_lines(before, row)):
+                self.add_lines(LogBatch(row.name, said, from_file=False))
         self.rows = {row.name: row for row in rows}
         if self.selected is None and rows and not self.show_all:
             self.select(rows[table.cursor_row if table.cursor_row >= 0 else 0].name)

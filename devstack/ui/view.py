@@ -93,6 +93,20 @@ def as_shown(line: str) -> str:
     return line
 
 
+def lifecycle_lines(before: ServiceRow, after: ServiceRow) -> list[str]:
+    """devstack's own lines for what changed between two statuses of a service: live
+    output carries no start separators, so the pane says when an instance ended and
+    the next began (and why), as the log file's history does."""
+    lines = []
+    if before.pid is not None and after.pid != before.pid:
+        ended = f" (exit {after.last_exit})" if after.last_exit is not None else ""
+        lines.append(f"{SYSTEM_PREFIX}pid {before.pid} ended{ended}")
+    if after.pid is not None and after.pid != before.pid:
+        why = f": {after.reason}" if after.restarts > before.restarts and after.reason else ""
+        lines.append(f"{SYSTEM_PREFIX}started (pid {after.pid}){why}")
+    return lines
+
+
 def render_line(line: LogLine, width: int | None) -> str:
     """Plain, copyable text: `api   | line` in the all-services view (`width` set)."""
     if width is None:

@@ -90,6 +90,8 @@ async def _restart_and_search(app: DevstackApp) -> None:
         assert str(table.get_cell("api", table.ordered_columns[-1].key)) == "asked by `devstack ui`"
         # The new instance's first line arrives live, after the UI opened.
         await until(pilot, lambda: shown_log(app).count("hello from api") == 2, "the live line")
+        said = f"[devstack] started (pid {row.pid}): asked by `devstack ui`"
+        assert said in shown_log(app)
         await pilot.press("slash", *"hello", "enter")
         assert shown_log(app) == ["hello from api", "hello from api"]
         title = app.query_one("#pane-title", Static).render()

@@ -6,7 +6,15 @@ import pytest
 
 from devstack.ui.stack import ServiceRow
 from devstack.ui.usage import Usage
-from devstack.ui.view import LogBook, LogLine, filtered, matches, render_line, row_cells
+from devstack.ui.view import (
+    LogBook,
+    LogLine,
+    filtered,
+    lifecycle_lines,
+    matches,
+    render_line,
+    row_cells,
+)
 
 
 def test_the_log_book_keeps_the_last_lines_of_each_service_and_of_all() -> None:
@@ -87,3 +95,27 @@ def test_a_row_shows_uptime_usage_and_why_it_last_restarted() -> None:
 def test_the_reason_is_read_under_either_name() -> None:
     assert ServiceRow.of({"name": "a", "state": "running", "reason": "x"}).reason == "x"
     assert ServiceRow.of({"name": "a", "state": "running", "restart_reason": "y"}).reason == "y"
+
+
+RUNNING = ServiceRow("api", "running", pid=10, restarts=0)
+
+
+@pytest.mark.parametrize(
+    ("after", "said"),
+    [
+        (RUNNING, []),
+        (
+            ServiceRow("api", "running", pid=11, restarts=1, reason="app.py changed"),
+            ["[devstack] pid 10 ended", "[devstack] started (pid 11): app.py changed"],
+        ),
+        (
+            ServiceRow("api", "crashed", last_exit=1, restarts=0, reason="old"),
+            ["[devstack] pid 10 ended (exit 1)"],
+        ),
+    ],
+)
+def test_the_pane_says_when_an_instance_ends_and_the_next_begins(
+    after: ServiceRow, said: list[str]
+) -> None:
+    assert lifecycle_lines(RUNNING, after) == said
+    assert lifecycle_lines(ServiceRow("api", "stopped"), RUNNING) == ["[devstack] started (pid 10)"]
