@@ -8,6 +8,7 @@ suite lean.
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from textual.widgets import DataTable, Static
 from devstack.ui.app import DevstackApp
 from devstack.ui.envpane import EnvScreen
 from devstack.ui.stack import StackClient
-from tests.support import TIMEOUT, Running, make_repo
+from tests.support import DEVSTACK, TIMEOUT, Running, clean_env, make_repo
 
 PY = sys.executable
 SECRET = "hunter2-very-secret"
@@ -126,3 +127,25 @@ async def _type_and_env(app: DevstackApp) -> None:
         story = str(env.query_one("#story", Static).render())
         assert "API_TOKEN for api" in story and "devstack.yaml:5" in story
         assert SECRET not in story
+
+
+def test_the_ui_needs_a_terminal_and_a_running_stack(repo: Path) -> None:
+    make_repo(repo, CONFIG)
+    cases = {
+        ("ui",): "no devstack up is running",
+        ("up", "--ui"): "devstack up --ui needs a terminal",
+        ("up", "--ui", "-d"): "choose -d or --ui",
+    }
+    for args, said in cases.items():
+        done = subprocess.run(
+            [DEVSTACK, *args],
+            cwd=repo,
+            env=clean_env(),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            check=False,
+        )
+        assert done.returncode != 0 and said in done.stderr, (args, done.stderr)
+    assert not (repo / ".devstack" / "logs").exists()  # nothing was started
