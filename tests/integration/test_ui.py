@@ -79,6 +79,9 @@ async def _restart_and_search(app: DevstackApp) -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         await until(pilot, lambda: "hello from api" in shown_log(app), "api's earlier lines")
         first_pid = app.rows["api"].pid
+        # A second UI's stream, open at the same time, hears of the restart too.
+        other = StackClient(app.stack.root).statuses()
+        assert any(row.pid == first_pid for row in await anext(other))
         await pilot.press("r")
         await until(
             pilot,
@@ -87,6 +90,9 @@ async def _restart_and_search(app: DevstackApp) -> None:
         )
         row = app.rows["api"]
         assert row.pid != first_pid and row.reason == "asked by `devstack ui`"
+        while not any(row.restarts == 1 and row.pid for row in await anext(other)):
+            pass
+        await other.aclose()
         table = app.query_one("#services", DataTable)
         assert str(table.get_cell("api", table.ordered_columns[-1].key)) == "asked by `devstack ui`"
         # The new instance's first line arrives live, after the UI opened.
