@@ -5,7 +5,7 @@ The UI is a child, not a part of this loop: the supervisor's loop never waits on
 drawing, a UI that fails leaves the stack's guarantees as they were, and it is the
 same `devstack ui` as anywhere else. While it runs, the stack's streamed output is
 held back (it would tear the screen; the log files and the UI have it); once it has
-closed, what devstack says while stopping reaches the terminal again.
+closed, its last lines are printed and what devstack says while stopping follows.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import signal
 import sys
+from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -21,18 +22,23 @@ if TYPE_CHECKING:
     from devstack.runtime.supervisor import Supervisor
 
 UI_EXIT_WAIT = 5.0  # seconds the UI gets to leave once the stack has ended
+KEEP_LINES = 20  # of the output held back, printed when the UI closes
 
 
 class HeldTerminal:
-    """The stream `up --ui` gives Output: nothing reaches the terminal until `release`."""
+    """The stream `up --ui` gives Output: held back until `release`, which prints the
+    last `keep` lines held (how the stack got where it is), then lets the rest through."""
 
-    def __init__(self, terminal: BinaryIO) -> None:
+    def __init__(self, terminal: BinaryIO, keep: int = KEEP_LINES) -> None:
         self._terminal = terminal
+        self._held: deque[bytes] = deque(maxlen=keep)  # bounded: the log files have it all
         self.released = False
 
     def write(self, data: bytes) -> int:
         if self.released:
             self._terminal.write(data)
+        else:
+            self._held.extend(data.splitlines(keepends=True))  # Output writes whole lines
         return len(data)
 
     def flush(self) -> None:
@@ -41,6 +47,9 @@ class HeldTerminal:
 
     def release(self) -> None:
         self.released = True
+        self.write(b"".join(self._held))
+        self._held.clear()
+        self.flush()
 
 
 async def run_ui(supervisor: Supervisor, config_file: Path, held: HeldTerminal) -> None:

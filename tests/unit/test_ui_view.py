@@ -119,3 +119,18 @@ def test_the_pane_says_when_an_instance_ends_and_the_next_begins(
 ) -> None:
     assert lifecycle_lines(RUNNING, after) == said
     assert lifecycle_lines(ServiceRow("api", "stopped"), RUNNING) == ["[devstack] started (pid 10)"]
+
+
+def test_up_ui_holds_the_stream_back_then_prints_its_last_lines() -> None:
+    import io
+
+    from devstack.ui.foreground import HeldTerminal
+
+    terminal = io.BytesIO()
+    held = HeldTerminal(terminal, keep=2)
+    held.write(b"a | 1\na | 2\n")
+    held.write(b"a | 3\n")
+    assert terminal.getvalue() == b""
+    held.release()
+    held.write(b"devstack > stopping\n")
+    assert terminal.getvalue() == b"a | 2\na | 3\ndevstack > stopping\n"
