@@ -30,6 +30,7 @@ from devstack.ui.usage import Usage, UsageSampler
 
 ALL = "(all services)"
 USAGE_INTERVAL = 1.0  # seconds between CPU/memory samples and uptime updates
+TYPED_BACKLOG = 256  # keys typed into a service not yet sent: a bound, never reached by hand
 
 
 class Stack(Protocol):
@@ -157,11 +158,11 @@ class DevstackApp(App[int]):
         self.book = view.LogBook(max_lines)
         self.rows: dict[str, ServiceRow] = {}
         self.usage: dict[int, Usage] = {}
-        self.selected: str | None = None  # None: all services
+        self.selected: str | None = None  # the chosen service; None before the first statuses
         self.show_all = False
         self.query_text = ""
         self.stack_ended = False
-        self._typed: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+        self._typed: asyncio.Queue[tuple[str, str]] = asyncio.Queue(maxsize=TYPED_BACKLOG)
 
     # -- layout ------------------------------------------------------------------------
 
@@ -223,7 +224,12 @@ class DevstackApp(App[int]):
                 self.action_stop_typing()
 
     def type_key(self, name: str, text: str) -> None:
-        self._typed.put_nowait((name, text))
+        try:
+            self._typed.put_nowait((name, text))
+        except asyncio.QueueFull:
+            self.notify(
+                f"{name} is not taking keys this fast; {text!r} was dropped", severity="error"
+            )
 
     async def refresh_usage(self) -> None:
         pids = [row.pid for row in self.rows.values() if row.pid]
