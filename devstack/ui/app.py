@@ -323,7 +323,7 @@ class DevstackApp(App[int]):
         else:
             parts = [view.describe(row)]
         if self.query_text:
-            count = len(view.filtered(self.book.lines(self.shown_service()), self.query_text))
+            count = log.line_count  # the pane holds exactly the matching lines
             parts.append(f"/{self.query_text}: {count} line{'s' if count != 1 else ''}")
         parts.append("following" if log.auto_scroll else "paused (f follows)")
         if log.typing_into:
