@@ -9,7 +9,9 @@ wires widgets, keys and streams.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -18,7 +20,9 @@ from rich.text import Text
 from textual import events, on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
+from textual.css.query import NoMatches
 from textual.screen import ModalScreen
+from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Input, Log, Static
 
@@ -30,6 +34,7 @@ from devstack.ui.usage import Usage, UsageSampler
 
 ALL = "(all services)"
 USAGE_INTERVAL = 1.0  # seconds between CPU/memory samples and uptime updates
+WRITE_INTERVAL = 1 / 30  # seconds new lines may wait to be drawn together
 TYPED_BACKLOG = 256  # keys typed into a service not yet sent: a bound, never reached by hand
 
 
@@ -162,6 +167,10 @@ class DevstackApp(App[int]):
         self.show_all = False
         self.query_text = ""
         self.stack_ended = False
+        # Rendered lines not yet in the pane; at most max_lines (older ones would scroll
+        # out of the pane at once anyway).
+        self._unwritten: deque[str] = deque(maxlen=max_lines)
+        self._flush_timer: Timer | None = None
         self._typed: asyncio.Queue[tuple[str, str]] = asyncio.Queue(maxsize=TYPED_BACKLOG)
 
     # -- layout ------------------------------------------------------------------------
@@ -196,6 +205,8 @@ class DevstackApp(App[int]):
         try:
             async for rows in self.stack.statuses():
                 self.show_rows(rows)
+        except NoMatches:
+            return  # the app is closing: its widgets are gone
         except DevstackError as error:
             self.notify(error.render(), severity="error", timeout=10)
         self.stack_ended = True
@@ -208,6 +219,8 @@ class DevstackApp(App[int]):
         try:
             async for batch in self.stack.output(tail=self.book.max_lines):
                 self.add_lines(batch)
+        except NoMatches:
+            return  # the app is closing: its widgets are gone
         except DevstackError as error:
             if not self.stack_ended:  # else the status stream has said it
                 self.notify(f"the log stream stopped: {error.render()}", severity="error")
@@ -234,7 +247,8 @@ class DevstackApp(App[int]):
     async def refresh_usage(self) -> None:
         pids = [row.pid for row in self.rows.values() if row.pid]
         self.usage = await asyncio.to_thread(self.sample_usage, pids)
-        self.show_rows(list(self.rows.values()))
+        with contextlib.suppress(NoMatches):  # the app closed meanwhile
+            self.show_rows(list(self.rows.values()))
 
     # -- the service table -------------------------------------------------------------
 
@@ -298,13 +312,25 @@ class DevstackApp(App[int]):
         lines = view.filtered(added, self.query_text)
         if lines:
             width = self._prefix_width()
-            self.log_pane.write_lines(view.render_line(line, width) for line in lines)
-        if self.query_text:
-            self._update_title()
+            self._unwritten.extend(view.render_line(line, width) for line in lines)
+            if self._flush_timer is None:
+                self._flush_timer = self.set_timer(WRITE_INTERVAL, self._write_pending)
+
+    def _write_pending(self) -> None:
+        """Lines that arrived since the last write, in one write: Log.write_lines costs
+        a worker per call, and a chatty service sends hundreds of batches a second."""
+        self._flush_timer = None
+        if self._unwritten:
+            with contextlib.suppress(NoMatches):  # the app is closing
+                self.log_pane.write_lines(self._unwritten)
+                if self.query_text:
+                    self._update_title()
+            self._unwritten.clear()
 
     def redraw_log(self) -> None:
         log = self.log_pane
         log.clear()
+        self._unwritten.clear()  # the book has them: they are drawn below
         lines = view.filtered(self.book.lines(self.shown_service()), self.query_text)
         width = self._prefix_width()
         log.write_lines(view.render_line(line, width) for line in lines)
