@@ -14,9 +14,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Static
 
+from devstack.errors import DevstackError
+from devstack.runtime import control
 from devstack.ui.app import DevstackApp
 from devstack.ui.envpane import EnvScreen
 from devstack.ui.stack import StackClient
@@ -111,6 +114,10 @@ def test_typing_into_a_tty_service_and_the_env_pane_masks_secrets(repo: Path) ->
     running = start_stack(repo)
     try:
         asyncio.run(_type_and_env(ui_for(repo)))
+        with pytest.raises(DevstackError, match="api reads no input"):
+            control.request(repo, "input", services=["api"], data="x")
+        with pytest.raises(DevstackError, match="did you mean 'echo'"):
+            control.request(repo, "input", services=["ecko"], data="x")
     finally:
         stop_stack(running)
 
