@@ -305,10 +305,13 @@ class DevstackApp(App[int]):
         return None if self.show_all else self.selected
 
     def add_lines(self, batch: LogBatch) -> None:
-        added = self.book.add(batch.name, batch.lines, from_file=batch.from_file)
-        shown = self.shown_service()
-        if shown is not None and shown != batch.name:
-            return
+        if not batch.name:  # about every service: lines that were skipped
+            added = [self.book.note(text) for text in batch.lines]
+        else:
+            added = self.book.add(batch.name, batch.lines, from_file=batch.from_file)
+            shown = self.shown_service()
+            if shown is not None and shown != batch.name:
+                return
         lines = view.filtered(added, self.query_text)
         if lines:
             width = self._prefix_width()

@@ -58,7 +58,7 @@ class ServiceRow:
 
 @dataclass(frozen=True)
 class LogBatch:
-    name: str
+    name: str  # "" for devstack's own line about every service
     lines: list[str]
     from_file: bool  # the log file's past (it may hold start separators), not live
 
@@ -81,7 +81,11 @@ class StackClient:
             if first:
                 first = False
                 continue  # the server's yes
-            yield LogBatch(message["name"], list(message["lines"]), message["from"] == "file")
+            if "skipped" in message:  # the UI fell behind: the log files have them all
+                said = f"[devstack] {message['skipped']} lines skipped: the UI fell behind"
+                yield LogBatch("", [said], from_file=False)
+            else:
+                yield LogBatch(message["name"], list(message["lines"]), message["from"] == "file")
 
     async def restart(self, name: str) -> None:
         await self._request("restart", services=[name], by=CLIENT)
@@ -112,6 +116,8 @@ class StackClient:
                 message = json.loads(line)  # replies: control.decode's limit is for requests
                 if not message.get("ok", True):
                     raise control.error_from_reply(message)
+                if message.get("alive"):
+                    continue  # a sign of life while an answer takes long
                 answered = True
                 yield message
             if not answered:

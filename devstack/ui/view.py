@@ -78,6 +78,14 @@ class LogBook:
         self._all.extend(shown)
         return shown
 
+    def note(self, text: str) -> LogLine:
+        """devstack's own line that concerns every service (lines the UI missed)."""
+        line = LogLine("devstack", text)
+        for own in self._by_service.values():
+            own.append(text)
+        self._all.append(line)
+        return line
+
     def lines(self, name: str | None) -> list[LogLine]:
         """What the pane of `name` (None: all services) holds now."""
         if name is None:

@@ -25,6 +25,8 @@ def test_the_log_book_keeps_the_last_lines_of_each_service_and_of_all() -> None:
     assert [line.text for line in book.lines("api")] == ["a2", "a3", "a4"]
     assert [line.text for line in book.lines("web")] == ["w1", "w2"]
     assert book.lines(None) == [LogLine("web", "w2"), LogLine("api", "a3"), LogLine("api", "a4")]
+    book.note("[devstack] 5 lines skipped")
+    assert book.lines("web")[-1].text == book.lines(None)[-1].text == "[devstack] 5 lines skipped"
 
 
 def test_a_log_files_start_separator_reads_as_devstacks_own_line() -> None:
