@@ -588,7 +588,7 @@ class ControlServer:
                 files: list[tuple[BinaryIO, int]] = []
                 opened.append((name, files))
                 current = logfiles.log_file(log_dir, name)
-                for path in (current.with_name(current.name + ".1"), current):
+                for path in (current.with_name(logfiles.rotated_name(current.name)), current):
                     if (log := open_log(path)) is not None:
                         files.append(log)
         except BaseException:
