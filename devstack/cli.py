@@ -39,6 +39,7 @@ COMMANDS: dict[str, str] = {
     "mcp": "serve this repo's stack to coding agents (MCP over stdio)",
     "down": "stop the running stack",
     "export": "write compose, kubernetes, systemd or supervisord files for the stack",
+    "ui": "a full-screen view of the running stack: services, logs, env, keys",
 }
 
 
@@ -105,6 +106,25 @@ def _command_module(name: str) -> ModuleType | None:
         raise
 
 
+def _require_working_directory(config_file: str | None) -> None:
+    """A shell whose directory was deleted (or moved) gets a clear message, not a
+    traceback; with an absolute -f, devstack works from that file's directory."""
+    import os
+
+    from devstack.errors import DevstackError
+
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        if config_file and os.path.isabs(config_file):
+            os.chdir(os.path.dirname(config_file) or "/")
+            return
+        raise DevstackError.single(
+            "the current directory no longer exists (deleted, or moved away)",
+            hint="`cd` into the repo again, or give -f /absolute/path/to/devstack.yaml",
+        ) from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     early = None
     try:
@@ -128,6 +148,7 @@ def _main(argv: Sequence[str] | None, early: Early | None) -> int:
     args.command_line = list(sys.argv[1:] if argv is None else argv)
     args.early = early
     try:
+        _require_working_directory(getattr(args, "config_file", None))
         return int(args.run(args) or 0)
     except DevstackError as error:
         print(error.render(), file=sys.stderr)

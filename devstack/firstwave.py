@@ -43,12 +43,14 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
     from typing import Any
 
+    from devstack.runtime.membership import RunCgroup
     from devstack.runtime.output import Output, Stream
 
 PLAN_FILE = "plan"
 PLAN_FORMAT = 1
 LOCK_FILE = "up.lock"  # runstate's: the same lock, taken the same way
 RUN_FILE = "run.json"  # runstate's: present only when a run did not end cleanly
+RECORD_FILE = "members.json"  # membership's: the same
 CONFIG_NAME = "devstack.yaml"
 OFF_VAR = "DEVSTACK_FAST_START"  # "0": always take the ordinary path
 _PR_SET_CHILD_SUBREAPER = 36
@@ -108,11 +110,15 @@ def write_plan(
     *,
     names: list[str],
     colour: bool,
+    fd_limit: int,
     services: list[dict[str, object]],
 ) -> None:
     """Keep the plan for the next run: private (0600) and atomic, like run.json.
-    `names`: every service the run shows (the first wave's lines are padded to them)."""
-    data = marshal.dumps({"key": key, "names": names, "colour": colour, "services": services})
+    `names`: every service the run shows (the first wave's lines are padded to them);
+    `fd_limit`: the open-file limit `up` raises itself to before it spawns."""
+    data = marshal.dumps(
+        {"key": key, "names": names, "colour": colour, "fd_limit": fd_limit, "services": services}
+    )
     os.makedirs(state_dir, mode=0o700, exist_ok=True)
     path = os.path.join(state_dir, PLAN_FILE)
     temporary = f"{path}.{os.getpid()}.tmp"
@@ -137,13 +143,18 @@ class Planned:
 
 
 class Plan:
-    __slots__ = ("colour", "config_path", "names", "services")
+    __slots__ = ("colour", "config_path", "fd_limit", "names", "services")
 
     def __init__(
-        self, config_path: str, names: list[str], colour: bool, services: list[Planned]
+        self,
+        config_path: str,
+        names: list[str],
+        colour: bool,
+        fd_limit: int,
+        services: list[Planned],
     ) -> None:
         self.config_path, self.names = config_path, names
-        self.colour, self.services = colour, services
+        self.colour, self.fd_limit, self.services = colour, fd_limit, services
 
 
 def read_plan(
@@ -164,7 +175,7 @@ def read_plan(
     if plan_key(files[0], files[1:], environ, tty=tty, version=version) != data["key"]:
         return None
     services = [Planned(s["name"], s["argv"], s["cwd"], s["env"]) for s in data["services"]]
-    return Plan(files[0], data["names"], data["colour"], services)
+    return Plan(files[0], data["names"], data["colour"], data["fd_limit"], services)
 
 
 def _well_formed(plan: Any) -> bool:
@@ -174,8 +185,11 @@ def _well_formed(plan: Any) -> bool:
     key, services = plan["key"], plan.get("services")
     if not isinstance(key.get("files"), dict) or not isinstance(services, list):
         return False
+    fd_limit = plan.get("fd_limit")
     return (
         isinstance(plan.get("colour"), bool)
+        and isinstance(fd_limit, int)
+        and not isinstance(fd_limit, bool)
         and _strings(plan.get("names"))
         and all(
             isinstance(service, dict)
@@ -196,7 +210,9 @@ def _strings(value: object) -> bool:
 # -- the environment a service gets ----------------------------------------------------
 
 
-def spawn_env(values: Mapping[str, str], *, run_id: str, name: str, colour: bool) -> dict[str, str]:
+def spawn_env(
+    values: Mapping[str, str], *, run_id: str, name: str, colour: bool, repo: str | None = None
+) -> dict[str, str]:
     """The environment a service's process gets: its resolved env plus devstack's own."""
     env = dict(values)
     env.setdefault("PYTHONUNBUFFERED", "1")  # else Python services are silent through a pipe
@@ -205,6 +221,9 @@ def spawn_env(values: Mapping[str, str], *, run_id: str, name: str, colour: bool
     # The markers by which every process of this run is found again; never overridden.
     env["DEVSTACK_RUN_ID"] = run_id
     env["DEVSTACK_SERVICE"] = name
+    if repo is not None:
+        # The next `up` of this repo stops what carries it, even if run.json is gone.
+        env["DEVSTACK_REPO"] = repo
     return env
 
 
@@ -244,6 +263,7 @@ class Early:
         self.run_id = run_id
         self.colour = colour
         self.children: dict[str, Child] = {}
+        self.cgroup: RunCgroup | None = None
         self.output: Output | None = None
         self._pump: Any = None  # the thread
         self._wake = (-1, -1)
@@ -362,7 +382,10 @@ def launch(argv: list[str], environ: Mapping[str, str], version: str) -> Early |
     ordinary path must do everything (no plan, a key that changed, anything unusual)."""
     if argv != ["up"] or environ.get(OFF_VAR) == "0" or not _supported():
         return None
-    config_path = _find_config(os.getcwd())
+    try:
+        config_path = _find_config(os.getcwd())
+    except OSError:  # the directory was deleted: the ordinary path says so
+        return None
     if config_path is None:
         return None
     state_dir = os.path.join(os.path.dirname(config_path), ".devstack")
@@ -377,10 +400,17 @@ def launch(argv: list[str], environ: Mapping[str, str], version: str) -> Early |
     try:
         from pathlib import Path
 
+        from devstack.runtime import membership
         from devstack.runtime.guardian import start_guardian
 
+        # What `up` does before its first spawn, in the same order.
+        raise_fd_limit(plan.fd_limit)
         start_guardian(early.run_id, Path(state_dir))
         _become_subreaper()
+        # After the guardian (which must not be in it), before the first spawn. Its
+        # record is written by `up` once runstate holds the run (it reads records as
+        # a dead run's leftovers).
+        early.cgroup = membership.RunCgroup.create(early.run_id)
         _spawn_all(early, plan.services)
         if early.children:
             early.start_pump(plan.names)
@@ -424,10 +454,27 @@ def _take_lock(state_dir: str) -> int | None:
     except OSError:
         os.close(lock)
         return None
-    if os.path.lexists(os.path.join(state_dir, RUN_FILE)):
+    if any(os.path.lexists(os.path.join(state_dir, name)) for name in (RUN_FILE, RECORD_FILE)):
         os.close(lock)  # a run that did not end cleanly: runstate stops its leftovers
         return None
     return lock
+
+
+def raise_fd_limit(wanted: int) -> tuple[int, int]:
+    """Raise the soft RLIMIT_NOFILE towards `wanted`, never past the hard limit; the
+    (soft, hard) limits in force afterwards (`up` does it before any spawn: services
+    inherit it)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass  # kept as it was; doctor warns when it is too low for the stack
+    return soft, hard
 
 
 def _become_subreaper() -> None:
@@ -446,7 +493,11 @@ def _spawn_all(early: Early, services: list[Planned]) -> None:
     try:
         for service in services:
             env = spawn_env(
-                service.env, run_id=early.run_id, name=service.name, colour=early.colour
+                service.env,
+                run_id=early.run_id,
+                name=service.name,
+                colour=early.colour,
+                repo=os.path.dirname(early.config_path),
             )
             program = _which(service.argv[0], service.cwd, env.get("PATH", os.defpath))
             if program is None:

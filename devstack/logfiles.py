@@ -17,10 +17,20 @@ def log_dir(root: Path) -> Path:
 
 
 def log_name(name: str) -> str:
-    """The name of service `name`'s log file in a `log_dir` (`.1` once rotated)."""
+    """The name of service `name`'s log file in a `log_dir`."""
     return f"{name}.log"
+
+
+def rotated_name(log: str) -> str:
+    """What a log file (by name) is renamed to once it is full: one generation kept."""
+    return log + ".1"
 
 
 def log_file(directory: Path, name: str) -> Path:
     """The log file of service `name` in `directory` (a `log_dir`)."""
     return directory / log_name(name)
+
+
+def logged_services(directory: Path) -> list[str]:
+    """The services that have a log file in `directory`, by name."""
+    return sorted(path.name.removesuffix(".log") for path in directory.glob(log_name("*")))

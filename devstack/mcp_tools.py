@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from devstack import logfiles
 from devstack.errors import DevstackError, Problem, unknown_name_error
 from devstack.mcp_stack import Stack
 from devstack.secrets import MASK, is_secret
@@ -285,7 +286,7 @@ class Tools:
         except re.error as error:
             problem = Problem(f"grep {grep!r} is not a regular expression: {error}")
             raise ToolFailure([problem]) from None
-        path = project.state_dir / "logs" / f"{service}.log"
+        path = logfiles.log_file(logfiles.log_dir(project.root), service)
         chunk = read_log(path, since)
         redactor = redactor or self.redactor()
         shown: list[str] = []
@@ -315,7 +316,7 @@ class Tools:
         }
 
     def _last_lines(self, service: str, count: int) -> list[str]:
-        path = self.root / ".devstack" / "logs" / f"{service}.log"
+        path = logfiles.log_file(logfiles.log_dir(self.root), service)
         return [line for line, _ in read_log(path, "").lines][-count:]
 
     # -- the environment and the config (no running stack needed) --------------------------
@@ -478,7 +479,7 @@ def read_log(path: Path, since: str) -> LogChunk:
         parts = [(path, offset)]
     else:
         inode, offset = parse_cursor(since)
-        older = path.with_name(path.name + ".1")
+        older = path.with_name(logfiles.rotated_name(path.name))
         if current is not None and current[0] == inode and offset <= current[1]:
             parts = [(path, offset)]
         elif (previous := _identity(older)) is not None and previous[0] == inode:

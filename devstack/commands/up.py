@@ -22,7 +22,9 @@ if TYPE_CHECKING:
     from devstack.envresolve import ProjectEnv
     from devstack.firstwave import Early
     from devstack.model import Project
+    from devstack.runtime.membership import RunCgroup
     from devstack.runtime.supervisor import Supervisor
+    from devstack.ui.foreground import HeldTerminal
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -58,6 +60,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     # The background `up` that `-d` starts: where it says that the services settled.
     parser.add_argument("--ready-fd", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--ui", action="store_true", help="show the stack in devstack ui; quit it to stop"
+    )
     add_env_overrides(parser)
 
 
@@ -79,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
         if early is not None:
             early.close()
         raise
+    if args.ui:
+        args.held_terminal = _terminal_for_the_ui(args)
     if args.detach and args.ready_fd is None:
         from devstack.runtime import detach
 
@@ -86,10 +93,28 @@ def run(args: argparse.Namespace) -> int:
     return _run_stack(project, env, names, args, overrides, _stream(project, args))
 
 
-def _stream(project: Project, args: argparse.Namespace) -> BinaryIO:
-    """Where `up` prints: the terminal, or up.log for the background `up` of `-d`."""
+def _terminal_for_the_ui(args: argparse.Namespace) -> HeldTerminal:
+    """`up --ui`: the terminal, held for the UI while it runs."""
     import sys
 
+    from devstack.errors import DevstackError
+    from devstack.ui.foreground import HeldTerminal
+
+    if args.detach:
+        raise DevstackError.single("choose -d or --ui", hint="`devstack ui` opens on a -d stack")
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise DevstackError.single("devstack up --ui needs a terminal")
+    return HeldTerminal(sys.stdout.buffer)
+
+
+def _stream(project: Project, args: argparse.Namespace) -> BinaryIO:
+    """Where `up` prints: the terminal (held back while `--ui` shows the UI), or up.log
+    for the background `up` of `-d`."""
+    import sys
+
+    held: HeldTerminal | None = getattr(args, "held_terminal", None)
+    if held is not None:
+        return held  # type: ignore[return-value]  # write and flush: all Output needs
     if args.ready_fd is None:
         return sys.stdout.buffer
     from devstack.runtime import detach
@@ -142,7 +167,7 @@ def _run_stack(
 
     from devstack import logfiles
     from devstack.logfmt import should_colour
-    from devstack.runtime import adopt, runstate
+    from devstack.runtime import adopt, membership, runstate
     from devstack.runtime.guardian import start_guardian
     from devstack.runtime.output import Output
     from devstack.runtime.reaper import become_subreaper
@@ -154,12 +179,21 @@ def _run_stack(
         # For the next plain `devstack up`; rewritten each time, so a plan that differs
         # from what the supervisor resolves (and adopts) now is not used twice.
         adopt.keep_plan(project, env, names, colour)
-    held = early.give_lock() if early is not None else None
+    if early is None:  # else the fast start raised it before its first spawn
+        raise_fd_limit()
+    lock = early.give_lock() if early is not None else None
     try:
-        with runstate.acquire(project, held=held) as run:
-            if early is None:  # else the fast start did both before its first spawn
+        with runstate.acquire(project, held=lock) as run:
+            # After acquire: a killed run's leftovers, which may hold the ports, are gone.
+            _check_ports(project, names, early)
+            if early is None:  # else the fast start did these before its first spawn
                 start_guardian(run.run_id, project.state_dir)
                 become_subreaper()
+                # After the guardian (which must not be in it), before the first spawn.
+                cgroup = membership.RunCgroup.create(run.run_id)
+            else:
+                cgroup = early.cgroup
+            membership.write_record(project.state_dir, run.run_id, cgroup, {})
             # The Output the first wave's lines already went through, if any.
             shown = early.hand_over() if early is not None else None
             output = shown or Output(
@@ -186,12 +220,61 @@ def _run_stack(
                     ),
                 )
                 _watch_children_with_pidfds()
-                return asyncio.run(_supervise(supervisor, project, overrides, args.ready_fd))
+                held = getattr(args, "held_terminal", None)
+                status = asyncio.run(
+                    _supervise(supervisor, project, overrides, cgroup, args.ready_fd, held)
+                )
+                membership.remove_record(project.state_dir)  # swept: nothing left to find
+                return status
             finally:
                 output.close()
+                if cgroup is not None:
+                    cgroup.leave_and_remove()
     finally:
         if early is not None:
             early.close()  # any child never adopted (a shutdown came first)
+
+
+SWEEP_GRACE = 2.0  # seconds a process the services left behind gets between SIGTERM and SIGKILL
+
+
+def raise_fd_limit(wanted: int | None = None) -> tuple[int, int]:
+    """Raise the soft RLIMIT_NOFILE towards `wanted` (doctor.FD_LIMIT), never past the
+    hard limit; the (soft, hard) limits in force afterwards."""
+    from devstack import firstwave  # which does it before its first spawn too
+    from devstack.doctor import FD_LIMIT
+
+    return firstwave.raise_fd_limit(wanted or FD_LIMIT)
+
+
+def _check_ports(project: Project, names: list[str], early: Early | None = None) -> None:
+    """A chosen service's port taken by another process stops `up` before anything
+    starts, as doctor reports it (issue 11 §5: `up` used to start the rest and
+    blame a dependent)."""
+    from devstack.errors import EXIT_FAILURE, DevstackError, Problem
+    from devstack.runtime import ports
+    from devstack.scripts import service_ports
+
+    problems = []
+    for name in names:
+        service = project.services[name]
+        for port in service_ports(service.port, service.cmd):  # `-p N` too (issue 12 item 6)
+            if holder := ports.port_holder(port):
+                problems.append(
+                    Problem(
+                        f"{name}: port {port} is in use by {holder}",
+                        service.location,
+                        "stop that process, or change `port`"
+                        if port == service.port
+                        else "stop that process, or change the port in `cmd`",
+                        code="port-in-use",
+                    )
+                )
+    if problems:
+        # What the kept plan started (no port of its own) is stopped again.
+        stopped = ", ".join(early.abandon()) if early is not None else ""
+        note = f"stopped {stopped} (started from the kept plan)" if stopped else "nothing started"
+        raise DevstackError(problems, EXIT_FAILURE, notes=[f"devstack up: {note}"])
 
 
 def _watch_children_with_pidfds() -> None:
@@ -222,7 +305,9 @@ async def _supervise(
     supervisor: Supervisor,
     project: Project,
     overrides: Mapping[str, str],
+    cgroup: RunCgroup | None,
     ready_fd: int | None = None,
+    held: HeldTerminal | None = None,
 ) -> int:
     """The supervisor, with the control socket, the file watcher and the `r` key beside it.
 
@@ -233,9 +318,12 @@ async def _supervise(
     needed before (the watcher says when it is watching).
     """
     import asyncio
+    import os
 
     from devstack.runtime import control, reaper
 
+    # Bound before anything starts: a stack nobody can control must not run (issue 11 §2).
+    listener = control.bind_socket(project.root, os.environ, os.getuid())
     # As a subreaper, devstack adopts what services orphan: it must reap them too.
     stop_reaping = reaper.install_orphan_reaper(asyncio.get_running_loop())
     tasks: list[asyncio.Task[None]] = []
@@ -245,26 +333,80 @@ async def _supervise(
         task.add_done_callback(lambda task: _report_crash(supervisor, task))
         tasks.append(task)
 
-    start(control.serve(supervisor, project=project))
-    start(_start_after_first_spawns(supervisor, overrides, start))
+    start(control.serve(supervisor, project=project, listener=listener))
+    if held is not None:  # `up --ui`: the socket is already bound, the UI can connect
+        from devstack.ui.foreground import run_ui
+
+        start(run_ui(supervisor, project.config_path, held))
+    start(_start_after_first_spawns(supervisor, overrides, start, keys=held is None))
+    start(_keep_record(supervisor, project, cgroup))
     if ready_fd is not None:  # the background `up` of `up -d`: tell the waiting parent
         from devstack.runtime import detach
 
         timeout = detach.ready_timeout(project, [status.name for status in supervisor.status()])
         start(detach.report_when_settled(supervisor, ready_fd, timeout))
     try:
-        return await supervisor.run()
+        status = await supervisor.run()
+        await _sweep(supervisor, cgroup)
     finally:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         stop_reaping()
+    # A companion that crashed (reported by _report_crash) is an internal error too.
+    crashed = any(not t.cancelled() and t.exception() is not None for t in tasks)
+    return status or (1 if crashed else 0)
+
+
+async def _keep_record(supervisor: Supervisor, project: Project, cgroup: RunCgroup | None) -> None:
+    """Look at the processes below devstack every CENSUS_INTERVAL seconds (no event
+    says a process was orphaned): which service each came from, for a restart, and
+    the record the guardian and the next `up` read."""
+    import asyncio
+
+    from devstack.runtime import membership
+    from devstack.runtime.guardian import guardian_pids
+
+    census = membership.CENSUS
+    while True:
+        mains = {row.pid: row.name for row in supervisor.status() if row.pid}
+        if await asyncio.to_thread(census.take, mains, guardian_pids()):
+            await asyncio.to_thread(
+                membership.write_record,
+                project.state_dir,
+                supervisor.run_id,
+                cgroup,
+                census.members,
+            )
+        await asyncio.sleep(membership.CENSUS_INTERVAL)
+
+
+async def _sweep(supervisor: Supervisor, cgroup: RunCgroup | None) -> None:
+    """Once every service has stopped: end whatever they left running that hid from
+    their stop (left its session and cleared its environment, issue 11 §3), found by
+    ancestry and in the cgroup."""
+    import asyncio
+
+    from devstack.runtime import membership, reaper
+    from devstack.runtime.guardian import guardian_pids
+
+    left = await asyncio.to_thread(membership.members_now, cgroup, guardian_pids())
+    if not left:
+        return
+    described = reaper.describe(left)  # before they are gone, their command lines with them
+    survivors = await asyncio.to_thread(reaper.terminate, left, SWEEP_GRACE)
+    message = f"stopped {described}, left running by the services"
+    if survivors:
+        message += f"; could not stop {reaper.describe(survivors)}"
+    supervisor.say(message, "warn")
 
 
 async def _start_after_first_spawns(
     supervisor: Supervisor,
     overrides: Mapping[str, str],
     start: Callable[[Coroutine[Any, Any, None]], None],
+    *,
+    keys: bool = True,
 ) -> None:
     """Start the file watcher, and the key reader on a terminal, once the services that
     could start at once are spawned."""
@@ -274,12 +416,13 @@ async def _start_after_first_spawns(
 
     await supervisor.first_spawns_done.wait()
     # In a thread: the loop keeps passing the services' output on meanwhile.
-    watcher, keys = await asyncio.to_thread(_import_companions, sys.stdin.isatty())
+    interactive = keys and sys.stdin.isatty()  # under `--ui` the UI reads the keys
+    watcher, reader = await asyncio.to_thread(_import_companions, interactive)
     if supervisor.shutting_down:  # Ctrl+C came first: "watching for changes" would be odd
         return
     start(watcher.watch_project(supervisor, shell=os.environ, cli_env=overrides))
-    if keys is not None:
-        start(keys.read_keys(supervisor))
+    if reader is not None:
+        start(reader.read_keys(supervisor))
 
 
 def _import_companions(interactive: bool) -> tuple[ModuleType, ModuleType | None]:
@@ -301,7 +444,7 @@ def _report_crash(supervisor: Supervisor, task: asyncio.Task[None]) -> None:
         return
     error = task.exception()
     text = "".join(traceback.format_exception(error)).rstrip()
-    supervisor.output.system(None, f"internal error, {_name_of(task)} stopped:\n{text}", "error")
+    supervisor.say(f"internal error, {_name_of(task)} stopped:\n{text}", "error")
 
 
 def _name_of(task: asyncio.Task[None]) -> str:

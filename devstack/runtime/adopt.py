@@ -16,20 +16,23 @@ from pathlib import Path
 from typing import Any
 
 from devstack import __version__, firstwave
+from devstack.doctor import FD_LIMIT
 from devstack.envresolve import ProjectEnv
 from devstack.model import Project
 from devstack.runtime.output import Output
 from devstack.runtime.process import ServiceProcess
+from devstack.scripts import service_ports
 
 
 def first_wave(project: Project, names: Sequence[str]) -> list[str]:
     """The selected services that may start before the supervisor runs: no dependency
-    to wait for, no port to check first, no readiness probe, no terminal of their own."""
+    to wait for, no port to check first (`port` or one in the command), no readiness
+    probe, no terminal of their own."""
     return [
         name
         for name in names
         if not (service := project.services[name]).depends_on
-        and service.port is None
+        and not service_ports(service.port, service.cmd)  # `up` checks them before a spawn
         and service.ready is None
         and not service.tty
     ]
@@ -55,7 +58,12 @@ def keep_plan(project: Project, env: ProjectEnv, names: Sequence[str], colour: b
     ]
     with contextlib.suppress(OSError):  # only the next start is slower
         firstwave.write_plan(
-            str(project.state_dir), key, names=list(names), colour=colour, services=services
+            str(project.state_dir),
+            key,
+            names=list(names),
+            colour=colour,
+            fd_limit=FD_LIMIT,
+            services=services,
         )
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import signal
 import subprocess
@@ -25,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from devstack.runtime import reaper
+from devstack.runtime import membership, reaper
 
 if TYPE_CHECKING:
     import psutil
@@ -61,6 +62,7 @@ class ServiceProcess:
         self._stopping: asyncio.Task[int] | None = None
         self._killed = False
         self._adopted = False  # spawned before the loop (firstwave), not by asyncio
+        self._terminal: asyncio.ReadTransport | None = None  # the pty's master (tty: true)
 
     @classmethod
     async def spawn(
@@ -73,7 +75,9 @@ class ServiceProcess:
         tty: bool,
         output: Output,
     ) -> ServiceProcess:
-        """Start `argv`; raises OSError when it cannot be started (no such command)."""
+        """Start `argv`; raises OSError when it cannot be started (no such command),
+        ValueError when no process could receive its arguments or environment."""
+        check_spawnable(argv, env)
         process = cls(name, env.get(reaper.RUN_ID_VAR))
         if tty:
             await process._start_on_pty(argv, cwd, env, output)
@@ -151,7 +155,8 @@ class ServiceProcess:
                 *argv,
                 cwd=cwd,
                 env=dict(env),
-                stdin=subprocess.DEVNULL,
+                # Its terminal is its stdin too: what `devstack ui` types reaches it.
+                stdin=slave,
                 stdout=slave,
                 stderr=slave,
                 start_new_session=True,
@@ -167,6 +172,23 @@ class ServiceProcess:
             os.fdopen(master, "rb", buffering=0),
         )
         self._transports.append(reader)
+        self._terminal = reader
+
+    def write_input(self, data: bytes) -> None:
+        """Type `data` at a `tty: true` service's terminal (`devstack ui`, issue 17).
+
+        Never blocks the loop: a service that does not read its terminal fills the
+        pty's buffer, and the rest is refused with an OSError saying so."""
+        terminal = self._terminal
+        if terminal is None or terminal.is_closing():
+            raise OSError(errno.EPIPE, "it has no terminal open (not tty: true, or it ended)")
+        fd = terminal.get_extra_info("pipe").fileno()
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[os.write(fd, view) :]
+            except BlockingIOError:
+                raise OSError(errno.EAGAIN, "it is not reading its terminal") from None
 
     # -- waiting ---------------------------------------------------------------------
 
@@ -268,6 +290,8 @@ class ServiceProcess:
             ),
         )
         members = {entry.pid for entry in table if selector.matches(entry)}
+        # Seen below this service by the census: an orphan that shed marker and group.
+        members |= membership.CENSUS.of_service(self.name) & {entry.pid for entry in table}
         members |= reaper.descendants(table, members | {self.pid})
         members.discard(self.pid)
         return [entry for entry in table if entry.pid in members]
@@ -314,6 +338,56 @@ class ServiceProcess:
         reaper.forget_live(self.pid)
         if not self._exited.done():
             self._exited.set_result(code)
+
+
+def describe_spawn_error(error: OSError | ValueError, cwd: Path | str) -> str:
+    """Why a spawn failed, in words: which path, and whether it was the cwd."""
+    if not isinstance(error, OSError):
+        return str(error)
+    reason = error.strerror or str(error)
+    path = error.filename
+    if path is not None and os.fspath(path) == os.fspath(cwd):
+        if not os.path.exists(cwd):
+            # Typically the repo was renamed while `up` ran (issue 11 §2).
+            return (
+                f"its cwd {os.fspath(cwd)} does not exist (moved or deleted since devstack up"
+                " started? then stop it and run devstack up where the repo is now)"
+            )
+        return f"its cwd {os.fspath(cwd)}: {reason}"
+    return f"{os.fspath(path)}: {reason}" if path is not None else reason
+
+
+def check_spawnable(argv: Sequence[str], env: Mapping[str, str]) -> None:
+    """ValueError naming the argument or variable that no process can receive: a NUL
+    byte ends a C string, and a lone surrogate has no bytes at all. The value itself
+    is not shown: it may be a secret."""
+    problems = [
+        f"argument {index} of the command {why}"
+        for index, arg in enumerate(argv)
+        if (why := _unpassable(arg))
+    ]
+    for key, value in env.items():
+        if not key or "=" in key:
+            problems.append(f"the name of variable {key!r} is empty or holds '='")
+        elif why := _unpassable(key):
+            problems.append(f"the name of variable {key!r} {why}")
+        elif why := _unpassable(value):
+            problems.append(f"the value of {key} {why}")
+    if problems:
+        raise ValueError("; ".join(problems) + " (fix it where it is set: `devstack env`)")
+
+
+def _unpassable(text: str) -> str:
+    """Why `text` cannot be passed to a process, or "" if it can."""
+    if "\0" in text:
+        return f"holds a NUL byte (at character {text.index(chr(0)) + 1})"
+    try:
+        os.fsencode(text)
+    except UnicodeEncodeError as error:
+        return (
+            f"holds a character with no encoding (a lone surrogate at character {error.start + 1})"
+        )
+    return ""
 
 
 class _PipeProtocol(asyncio.SubprocessProtocol):

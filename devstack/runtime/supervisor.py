@@ -20,7 +20,7 @@ import sys
 import time
 import traceback
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -29,6 +29,7 @@ from devstack.errors import DevstackError, unknown_name_error
 from devstack.firstwave import spawn_env
 from devstack.model import Project, ReadyProbe, Service
 from devstack.runtime.stackapi import Level, OutputCallback, ServiceStatus, StateCallback
+from devstack.scripts import service_ports
 from devstack.stackpolicy import Stack
 
 if TYPE_CHECKING:
@@ -49,6 +50,8 @@ class ProcessHandle(Protocol):
     async def stop(self, sig: int, timeout: float, say: Callable[[str], None]) -> int: ...
 
     def kill(self) -> None: ...
+
+    def write_input(self, data: bytes) -> None: ...
 
 
 # spawn(name=, argv=, cwd=, env=, tty=, output=) -> a running process: ServiceProcess.spawn
@@ -114,6 +117,7 @@ class Supervisor:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._waiters: list[tuple[stackpolicy.WaitFor, asyncio.Future[None]]] = []
         self._state_subscribers: list[StateCallback] = []
+        self._published: dict[str, ServiceStatus] = {}  # what subscribers last heard
         self._finished = asyncio.Event()
         self._killing = False
         self._exiting: set[ProcessHandle] = set()  # ended; leftovers of its group going
@@ -165,11 +169,11 @@ class Supervisor:
         self._draining = True
         try:
             while self._queue:
-                before = self.stack
-                self.stack, actions = stackpolicy.step(before, self._queue.popleft(), self._clock())
+                event = self._queue.popleft()
+                self.stack, actions = stackpolicy.step(self.stack, event, self._clock())
                 for action in actions:
                     self._perform(action)
-                self._publish_changes(before)
+                self._publish_changes()
         finally:
             self._draining = False
         self._wake_waiters()
@@ -229,12 +233,12 @@ class Supervisor:
         handles = self._handles[name]
         probe = None
         try:
-            env = spawn_env(handles.env, run_id=self.run_id, name=name, colour=self.colour)
-            if service.port is not None and (holder := await _port_holder(service.port)):
-                self._feed(
-                    stackpolicy.SpawnError(name, f"port {service.port} is in use by {holder}")
-                )
-                return
+            env = self.service_env(name, handles.env)
+            for port in service_ports(service.port, service.cmd):  # issue 12 item 6
+                if holder := await _port_holder(port):
+                    taken = f"port {port} is in use by {holder}"
+                    self._feed(stackpolicy.SpawnError(name, taken, f"could not start: {taken}"))
+                    return
             if service.ready is not None:
                 from devstack.runtime import probes  # only a service with `ready:` needs it
 
@@ -249,15 +253,23 @@ class Supervisor:
                 tty=service.tty,
                 output=self.output,
             )
-        except OSError as error:
+        except (OSError, ValueError) as error:
+            # Issue 11 §3: a NUL byte in a value, a lone surrogate, a bad probe URL
+            # fail this service alone, never the whole stack.
             if probe:
                 probe.close()
-            why = f"could not start {service.argv[0]}: {error}"
-            self._feed(stackpolicy.SpawnError(name, why))
+            from devstack.runtime.process import describe_spawn_error
+
+            why = describe_spawn_error(error, service.cwd)
+            self._feed(
+                stackpolicy.SpawnError(
+                    name, f"could not start {service.argv[0]}: {why}", f"could not start: {why}"
+                )
+            )
             return
         except BaseException:
             # A bug (`_task_done` reports it) or a cancellation: not spawning any more.
-            self._feed(stackpolicy.SpawnError(name, ""))
+            self._feed(stackpolicy.SpawnAbandoned(name))
             raise
         handles.incoming = (process, probe)
         self._feed(stackpolicy.SpawnDone(name, self._wall_clock()))
@@ -419,9 +431,12 @@ class Supervisor:
             or (name not in self.project.services and service.autostart and self.start_new_services)
         ]
 
-    def service_env(self, name: str) -> dict[str, str]:
-        values = self._env.services[name].values
-        return spawn_env(values, run_id=self.run_id, name=name, colour=self.colour)
+    def service_env(self, name: str, values: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The environment `name`'s process gets from `values` (default: its current env)."""
+        if values is None:
+            values = self._env.services[name].values
+        repo = str(self._project.root)
+        return spawn_env(values, run_id=self.run_id, name=name, colour=self.colour, repo=repo)
 
     def say(self, message: str, level: Level = "info") -> None:
         self._say(None, message, level)
@@ -432,6 +447,23 @@ class Supervisor:
     def subscribe_states(self, callback: StateCallback) -> Callable[[], None]:
         self._state_subscribers.append(callback)
         return lambda: self._state_subscribers.remove(callback)
+
+    def write_input(self, name: str, data: bytes) -> None:
+        """Type `data` at the terminal of `name` (a `tty: true` service that runs)."""
+        self._known([name], allow_unmanaged=True)  # unknown: an error with the closest names
+        handles = self._handles.get(name)
+        process = handles.process if handles is not None else None
+        if process is None:
+            raise DevstackError.single(f"{name} is not running", hint=f"devstack start {name}")
+        if not self.stack.configs[name].tty:
+            raise DevstackError.single(
+                f"{name} reads no input: its stdin is /dev/null",
+                hint=f"set `tty: true` on {name} in devstack.yaml to type into it",
+            )
+        try:
+            process.write_input(data)
+        except OSError as error:
+            raise DevstackError.single(f"cannot type into {name}: {error.strerror}") from None
 
     # -- helpers -----------------------------------------------------------------------
 
@@ -449,13 +481,16 @@ class Supervisor:
             reason=record.reason,
         )
 
-    def _publish_changes(self, before: Stack) -> None:
+    def _publish_changes(self) -> None:
+        """Tell the state subscribers each snapshot that changed since they last heard."""
         if not self._state_subscribers:
             return
-        for name in stackpolicy.state_changes(before, self.stack):
+        for name in self.stack.records:
             snapshot = self._snapshot(name)
-            for callback in list(self._state_subscribers):
-                callback(snapshot)
+            if self._published.get(name) != snapshot:
+                self._published[name] = snapshot
+                for callback in list(self._state_subscribers):
+                    callback(snapshot)
 
     async def _command(self, event: stackpolicy.StackEvent) -> None:
         """Feed a command; return once what the policy says it waits for came about."""
@@ -500,7 +535,7 @@ class Supervisor:
         assert error is not None
         text = "".join(traceback.format_exception(error))
         print(f"devstack: internal error, stopping everything:\n{text}", file=sys.stderr)
-        self.request_shutdown()
+        self._feed(stackpolicy.InternalError())  # `up` then exits 1 (issue 11 §4)
 
     async def _drain(self) -> None:
         while self._tasks:
@@ -515,7 +550,7 @@ class Supervisor:
 
 async def _port_holder(port: int) -> str | None:
     """Who holds `port`, or None when it is free; the slow lookup off the event loop."""
-    from devstack import ports
+    from devstack.runtime import ports
 
     if ports.is_free(port):
         return None

@@ -39,6 +39,12 @@ def starts(lines: list[str], name: str) -> list[int]:
     return [int(match[1]) for line in lines if (match := pattern.match(line))]
 
 
+def cgroup(pid: int) -> str:
+    """The cgroup v2 line of /proc/PID/cgroup (empty where there is none)."""
+    lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+    return next((line for line in lines if line.startswith("0::")), "")
+
+
 def stack(repo: Path) -> None:
     (repo / "web").mkdir(exist_ok=True)
     make_repo(
@@ -78,8 +84,9 @@ def test_the_first_wave_is_adopted_with_every_line_in_order(repo: Path) -> None:
         lines = up.output().splitlines()
         for name in ("api", "worker"):
             [pid] = starts(lines, name)  # adopted, not spawned again
-            # devstack's own child, in a session of its own
+            # devstack's own child, in a session of its own, in the run's cgroup if any
             assert f"{name} pid {pid} ppid {up.pid} pgid {pid}" in said(lines, name)
+            assert cgroup(pid) == cgroup(up.pid)
         expected = [f"api line {i:05d}" for i in range(LINES)]
         assert said(lines, "api")[1:-1] == expected  # none lost, torn or out of order
         log = (repo / ".devstack" / "logs" / "api.log").read_text().splitlines()

@@ -21,7 +21,9 @@ def write(repo: Path, environ: dict[str, str], *, tty: bool = False) -> Path:
     key = firstwave.plan_key(
         str(repo / "devstack.yaml"), env_files, environ, tty=tty, version=VERSION
     )
-    firstwave.write_plan(str(state), key, names=["web"], colour=False, services=[SERVICE])
+    firstwave.write_plan(
+        str(state), key, names=["web"], colour=False, fd_limit=1024, services=[SERVICE]
+    )
     return state
 
 
@@ -98,6 +100,7 @@ def test_a_plan_of_another_shape_is_ignored(repo: Path) -> None:
         {**good, "services": [{**SERVICE, "env": {"A": 1}}]},
         {**good, "colour": "yes"},
         {**good, "names": []},
+        {**good, "fd_limit": "1024"},
         [good],
     ):
         (state / firstwave.PLAN_FILE).write_bytes(marshal.dumps(broken))
