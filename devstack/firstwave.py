@@ -136,10 +136,19 @@ def write_plan(
 class Planned:
     """One service of the first wave as the plan has it."""
 
-    __slots__ = ("argv", "cwd", "env", "name")
+    __slots__ = ("argv", "cwd", "env", "name", "shell")
 
-    def __init__(self, name: str, argv: list[str], cwd: str, env: dict[str, str]) -> None:
+    def __init__(
+        self, name: str, argv: list[str], cwd: str, env: dict[str, str], shell: list[str]
+    ) -> None:
         self.name, self.argv, self.cwd, self.env = name, argv, cwd, env
+        self.shell = shell  # variables whose value is the shell's (never kept on disk)
+
+    def environment(self, environ: Mapping[str, str]) -> dict[str, str] | None:
+        """Its resolved env: the kept values and the shell's own; None if one is gone."""
+        if any(name not in environ for name in self.shell):
+            return None
+        return {**self.env, **{name: environ[name] for name in self.shell}}
 
 
 class Plan:
@@ -174,7 +183,9 @@ def read_plan(
         return None
     if plan_key(files[0], files[1:], environ, tty=tty, version=version) != data["key"]:
         return None
-    services = [Planned(s["name"], s["argv"], s["cwd"], s["env"]) for s in data["services"]]
+    services = [
+        Planned(s["name"], s["argv"], s["cwd"], s["env"], s["shell"]) for s in data["services"]
+    ]
     return Plan(files[0], data["names"], data["colour"], data["fd_limit"], services)
 
 
@@ -196,6 +207,8 @@ def _well_formed(plan: Any) -> bool:
             and isinstance(service.get("name"), str)
             and isinstance(service.get("cwd"), str)
             and _strings(service.get("argv"))
+            and isinstance(service.get("shell"), list)
+            and all(isinstance(name, str) for name in service["shell"])
             and isinstance(service.get("env"), dict)
             and all(isinstance(k, str) and isinstance(v, str) for k, v in service["env"].items())
             for service in services
@@ -411,7 +424,7 @@ def launch(argv: list[str], environ: Mapping[str, str], version: str) -> Early |
         # record is written by `up` once runstate holds the run (it reads records as
         # a dead run's leftovers).
         early.cgroup = membership.RunCgroup.create(early.run_id)
-        _spawn_all(early, plan.services)
+        _spawn_all(early, plan.services, environ)
         if early.children:
             early.start_pump(plan.names)
     except OSError:
@@ -484,7 +497,7 @@ def _become_subreaper() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
 
-def _spawn_all(early: Early, services: list[Planned]) -> None:
+def _spawn_all(early: Early, services: list[Planned], environ: Mapping[str, str]) -> None:
     import signal
 
     _close_inherited_on_exec()
@@ -492,8 +505,11 @@ def _spawn_all(early: Early, services: list[Planned]) -> None:
     devnull = os.open(os.devnull, os.O_RDONLY)
     try:
         for service in services:
+            values = service.environment(environ)
+            if values is None:
+                continue  # cannot be: the shell's digest matched; the supervisor spawns it
             env = spawn_env(
-                service.env,
+                values,
                 run_id=early.run_id,
                 name=service.name,
                 colour=early.colour,

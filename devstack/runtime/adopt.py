@@ -17,7 +17,7 @@ from typing import Any
 
 from devstack import __version__, firstwave
 from devstack.doctor import FD_LIMIT
-from devstack.envresolve import ProjectEnv
+from devstack.envresolve import ProjectEnv, ServiceEnv, Source
 from devstack.model import Project
 from devstack.runtime.output import Output
 from devstack.runtime.process import ServiceProcess
@@ -47,15 +47,14 @@ def keep_plan(project: Project, env: ProjectEnv, names: Sequence[str], colour: b
         tty=sys.stdout.isatty(),
         version=__version__,
     )
-    services: list[dict[str, object]] = [
-        {
-            "name": name,
-            "argv": list(project.services[name].argv),
-            "cwd": str(project.services[name].cwd),
-            "env": dict(env.services[name].values),
-        }
-        for name in first_wave(project, names)
-    ]
+    services: list[dict[str, object]] = []
+    for name in first_wave(project, names):
+        kept = _kept_env(env.services[name], os.environ)
+        if kept is not None:
+            values, shell = kept
+            service = project.services[name]
+            argv, cwd = list(service.argv), str(service.cwd)
+            services.append({"name": name, "argv": argv, "cwd": cwd, "env": values, "shell": shell})
     with contextlib.suppress(OSError):  # only the next start is slower
         firstwave.write_plan(
             str(project.state_dir),
@@ -65,6 +64,33 @@ def keep_plan(project: Project, env: ProjectEnv, names: Sequence[str], colour: b
             fd_limit=FD_LIMIT,
             services=services,
         )
+
+
+def _kept_env(
+    service: ServiceEnv, environ: Mapping[str, str]
+) -> tuple[dict[str, str], list[str]] | None:
+    """A service's env as the plan keeps it: the values from devstack.yaml and the env
+    files (already on disk in the repo), and the names of those that are the shell's,
+    whose values are never written (the plan keeps only a digest of the shell). None
+    when a value was built from a shell variable: that service waits for the supervisor.
+    """
+    values: dict[str, str] = {}
+    shell: list[str] = []
+    for name, value in service.values.items():
+        variable = service.variables.get(name)
+        if environ.get(name) == value and (variable is None or variable.source.kind == "shell"):
+            shell.append(name)
+        elif variable is not None and _from_shell(variable.source):
+            return None
+        else:
+            values[name] = value
+    return values, shell
+
+
+def _from_shell(source: Source) -> bool:
+    return source.kind == "shell" or any(
+        use.source is not None and _from_shell(use.source) for use in source.uses
+    )
 
 
 def adopting(early: firstwave.Early, run_id: str, wave: Sequence[str]) -> Any:

@@ -11,7 +11,7 @@ import signal
 import sys
 from pathlib import Path
 
-from tests.support import Running, make_repo, processes_under, run_cli, wait_until
+from tests.support import Running, clean_env, make_repo, processes_under, run_cli, wait_until
 
 PY = sys.executable
 LINES = 3000  # printed at once, before the supervisor runs: more than a pipe holds
@@ -59,9 +59,9 @@ def stack(repo: Path) -> None:
     )
 
 
-def first_run(repo: Path) -> None:
+def first_run(repo: Path, env: dict[str, str] | None = None) -> None:
     """A plain `up` that keeps the plan, ended once everything has started."""
-    up = Running("up", cwd=repo)
+    up = Running("up", cwd=repo, env=env)
     try:
         up.wait_for_each(
             r"api +\| api printed all", r"worker +\| worker printed all", r"later +\| later"
@@ -157,6 +157,45 @@ def test_a_changed_env_file_means_an_ordinary_start(repo: Path) -> None:
     try:
         up.wait_for_each(r"api +\| api printed all", r"worker +\| worker printed all")
         assert "tampered" not in up.output()  # the plan was not used
+        up.interrupt()
+        assert up.wait() == 130, up.output()
+    finally:
+        up.close()
+
+
+TOKEN = """\
+import os, time
+print("token", os.environ["API_TOKEN"], flush=True)
+time.sleep(3600)
+"""
+
+
+def test_a_shell_variable_reaches_the_service_but_never_the_plan(repo: Path) -> None:
+    secret = "tok-3f9a1c-from-the-shell"
+    make_repo(
+        repo,
+        f"""
+        services:
+          api: {{cmd: {PY} token.py, env: [API_TOKEN]}}
+        """,
+        {"token.py": TOKEN},
+    )
+    env = clean_env(API_TOKEN=secret)
+    up = Running("up", cwd=repo, env=env)
+    try:
+        up.wait_for(rf"api +\| token {secret}$")
+        up.interrupt()
+        up.wait()
+    finally:
+        up.close()
+    kept = (repo / ".devstack" / "plan").read_bytes()
+    assert secret.encode() not in kept
+    [api] = marshal.loads(kept)["services"]  # planned: its value is taken from the shell
+    assert "API_TOKEN" in api["shell"] and "API_TOKEN" not in api["env"]
+    up = Running("up", cwd=repo, env=env)
+    try:
+        up.wait_for(rf"api +\| token {secret}$")
+        assert len(starts(up.output().splitlines(), "api")) == 1
         up.interrupt()
         assert up.wait() == 130, up.output()
     finally:

@@ -12,7 +12,13 @@ import pytest
 from devstack import firstwave
 
 VERSION = "1.2.3"
-SERVICE = {"name": "web", "argv": ["node", "server.js"], "cwd": "/repo/web", "env": {"A": "1"}}
+SERVICE = {
+    "name": "web",
+    "argv": ["node", "server.js"],
+    "cwd": "/repo/web",
+    "env": {"A": "1"},
+    "shell": ["PATH"],
+}
 
 
 def write(repo: Path, environ: dict[str, str], *, tty: bool = False) -> Path:
@@ -59,12 +65,9 @@ def test_an_unchanged_plan_is_read_back(repo: Path) -> None:
     assert plan is not None
     assert plan.config_path == str(repo / "devstack.yaml") and plan.names == ["web"]
     [service] = plan.services
-    assert (service.name, service.argv, service.cwd, service.env) == (
-        "web",
-        ["node", "server.js"],
-        "/repo/web",
-        {"A": "1"},
-    )
+    assert (service.name, service.argv, service.cwd) == ("web", ["node", "server.js"], "/repo/web")
+    assert service.environment(ENV) == {"A": "1", "PATH": "/usr/bin"}
+    assert service.environment({}) is None
 
 
 @pytest.mark.parametrize("change", CHANGES)
@@ -98,6 +101,7 @@ def test_a_plan_of_another_shape_is_ignored(repo: Path) -> None:
     for broken in (
         {**good, "services": [{**SERVICE, "argv": "node server.js"}]},
         {**good, "services": [{**SERVICE, "env": {"A": 1}}]},
+        {**good, "services": [{**SERVICE, "shell": "PATH"}]},
         {**good, "colour": "yes"},
         {**good, "names": []},
         {**good, "fd_limit": "1024"},
