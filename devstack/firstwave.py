@@ -290,13 +290,22 @@ class Early:
         lock, self.lock = self.lock, -1
         return lock, self.run_id
 
+    def take_cgroup(self) -> RunCgroup | None:
+        """The run's cgroup, for `up`, which removes it at the end."""
+        cgroup, self.cgroup = self.cgroup, None
+        return cgroup
+
     def close(self) -> None:
         """The run ends before the supervisor took everything: end the children not
-        adopted and release the lock if nobody took it. Safe to call again."""
+        adopted, and release the lock and remove the cgroup if nobody took them.
+        Safe to call again."""
         self.abandon()
         if self.lock >= 0:
             os.close(self.lock)
             self.lock = -1
+        cgroup = self.take_cgroup()
+        if cgroup is not None:
+            cgroup.leave_and_remove()
 
     def start_pump(self, names: list[str]) -> None:
         """Say that the children started and show their lines from a thread. The Output

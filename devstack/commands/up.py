@@ -192,7 +192,7 @@ def _run_stack(
                 # After the guardian (which must not be in it), before the first spawn.
                 cgroup = membership.RunCgroup.create(run.run_id)
             else:
-                cgroup = early.cgroup
+                cgroup = early.take_cgroup()
             membership.write_record(project.state_dir, run.run_id, cgroup, {})
             # The Output the first wave's lines already went through, if any.
             shown = early.hand_over() if early is not None else None
