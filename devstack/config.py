@@ -31,6 +31,7 @@ from devstack.model import (
     VarDecl,
     WatchSpec,
 )
+from devstack.textfile import read_text
 from devstack.yamlnodes import NodeReader, compose, describe
 
 CONFIG_NAME = "devstack.yaml"
@@ -73,7 +74,7 @@ def find_config(start: Path) -> Path:
     start = start.resolve()
     for directory in (start, *start.parents):
         candidate = directory / CONFIG_NAME
-        if candidate.is_file():
+        if candidate.is_file() or candidate.is_symlink():  # a broken link: say so when read
             return candidate
     raise DevstackError.single(
         f"no {CONFIG_NAME} in {start} or any parent directory",
@@ -84,14 +85,11 @@ def find_config(start: Path) -> Path:
 
 
 def load_project(config_path: Path) -> Project:
-    try:
-        text = config_path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    text = read_text(config_path, str(config_path))
+    if text is None:
         raise DevstackError.single(
             f"{config_path} does not exist", hint="check the path given to -f", code="no-config"
-        ) from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise DevstackError.single(f"cannot read {config_path}: {error}") from None
+        )
     return parse_project(text, config_path.resolve())
 
 
