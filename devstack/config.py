@@ -460,6 +460,8 @@ class _ProjectReader:
             return None
         if kind == "log":
             self.check_regex(keys[kind], target, f"{what}.ready.log")
+        elif "${" in target:
+            pass  # checked by doctor once interpolated with the service's env
         elif kind == "tcp" and not re.fullmatch(r"\[?[\w.:-]+\]?:\d+", target):
             self.r.error(
                 keys[kind], f"{what}.ready.tcp must be host:port", "for example: 127.0.0.1:5432"

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from devstack.envresolve import ProjectEnv
-from devstack.model import Project
+import dataclasses
+from collections.abc import Mapping
+
+from devstack.envresolve import ProjectEnv, interpolate
+from devstack.model import Project, ReadyProbe
+from devstack.secrets import hide_url_passwords as masked_url
 from devstack.secrets import masked
 
 
@@ -27,8 +31,9 @@ def service_plan(
     if service.port is not None:
         plan["port"] = service.port
     if service.ready is not None:
+        probe, _ = resolved_probe(service.ready, env.services[name].values)
         plan["ready"] = {
-            service.ready.kind: service.ready.target,
+            probe.kind: masked_url(probe.target),
             "timeout": service.ready.timeout,
             "interval": service.ready.interval,
         }
@@ -43,3 +48,15 @@ def service_plan(
     if service.tty:
         plan["tty"] = True
     return plan
+
+
+def resolved_probe(probe: ReadyProbe, values: Mapping[str, str]) -> tuple[ReadyProbe, list[str]]:
+    """The probe with `${NAME}` in an http/tcp target expanded from the service's own
+    environment (`http://localhost:${PORT}/health`), and the names left undefined.
+
+    A log regex and a probe command are left as written: `$` is a regex anchor, and
+    the shell expands a command's variables itself."""
+    if probe.kind not in ("http", "tcp"):
+        return probe, []
+    target, undefined = interpolate(probe.target, values.get)
+    return dataclasses.replace(probe, target=target), undefined
