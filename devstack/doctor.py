@@ -145,7 +145,7 @@ def _secrets_that_differ(project: Project, env: ProjectEnv) -> Iterator[Problem]
     by_name: dict[str, dict[str, str]] = defaultdict(dict)
     for service, service_env in env.services.items():
         for name, value in service_env.values.items():
-            if is_secret(name, project.vars) and name not in project.vars:
+            if is_secret(name, project.vars, value) and name not in project.vars:
                 by_name[name][service] = value
     for name, values in sorted(by_name.items()):
         if len(set(values.values())) > 1:

@@ -42,7 +42,7 @@ def variables_json(service_env: ServiceEnv, shown: Shown) -> dict[str, object]:
             {
                 "name": name,
                 "value": shown.value(name, v.value),
-                "secret": is_secret(name, shown.project.vars),
+                "secret": is_secret(name, shown.project.vars, v.value),
                 "source": v.source.label,
                 "shadowed": [
                     {"source": s.label, "value": shown.value(name, s.value)} for s in v.shadowed
