@@ -4,17 +4,26 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# Two stamps: `make dev` installs devstack alone (quietly); the test tools come with
+# the first `make test`, which also has devstack installed.
+DEV_STAMP := $(VENV)/.installed-dev
 STAMP := $(VENV)/.installed
 
 .PHONY: dev test lint bench clean
 
-$(STAMP): pyproject.toml
+$(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
-	touch $(STAMP)
+	$(BIN)/python -m pip install -qq --upgrade pip
 
-dev: $(STAMP)
+$(DEV_STAMP): pyproject.toml $(VENV)/bin/python
+	$(BIN)/python -m pip install -qq -e .
+	touch $(DEV_STAMP)
+
+$(STAMP): pyproject.toml $(VENV)/bin/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP) $(DEV_STAMP)
+
+dev: $(DEV_STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/devstack up
 
 lint: $(STAMP)
