@@ -62,6 +62,18 @@ class _BoundedLoader(yaml.SafeLoader):
 
 def compose(text: str, display: str) -> yaml.Node | None:
     """The node tree of a YAML document, or one DevstackError naming file:line and the fix."""
+    too_deep = _flow_depth_exceeded(text)
+    if too_deep is not None:
+        raise DevstackError(
+            [
+                Problem(
+                    f"invalid YAML: values nested more than {MAX_DEPTH} levels deep",
+                    Location(display, *too_deep),
+                    "flatten the structure: devstack.yaml never needs this depth",
+                    code="yaml-syntax",
+                )
+            ]
+        )
     loader = None
     try:
         loader = _BoundedLoader(text)  # the reader checks for control characters here
@@ -78,6 +90,37 @@ def compose(text: str, display: str) -> yaml.Node | None:
     raise DevstackError([problem])
 
 
+def _flow_depth_exceeded(text: str) -> tuple[int, int] | None:
+    """(line, column) where `[`/`{` nesting passes MAX_DEPTH, or None; quoted text and
+    comments skipped. PyYAML's scanner is quadratic in flow nesting (5,000 brackets
+    took seconds before the composer's bound was reached), so deep flow nesting is
+    refused before it is scanned. A rough count: the composer's bound is the exact one."""
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return None
+    depth, quote, previous = 0, "", "\n"
+    line, line_start = 1, 0
+    for index, char in enumerate(text):
+        if char == "\n":
+            line, line_start = line + 1, index + 1
+        if quote:
+            if char == quote and not (quote == '"' and previous == "\\"):
+                quote = ""
+        elif char in "'\"" and previous in " \t\n[{,:":
+            quote = char
+        elif char == "#" and previous in " \t\n":
+            quote = "\n"  # a comment runs to the end of the line
+        elif char in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return line, index - line_start + 1
+        elif char in "]}":
+            depth = max(depth - 1, 0)
+        if quote == "\n" and char == "\n":
+            quote = ""
+        previous = char if not (previous == "\\" and char == "\\") else ""
+    return None
+
+
 def syntax_problem(error: yaml.MarkedYAMLError, display: str, text: str) -> Problem:
     mark = error.problem_mark or error.context_mark
     location = Location(display, mark.line + 1, mark.column + 1) if mark else Location(display)
@@ -87,6 +130,8 @@ def syntax_problem(error: yaml.MarkedYAMLError, display: str, text: str) -> Prob
         message += f" ({error.context})"
     if mark is not None and "\t" in _line(text, mark.line):
         hint = "this line has a tab: YAML indents with spaces only; replace the tab with spaces"
+    elif "duplicate anchor" in message:
+        hint = "give each anchor (&name) its own name"
     elif "undefined alias" in message:
         hint = "define the anchor (&name) before the alias (*name) that uses it"
     elif "nested more than" in message:
