@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from devstack.envresolve import ProjectEnv, interpolate
 from devstack.model import Project, ReadyProbe
 from devstack.secrets import hide_url_passwords as masked_url
-from devstack.secrets import masked
+from devstack.secrets import mask_argv, masked
 
 
 def service_plan(
@@ -16,7 +16,7 @@ def service_plan(
 ) -> dict[str, object]:
     service = project.services[name]
     plan: dict[str, object] = {
-        "argv": list(service.argv),
+        "argv": list(service.argv) if reveal else mask_argv(service.argv),
         "cwd": project.display_path(service.cwd) or ".",
         "depends_on": {d.name: d.condition for d in service.depends_on},
         "env": {
