@@ -21,6 +21,10 @@ $(DEV_STAMP): pyproject.toml $(VENV)/bin/python
 
 $(STAMP): pyproject.toml $(VENV)/bin/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	# systemd-analyze checks `devstack export systemd`; Debian's systemd package has it.
+	command -v systemd-analyze >/dev/null || ! command -v apt-get >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq --no-install-recommends systemd >/dev/null; }
 	touch $(STAMP) $(DEV_STAMP)
 
 dev: $(DEV_STAMP)

@@ -326,16 +326,16 @@ def _check_probe(env: ProjectEnv, service: Service) -> Iterator[Problem]:
 
     if service.ready is None:
         return
-    probe, undefined = resolved_probe(service.ready, env.services[service.name].values)
+    probe, unresolved = resolved_probe(service.ready, env.services[service.name].values)
     where, what = service.ready.location, f"{service.name}: ready.{probe.kind}"
-    for name in undefined:
+    for phrase in unresolved:
         yield Problem(
-            f"{what} uses ${{{name}}}, which {service.name} does not get",
+            f"{what} {phrase} for {service.name}",
             where,
-            f"set {name} for {service.name} (`port:` sets PORT), or write ${{{name}:-default}}",
+            f"give {service.name} the variable (`port:` sets PORT), or write ${{NAME:-default}}",
             code="undefined-variable",
         )
-    if undefined:
+    if unresolved:
         return
     try:
         if probe.kind == "http":

@@ -118,6 +118,7 @@ def variable_story(project: Project, env: ProjectEnv, service: str, name: str, s
     if variable is not None:
         lines.append(f"  value   {shown.value(name, variable.value)}")
         lines.append(f"  from    {variable.source.label}  ({_why_wins(variable.source)})")
+        lines += _uses(name, variable.source, shown)
         for source in variable.shadowed:
             lines.append(f"  shadows {source.label}: {shown.value(name, source.value)}")
     dropped = service_env.dropped.get(name)
@@ -135,6 +136,20 @@ def variable_story(project: Project, env: ProjectEnv, service: str, name: str, s
         lines.append("  not defined in any env file, the shell or devstack.yaml")
         lines += _near_misses(project, env, service, name)
     return "\n".join(lines)
+
+
+def _uses(name: str, source: Source, shown: Shown) -> list[str]:
+    """The value as written (`API_URL = http://localhost:${PORT}`) and each name it used."""
+    if source.written is None:
+        return []
+    lines = [f"  written {name} = {shown.value(name, source.written)}"]
+    for use in source.uses:
+        if use.source is None:
+            lines.append(f"  uses    {use.name}: not defined")
+            continue
+        value = shown.value(use.name, use.source.value)
+        lines.append(f"  uses    {use.name} = {value}  (from {use.source.label})")
+    return lines
 
 
 def _why_wins(source: Source) -> str:

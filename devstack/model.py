@@ -117,6 +117,7 @@ class Service:
     tty: bool = False
     watch: WatchSpec | None = None
     restart_dependents: bool = False
+    image: str | None = None  # for `devstack export compose|kubernetes`
 
     @property
     def argv(self) -> tuple[str, ...]:
@@ -138,6 +139,7 @@ class Project:
     env: tuple[EnvRule, ...] = ()
     env_files: tuple[EnvFileRef, ...] = ()
     vars: Mapping[str, VarDecl] = field(default_factory=dict)
+    image: str | None = None  # the default container image for `devstack export`
 
     @property
     def state_dir(self) -> Path:

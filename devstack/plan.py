@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
-from devstack.envresolve import ProjectEnv, interpolate
+from devstack.envresolve import ProjectEnv
+from devstack.interpolate import InvalidTemplate, interpolate
 from devstack.model import Project, ReadyProbe
 from devstack.secrets import hide_url_passwords as masked_url
 from devstack.secrets import mask_argv, masked
@@ -52,11 +53,17 @@ def service_plan(
 
 def resolved_probe(probe: ReadyProbe, values: Mapping[str, str]) -> tuple[ReadyProbe, list[str]]:
     """The probe with `${NAME}` in an http/tcp target expanded from the service's own
-    environment (`http://localhost:${PORT}/health`), and the names left undefined.
+    environment (`http://localhost:${PORT}/health`), and what went wrong, as phrases
+    ("uses ${PORT}, which is not set").
 
     A log regex and a probe command are left as written: `$` is a regex anchor, and
     the shell expands a command's variables itself."""
-    if probe.kind not in ("http", "tcp"):
+    if probe.kind not in ("http", "tcp") or "$" not in probe.target:
         return probe, []
-    target, undefined = interpolate(probe.target, values.get)
-    return dataclasses.replace(probe, target=target), undefined
+    try:
+        expansion = interpolate(probe.target, values.get)
+    except InvalidTemplate as error:
+        return probe, [f"is not a valid interpolation: {error}"]
+    problems = [f"uses {reference}, which is not set" for reference in expansion.undefined]
+    problems += [str(missing) for missing in expansion.missing]
+    return dataclasses.replace(probe, target=expansion.value), problems

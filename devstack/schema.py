@@ -14,8 +14,10 @@ _STRINGS = {"type": "array", "items": {"type": "string"}}
 
 _ENV: dict[str, Any] = {
     "description": "Variables passed to services: NAME, PREFIX_*, !NAME, NAME=value; "
-    "or a mapping NAME: value (null passes NAME through). Values may use ${NAME} and "
-    "${NAME:-default}; $$ is a literal $.",
+    "or a mapping NAME: value (null passes NAME through). Values use compose-spec "
+    "interpolation: $NAME, ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:+alt}, "
+    "${NAME+alt}, ${NAME:?error}, ${NAME?error}, nested in defaults; $$ is a literal $. "
+    "An undefined ${NAME} without a default is an error (allow it with ${NAME-}).",
     "oneOf": [
         {"type": "array", "items": {"type": "string"}},
         {
@@ -77,6 +79,12 @@ _DEPENDS_ON: dict[str, Any] = {
     ]
 }
 
+_IMAGE: dict[str, Any] = {
+    "type": "string",
+    "minLength": 1,
+    "description": "container image for `devstack export compose|kubernetes`",
+}
+
 _SERVICE: dict[str, Any] = {
     "type": "object",
     "required": ["cmd"],
@@ -100,6 +108,7 @@ _SERVICE: dict[str, Any] = {
         "tty": {"type": "boolean", "default": False},
         "watch": _WATCH,
         "restart_dependents": {"type": "boolean", "default": False},
+        "image": _IMAGE,
     },
 }
 
@@ -128,6 +137,7 @@ def devstack_schema() -> dict[str, Any]:
             "env_mode": {"enum": ["strict", "loose"], "default": "strict"},
             "env": _ENV,
             "env_files": _ENV_FILES,
+            "image": _IMAGE,
             "vars": {
                 "type": "object",
                 "propertyNames": {"pattern": _VAR_NAME},

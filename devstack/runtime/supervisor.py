@@ -54,6 +54,7 @@ class ServiceStatus:
     last_exit: int | None
     port: int | None
     detail: str = ""  # "waiting for db (ready)", why it is not ready, ...
+    reason: str = ""  # why it last restarted: "tasks/a.py changed", "exited 1 (restart: always)"
 
 
 @dataclass(eq=False)
@@ -65,6 +66,7 @@ class _Unit:
     record: Record = field(default_factory=Record)
     process: ServiceProcess | None = None
     pending: bool = False  # wants to spawn once its dependencies allow
+    restart_reason: str = ""  # why it last restarted, for `ps`
     spawning: bool = False
     held: bool = False  # stopped on request: does not count as ended for good
     detail: str = ""
@@ -221,6 +223,9 @@ class Supervisor:
     def _backoff_elapsed(self, unit: _Unit) -> None:
         unit.restart_timer = None
         if unit.record.state is State.BACKING_OFF:
+            last = unit.record.last_exit
+            how = policy.describe_exit(last) if last is not None else "ended"
+            unit.restart_reason = f"{how} (restart: {unit.service.restart})"
             self._handle(unit, policy.BackoffElapsed())
             self._settle()
 
@@ -489,6 +494,7 @@ class Supervisor:
             if unit.record.state is State.STARTING and not unit.record.alive:
                 continue  # not spawned yet: it will start with what is current
             unit.held = False
+            unit.restart_reason = reason
             self._say(unit.name, f"restarting: {reason}")
             self._handle(unit, policy.Restart())
         self._settle()
@@ -558,6 +564,10 @@ class Supervisor:
                 self._add_unit(project.services[name], env)
             await self.start(added)
 
+    async def settled(self) -> None:
+        """Return once no service is starting, restarting or stopping (`up -d` waits so)."""
+        await self._until(lambda: all(self._settled(unit) for unit in self.units.values()))
+
     def status(self) -> list[ServiceStatus]:
         return [
             ServiceStatus(
@@ -569,6 +579,7 @@ class Supervisor:
                 last_exit=unit.record.last_exit,
                 port=unit.service.port,
                 detail=unit.detail,
+                reason=unit.restart_reason,
             )
             for unit in self.units.values()
         ]

@@ -97,7 +97,7 @@ def test_a_ready_url_with_port_is_interpolated_and_checked(tmp_path: Path) -> No
     assert check(tmp_path, good) == []
     bad = "services:\n  a: {cmd: sh -c true, ready: {http: 'http://127.0.0.1:${PORT}/'}}\n"
     text = rendered(tmp_path, bad)
-    assert "uses ${PORT}, which a does not get" in text and "port:" in text
+    assert "uses ${PORT}, which is not set for a" in text and "port:" in text
     junk = "services:\n  a: {cmd: sh -c true, env: {P: x}, ready: {tcp: '127.0.0.1:${P}'}}\n"
     assert "not a valid host:port once interpolated" in rendered(tmp_path, junk)
 
