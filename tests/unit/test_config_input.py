@@ -133,3 +133,31 @@ def test_tilde_in_paths_is_the_home_directory() -> None:
     home = Path.home()
     assert project.services["a"].cwd == home / "code/api"
     assert project.services["a"].env_files[0].path == home / ".secrets.env"
+
+
+def test_the_schema_accepts_what_the_loader_accepts() -> None:
+    """Editors validating against `devstack schema` must not flag compose-style input."""
+    import jsonschema
+    import yaml
+
+    from devstack.schema import devstack_schema
+
+    text = """
+x-common: &common {cwd: services/api, restart: on-failure}
+services:
+  api: {<<: *common, cmd: python -m api, depends_on: {db: service_healthy}, x-note: hi}
+  db: {cmd: postgres, depends_on: {cache: {condition: service_started}}}
+  cache: {cmd: redis-server}
+"""
+    parse(text)
+    jsonschema.validate(yaml.safe_load(text), devstack_schema())
+
+
+def test_a_bad_env_override_is_explained_without_its_value() -> None:
+    from devstack.commands import env_overrides
+
+    with pytest.raises(DevstackError) as caught:
+        env_overrides(["API_TOKEN = sk_live_planted", "1BAD=planted", "planted"])
+    text = caught.value.render()
+    assert "no spaces around '=': --env API_TOKEN=..." in text
+    assert "planted" not in text
