@@ -42,7 +42,7 @@ def env_overrides(items: list[str]) -> dict[str, str]:
         name, equals, value = item.partition("=")
         if not equals or not VALID_NAME.match(name):
             # The value is not shown: it may be a secret (issue 11 §4).
-            shown = f"{name}=..." if equals else item if VALID_NAME.match(item) else "an item"
+            shown = f"{name}=..." if equals else "an item without '='"
             hint = "for example: --env DEBUG=1"
             if equals and VALID_NAME.match(name.strip()):
                 hint = f"no spaces around '=': --env {name.strip()}=..."
