@@ -41,7 +41,9 @@ _URL_PASSWORD = re.compile(
 # Values that are secret whatever their name: the token itself is replaced.
 _SECRET_VALUE = re.compile(
     r"""
-      (?i:\b(?:bearer|basic|token)\s+)[A-Za-z0-9._~+/=-]{8,}          # Authorization values
+      (?i:\bbearer\s+)(?=\S*\d)[A-Za-z0-9._~+/=-]{12,}                # Authorization values,
+    | (?i:\bbasic\s+)(?:(?=\S*[\d+/=])[A-Za-z0-9+/]{8,}={0,2}|(?:[A-Za-z0-9+/]{4}){3,}\b)
+    # (a digit, or base64's length: "Bearer tokens" and "Basic authentication" are words)
     | \beyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*    # a JWT
     | -----BEGIN[A-Z ]*PRIVATE\ KEY-----[\s\S]*?(?:-----END[A-Z ]*PRIVATE\ KEY-----|\Z)
     | \b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{8,}                       # Stripe
@@ -129,7 +131,7 @@ def mask_text(text: str) -> str:
 
 def _keep_scheme(match: re.Match[str]) -> str:
     """`Bearer abc...` -> `Bearer ••••`: the word says what was hidden."""
-    word = re.match(r"(?i)(bearer|basic|token)\s+", match[0])
+    word = re.match(r"(?i)(bearer|basic)\s+", match[0])
     return f"{word[0]}{MASK}" if word else MASK
 
 
@@ -177,7 +179,7 @@ class _ArgvMasker:
         if re.fullmatch(r"--?[A-Za-z][A-Za-z0-9-]*", word) and _is_secret_flag(word):
             self.mask_next = True
             return word
-        if re.fullmatch(r"(?i)['\"]?(?:authorization:\s*)?(?:bearer|basic|token)", word):
+        if re.fullmatch(r"(?i)['\"]?(?:authorization:\s*)?(?:bearer|basic)", word):
             self.mask_next = True
             return word
         word = _ASSIGNMENT.sub(_mask_assignment, word)

@@ -65,6 +65,7 @@ PLANTED = "Zq9planted7Xw"
         f"-----BEGIN RSA PRIVATE KEY-----\nMIIE{PLANTED}\n-----END RSA PRIVATE KEY-----",
         f"sk_live_{PLANTED}",
         f"ghp_{PLANTED}abcdefghijklmnop",
+        "Basic dXNlcjpwYXNz",
         "AKIAIOSFODNN7EXAMPLE",
         f"xoxb-123456-{PLANTED}",
         f"sk-ant-api03-{PLANTED}abcdefghijk",
@@ -118,3 +119,11 @@ def test_secrets_module_imports_only_re() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "['devstack', 'devstack.secrets']"
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["invalid token provided", "Bearer authentication required", "Basic authentication needed"],
+)
+def test_words_about_tokens_are_not_tokens(value: str) -> None:
+    assert masked("ERROR_MESSAGE", value) == value
