@@ -43,7 +43,7 @@ def diagnose(
 
     Only about `project.services`: `up jobs --no-deps` passes just the services it
     starts, and a warning about one it leaves alone is noise (issue 11 §5)."""
-    env = _only_services(project, env)
+    env = narrowed(project, env)
     problems = list(env.problems)
     for decl in project.vars.values():
         problems += _check_declared(project, env, decl)
@@ -56,8 +56,9 @@ def diagnose(
     return sorted(problems, key=lambda p: (p.severity != "error", p.location or Location("")))
 
 
-def _only_services(project: Project, env: ProjectEnv) -> ProjectEnv:
-    """`env` narrowed to the project's services and the env files that feed them."""
+def narrowed(project: Project, env: ProjectEnv) -> ProjectEnv:
+    """`env` narrowed to the project's services and the env files that feed them
+    (`up jobs --no-deps` checks only jobs)."""
     if set(env.services) <= set(project.services):
         return env
     feeding = {ref.display for ref in project.env_files}

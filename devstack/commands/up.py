@@ -106,14 +106,14 @@ def _check(project: Project, env: ProjectEnv, names: list[str]) -> None:
     import dataclasses
     import sys
 
-    from devstack.doctor import diagnose
+    from devstack.doctor import diagnose, narrowed
     from devstack.errors import EXIT_FAILURE, EXIT_USAGE, DevstackError
 
-    errors = [problem for problem in env.problems if problem.severity == "error"]
-    if errors:
-        raise DevstackError(errors, EXIT_USAGE)
     # Only what this run starts: a broken service left out of it must not block it.
     chosen = dataclasses.replace(project, services={name: project.services[name] for name in names})
+    errors = [p for p in narrowed(chosen, env).problems if p.severity == "error"]
+    if errors:
+        raise DevstackError(errors, EXIT_USAGE)
     # Ports are checked by the supervisor right before each start, per service.
     problems = diagnose(chosen, env, check_ports=False)
     errors = [problem for problem in problems if problem.severity == "error"]
