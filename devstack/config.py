@@ -104,9 +104,11 @@ def parse_project(text: str, config_path: Path) -> Project:
         raise DevstackError.single(
             f"{display} is empty", Location(display), "add a 'services:' mapping (see README)"
         )
-    if reader.check(document):
-        project = _ProjectReader(reader, root, config_path).read(document)
-    if reader.problems:
+    # A tree that cannot be walked (a recursive alias, an alias bomb) is not read further.
+    project = (
+        _ProjectReader(reader, root, config_path).read(document) if reader.check(document) else None
+    )
+    if reader.problems or project is None:
         raise DevstackError(sorted(reader.problems, key=lambda p: p.location or Location("")))
     return project
 
