@@ -252,13 +252,14 @@ def _check_program(env: ProjectEnv, service: Service, program: str) -> Iterator[
     else:
         candidate = shutil.which(program, path=path)
     problem = None
-    if isinstance(service.cmd, tuple) and len(service.cmd) == 1 and " " in program.strip():
+    exists = candidate is not None and os.path.lexists(candidate)
+    if isinstance(service.cmd, tuple) and len(service.cmd) == 1 and " " in program and not exists:
         problem = (
             f"cmd is a list holding one whole command line, '{_short(program)}'",
             "a list is exec'd without a shell, so that is one program name; write it as a"
             f' string, cmd: "{_short(program)}", or split it: {_as_list(program)}',
         )
-    elif candidate is None or not os.path.lexists(candidate):
+    elif candidate is None or not exists:
         here = service.cwd / program
         hint = "install it, or fix `cmd` (PATH is the service's own PATH)"
         if "/" not in program and here.is_file():
@@ -381,12 +382,8 @@ def _program(cmd: str | tuple[str, ...]) -> str | None:
     """The program a command runs first, when it can be told without running a shell."""
     if isinstance(cmd, tuple):
         return cmd[0]
-    head = cmd[:_SHLEX_LIMIT]
-    if len(cmd) > _SHLEX_LIMIT:
-        head = head[: max(head.rfind(" "), 0)]  # whole words only
-    try:
-        words = shlex.split(head)
-    except ValueError:
+    words = _first_words(cmd[:_SHLEX_LIMIT], complete=len(cmd) <= _SHLEX_LIMIT)
+    if words is None:
         return None
     while words and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", words[0]):
         words.pop(0)  # VAR=value cmd
@@ -395,6 +392,24 @@ def _program(cmd: str | tuple[str, ...]) -> str | None:
     if not words or words[0] in SHELL_WORDS or any(c in words[0] for c in "$`;&|<>(){}"):
         return None
     return words[0]
+
+
+def _first_words(text: str, complete: bool) -> list[str] | None:
+    """Shell words up to the program's name (past `VAR=value` and `exec`); None when
+    they cannot be read (an unclosed quote, or a word cut at the limit)."""
+    lexer = shlex.shlex(text, posix=True)
+    lexer.whitespace_split = True
+    words: list[str] = []
+    try:
+        while (word := lexer.get_token()) is not None:
+            words.append(word)
+            if word != "exec" and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", word):
+                break
+    except ValueError:
+        return None
+    if not complete and lexer.instream.read(1) == "" and not text[-1:].isspace():
+        return None  # the last word read may continue past the limit
+    return words
 
 
 # -- ports ---------------------------------------------------------------------------
