@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from tests.fuzzing import env_file_bytes, fuzz_settings, yaml_documents
 from tests.support import run_cli
 
-pytestmark = pytest.mark.slow_fuzz
+pytestmark = [pytest.mark.slow_fuzz, pytest.mark.timeout(0)]
 
 REPO = Path(tempfile.mkdtemp(prefix="devstack-cli-fuzz-"))
 COMMANDS = [("doctor", "--no-ports"), ("config",), ("env", "api"), ("env", "--diff", "api", "db")]

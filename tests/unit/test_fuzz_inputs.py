@@ -8,6 +8,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import given
 
 from devstack.config import parse_project
@@ -15,7 +16,10 @@ from devstack.doctor import diagnose
 from devstack.envfile import read_env_file
 from devstack.envresolve import resolve_project
 from devstack.errors import DevstackError
-from tests.fuzzing import env_file_bytes, fuzz_settings, yaml_documents
+from tests.fuzzing import SCALE, env_file_bytes, fuzz_settings, yaml_documents
+
+# A longer run (DEVSTACK_FUZZ_EXAMPLES) may take as long as it needs.
+pytestmark = pytest.mark.timeout(0 if SCALE else 120)
 
 SCRATCH = Path(tempfile.mkdtemp(prefix="devstack-fuzz-"))
 CONFIG = SCRATCH / "devstack.yaml"
