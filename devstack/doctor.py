@@ -53,6 +53,7 @@ def diagnose(
     for service in project.services.values():
         problems += _check_service(project, env, service)
     problems += _port_problems(project, check_ports, port_holder)
+    problems += fd_limit_problems(len(project.services))
     return sorted(problems, key=lambda p: (p.severity != "error", p.location or Location("")))
 
 
@@ -445,6 +446,40 @@ def _port_problems(
                 "stop that process, or change `port`",
                 code="port-in-use",
             )
+
+
+# -- the open-file limit (issue 11 §2) --------------------------------------------------
+
+# The soft limit `up` raises itself to, where the hard limit allows: each service
+# takes a few descriptors, each control connection one. macOS's default soft limit
+# is 256; its kernel refuses more than OPEN_MAX (10240) per process.
+FD_LIMIT = 10_240
+FDS_PER_SERVICE = 6  # in devstack: its stdout and stderr pipes, a pidfd, its log, spare
+FDS_BASE = 64  # devstack's own: the control socket and clients, the watcher, the terminal
+
+
+def fd_limit_problems(services: int, hard_limit: int | None = None) -> list[Problem]:
+    """A warning when the open-file limit `up` can raise itself to (the hard limit)
+    is too low for this many services: some would fail to start with EMFILE."""
+    if hard_limit is None:
+        import resource
+
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        hard_limit = FD_LIMIT if hard == resource.RLIM_INFINITY else min(hard, FD_LIMIT)
+    needed = FDS_BASE + FDS_PER_SERVICE * services
+    if hard_limit >= needed:
+        return []
+    return [
+        Problem(
+            f"the open-file limit is {hard_limit}, too low for {services} services"
+            f" (devstack up needs about {needed})",
+            None,
+            f"raise it before devstack up: `ulimit -n {max(needed * 2, 1024)}`"
+            " (or the hard limit in /etc/security/limits.conf, launchctl limit on macOS)",
+            severity="warning",
+            code="fd-limit",
+        )
+    ]
 
 
 def _names(names: list[str]) -> str:

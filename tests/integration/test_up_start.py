@@ -171,23 +171,3 @@ def test_probe_timeout_says_what_it_saw_and_dependents_keep_waiting(repo: Path) 
         assert "api up" not in up.output()
     finally:
         up.close()
-
-
-def test_port_in_use_names_the_holder_and_others_run(repo: Path) -> None:
-    with socket.socket() as holder:
-        holder.bind(("127.0.0.1", 0))
-        holder.listen()
-        port = holder.getsockname()[1]
-        make_repo(
-            repo,
-            f"""
-            services:
-              api: {{cmd: 'echo "api on $PORT"', port: {port}}}
-              other: {{cmd: echo other ran}}
-            """,
-        )
-        result = run_cli("up", cwd=repo)
-    assert result.returncode == 1
-    assert f"port {port} is in use by pid {os.getpid()}" in result.stdout
-    assert "other | other ran" in result.stdout
-    assert "api on" not in result.stdout
