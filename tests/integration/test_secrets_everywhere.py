@@ -9,6 +9,7 @@ guardian after devstack is SIGKILLed) and every file under .devstack/ are search
 
 from __future__ import annotations
 
+import re
 import signal
 import socket
 import subprocess
@@ -118,12 +119,15 @@ def assert_files_clean(state_dir: Path) -> None:
 def test_secrets_stay_out_of_every_output_and_file(repo: Path, port_holder: int) -> None:
     planted_repo(repo, port_holder)
     shell = clean_env(SHELL_PASSWORD=f"{PLANT}antShell")
-    up = Running("up", cwd=repo, env=shell)
+    # `up` refuses a taken port before starting anything, naming the holder (masked).
+    refused = run_cli("up", cwd=repo, env=shell)
+    assert refused.returncode != 0
+    holder = rf"port {port_holder} is in use by pid \d+ \(python3 listener.py --token=••••"
+    assert re.search(holder, refused.stdout + refused.stderr), refused.stderr
+    assert_no_plant("up refusing a taken port", refused.stdout + refused.stderr)
+    up = Running("up", "api", cwd=repo, env=shell)
     try:
-        up.wait_for_each(
-            r"^api +\| api up",
-            rf"port {port_holder} is in use by pid \d+ \(python3 listener.py --token=••••",
-        )
+        up.wait_for(r"^api +\| api up")
         for command in COMMANDS:
             result = run_cli(*command, cwd=repo, env=shell)
             assert "Traceback" not in result.stderr, (command, result.stderr)
