@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from devstack.envresolve import ProjectEnv, admission
 from devstack.errors import Location, Problem
 from devstack.model import Project, Service, VarDecl
+from devstack.scripts import service_ports
 from devstack.secrets import hide_url_passwords, is_secret, masked
 
 # Words a `cmd` string may start with that are not programs to look up on PATH.
@@ -421,14 +422,14 @@ def _port_problems(
 ) -> Iterator[Problem]:
     owners: dict[int, list[Service]] = defaultdict(list)
     for service in project.services.values():
-        if service.port is not None:
-            owners[service.port].append(service)
+        for port in service_ports(service.port, service.cmd):  # `-p 3000` too (issue 12 item 6)
+            owners[port].append(service)
     for port, services in owners.items():
         if len(services) > 1:
             yield Problem(
                 f"port {port} is given to {_names([s.name for s in services])}",
                 services[1].location,
-                "give each service its own port",
+                "give each service its own port (in `port:` or in its cmd)",
                 code="port-duplicate",
             )
     if not check_ports or not owners:
@@ -443,7 +444,7 @@ def _port_problems(
             yield Problem(
                 f"{services[0].name}: port {port} is in use by {holder}",
                 services[0].location,
-                "stop that process, or change `port`",
+                "stop that process, or change the service's port (`port:` or its cmd)",
                 code="port-in-use",
             )
 

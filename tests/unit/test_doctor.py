@@ -186,3 +186,20 @@ def test_up_raises_its_soft_fd_limit_up_to_the_hard_one() -> None:
         check=True,
     )
     assert result.stdout.split() == ["2048", "2048", "2048", "2048"]
+
+
+def test_ports_in_commands_clash_and_are_checked(tmp_path: Path) -> None:
+    """Issue 12 item 6: the seed's real clash, only found once both ports were in `port:`."""
+    problems = check(
+        tmp_path,
+        """\
+        services:
+          api: {cmd: "PORT=3003 true run src/index.ts"}
+          email: {cmd: "true dev -p 3003"}
+          web: {cmd: "true dev --port=3100"}
+        """,
+        holder="pid 7 (node)",
+    )
+    messages = {(p.code, p.message) for p in problems}
+    assert ("port-duplicate", "port 3003 is given to api and email") in messages
+    assert ("port-in-use", "web: port 3100 is in use by pid 7 (node)") in messages
