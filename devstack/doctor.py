@@ -7,6 +7,7 @@ differs between two services can be pasted into a chat.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shlex
@@ -18,7 +19,7 @@ from devstack.envresolve import ProjectEnv, admission
 from devstack.errors import Location, Problem
 from devstack.model import Project, Service, VarDecl
 from devstack.scripts import service_ports
-from devstack.secrets import is_secret, masked
+from devstack.secrets import hide_url_passwords, is_secret, masked
 
 # Words a `cmd` string may start with that are not programs to look up on PATH.
 SHELL_WORDS = frozenset(
@@ -39,7 +40,11 @@ def diagnose(
     check_ports: bool = True,
     port_holder: PortHolder | None = None,
 ) -> list[Problem]:
-    """All problems of `project` with its resolved `env`: errors first, then warnings."""
+    """All problems of `project` with its resolved `env`: errors first, then warnings.
+
+    Only about `project.services`: `up jobs --no-deps` passes just the services it
+    starts, and a warning about one it leaves alone is noise (issue 11 §5)."""
+    env = narrowed(project, env)
     problems = list(env.problems)
     for decl in project.vars.values():
         problems += _check_declared(project, env, decl)
@@ -51,6 +56,23 @@ def diagnose(
     problems += _port_problems(project, check_ports, port_holder)
     problems += fd_limit_problems(len(project.services))
     return sorted(problems, key=lambda p: (p.severity != "error", p.location or Location("")))
+
+
+def narrowed(project: Project, env: ProjectEnv) -> ProjectEnv:
+    """`env` narrowed to the project's services and the env files that feed them
+    (`up jobs --no-deps` checks only jobs)."""
+    if set(env.services) <= set(project.services):
+        return env
+    feeding = {ref.display for ref in project.env_files}
+    feeding |= {ref.display for s in project.services.values() for ref in s.env_files}
+    other_files = {f.display for f in env.files.values()} - feeding
+    return dataclasses.replace(
+        env,
+        services={name: e for name, e in env.services.items() if name in project.services},
+        problems=[
+            p for p in env.problems if p.location is None or p.location.file not in other_files
+        ],
+    )
 
 
 # -- declared vars -------------------------------------------------------------------
@@ -109,7 +131,9 @@ def _differs(
         f"from {env.services[service].variables[name].source.label}"
         for service, value in values.items()
     ]
-    first, second = list(values)[:2]
+    # Two services whose values really differ: with a, b equal and c apart, not a and b.
+    first = next(iter(values))
+    second = next(s for s, v in values.items() if v != values[first])
     return Problem(
         f"{name} differs between {_names(list(values))}:\n" + "\n".join(lines),
         where,
@@ -124,7 +148,7 @@ def _secrets_that_differ(project: Project, env: ProjectEnv) -> Iterator[Problem]
     by_name: dict[str, dict[str, str]] = defaultdict(dict)
     for service, service_env in env.services.items():
         for name, value in service_env.values.items():
-            if is_secret(name, project.vars) and name not in project.vars:
+            if is_secret(name, project.vars, value) and name not in project.vars:
                 by_name[name][service] = value
     for name, values in sorted(by_name.items()):
         if len(set(values.values())) > 1:
@@ -135,8 +159,10 @@ def _secrets_that_differ(project: Project, env: ProjectEnv) -> Iterator[Problem]
 
 
 def _dropped_everywhere(project: Project, env: ProjectEnv) -> Iterator[Problem]:
-    """Names an env file defines that no service receives: strict mode kept them out."""
+    """Names an env file defines that no service receives, one warning per file and
+    reason (one per name flooded the screen, issue 11 §5)."""
     received = {name for service_env in env.services.values() for name in service_env.values}
+    groups: dict[tuple[str, str], list[tuple[str, Location | None]]] = defaultdict(list)
     seen: set[str] = set()
     for service_env in env.services.values():
         for name, dropped in service_env.dropped.items():
@@ -144,20 +170,33 @@ def _dropped_everywhere(project: Project, env: ProjectEnv) -> Iterator[Problem]:
                 continue
             seen.add(name)
             where = next((s.location for s in dropped.sources if s.location), None)
-            yield Problem(
-                f"{name} is defined here but no service receives it ({dropped.reason})",
-                where,
-                _how_to_let_through(project, name),
-                severity="warning",
-                code="dropped",
+            groups[(where.file if where else "", dropped.reason)].append((name, where))
+    for (_, reason), found in sorted(groups.items()):
+        names = [name for name, _ in found]
+        where = min((w for _, w in found if w), default=None)
+        if len(names) == 1:
+            message = f"{names[0]} is defined here but no service receives it ({reason})"
+        else:
+            message = (
+                f"{len(names)} variables defined in {where.file if where else 'env files'}"
+                f" reach no service ({reason}): {_short(', '.join(names), 200)}"
             )
+        yield Problem(
+            message,
+            where,
+            _how_to_let_through(project, names),
+            severity="warning",
+            code="dropped",
+        )
 
 
-def _how_to_let_through(project: Project, name: str) -> str:
+def _how_to_let_through(project: Project, names: list[str]) -> str:
+    name = names[0] if len(names) == 1 else "them"
     if project.env:
         where = project.env[0].location
         return f"add {name} to `env` at {where} (every service), or to a service's `env`"
-    return f"add `env: [{name}]` to devstack.yaml (every service), or to a service's `env`"
+    listed = ", ".join(names) if len(names) <= 3 else f"{names[0]}, ..."
+    return f"add `env: [{listed}]` to devstack.yaml (every service), or to a service's `env`"
 
 
 def _shell_overrides(project: Project, env: ProjectEnv) -> Iterator[Problem]:
@@ -183,40 +222,171 @@ def _shell_overrides(project: Project, env: ProjectEnv) -> Iterator[Problem]:
 
 
 def _check_service(project: Project, env: ProjectEnv, service: Service) -> Iterator[Problem]:
+    yield from _unspawnable_values(env, service)
+    yield from _check_probe(env, service)
+    cwd = project.display_path(service.cwd) or "."
+    if service.cwd.is_file():
+        yield Problem(
+            f"{service.name}: cwd {cwd} is a file, not a directory",
+            service.location,
+            f"point cwd at the folder that holds it: {project.display_path(service.cwd.parent)}",
+            code="missing-cwd",
+        )
+        return
     if not service.cwd.is_dir():
         yield Problem(
-            f"{service.name}: cwd {project.display_path(service.cwd)} does not exist",
+            f"{service.name}: cwd {cwd} does not exist",
             service.location,
             "create the directory or fix `cwd`",
             code="missing-cwd",
         )
         return
     program = _program(service.cmd)
-    if program is None:
-        return
+    if program is not None:
+        yield from _check_program(env, service, program)
+
+
+def _check_program(env: ProjectEnv, service: Service, program: str) -> Iterator[Problem]:
+    """Whether the command's program can be exec'd, with the reason exec would give."""
     # The shell it was resolved from, passed in: the core never reads os.environ.
     path = env.services[service.name].values.get("PATH", env.shell.get("PATH", ""))
     if "/" in program:
-        candidate = service.cwd / program
-        found = candidate.is_file() and os.access(candidate, os.X_OK)
+        candidate: str | None = str(service.cwd / program)
     else:
-        found = shutil.which(program, path=path) is not None
-    if not found:
-        yield Problem(
-            f"{service.name}: command '{program}' not found",
-            service.location,
-            "install it, or fix `cmd` (PATH is the service's own PATH)",
-            code="command-not-found",
+        candidate = shutil.which(program, path=path)
+    problem = None
+    exists = candidate is not None and os.path.lexists(candidate)
+    if isinstance(service.cmd, tuple) and len(service.cmd) == 1 and " " in program and not exists:
+        problem = (
+            f"cmd is a list holding one whole command line, '{_short(program)}'",
+            "a list is exec'd without a shell, so that is one program name; write it as a"
+            f' string, cmd: "{_short(program)}", or split it: {_as_list(program)}',
         )
+    elif candidate is None or not exists:
+        here = service.cwd / program
+        hint = "install it, or fix `cmd` (PATH is the service's own PATH)"
+        if "/" not in program and here.is_file():
+            hint = f"it is in the service's cwd, which is not on PATH: write ./{program}"
+        problem = (f"command '{program}' not found", hint)
+    elif os.path.isdir(candidate):
+        problem = (f"command '{program}' is a directory", "fix `cmd`")
+    elif not os.access(candidate, os.X_OK):
+        problem = (
+            f"'{program}' exists but is not executable",
+            f"make it executable (chmod +x {program}), or run it with its interpreter",
+        )
+    else:
+        problem = _shebang_problem(candidate, program)
+    if problem:
+        message, hint = problem
+        yield Problem(
+            f"{service.name}: {message}", service.location, hint, code="command-not-found"
+        )
+
+
+def _shebang_problem(path: str, program: str) -> tuple[str, str] | None:
+    """A `#!` line exec cannot follow: CRLF line endings, or an interpreter that is absent."""
+    try:
+        with open(path, "rb") as file:
+            first = file.read(256).split(b"\n", 1)[0]
+    except OSError:
+        return None
+    if not first.startswith(b"#!"):
+        return None
+    if first.endswith(b"\r"):
+        return (
+            f"'{program}' has Windows line endings (CRLF): its #! line names"
+            " an interpreter ending in \\r, which does not exist",
+            f"convert it to LF: sed -i 's/\\r$//' {program} (or dos2unix {program})",
+        )
+    words = first[2:].decode("utf-8", "replace").split()
+    if words and words[0].startswith("/") and not os.path.exists(words[0]):
+        return (
+            f"the #! line of '{program}' names {words[0]}, which does not exist",
+            "install it, or fix the #! line (#!/usr/bin/env NAME finds it on PATH)",
+        )
+    return None
+
+
+def _unspawnable_values(env: ProjectEnv, service: Service) -> Iterator[Problem]:
+    """NUL bytes and lone surrogates: exec would fail after doctor passed (issue 11)."""
+    from devstack.config import unspawnable
+
+    for name, variable in env.services[service.name].variables.items():
+        why = unspawnable(name) or unspawnable(variable.value)
+        if why:
+            yield Problem(
+                f"{service.name}: {name} (from {variable.source.label}) {why}",
+                variable.source.location or service.location,
+                "a process environment cannot hold it: remove it from the value",
+                code="unspawnable",
+            )
+
+
+def _check_probe(env: ProjectEnv, service: Service) -> Iterator[Problem]:
+    """The ready target as the probe will use it: interpolated, then parsed."""
+    from urllib.parse import urlsplit
+
+    from devstack.plan import resolved_probe
+
+    if service.ready is None:
+        return
+    probe, unresolved = resolved_probe(service.ready, env.services[service.name].values)
+    where, what = service.ready.location, f"{service.name}: ready.{probe.kind}"
+    for phrase in unresolved:
+        yield Problem(
+            f"{what} {phrase} for {service.name}",
+            where,
+            f"give {service.name} the variable (`port:` sets PORT), or write ${{NAME:-default}}",
+            code="undefined-variable",
+        )
+    if unresolved:
+        return
+    try:
+        if probe.kind == "http":
+            url = urlsplit(probe.target)
+            valid = url.scheme in ("http", "https") and bool(url.hostname) and url.port != 0
+        elif probe.kind == "tcp":
+            valid = bool(re.fullmatch(r"\[?[\w.:-]+\]?:\d{1,5}", probe.target))
+            valid = valid and 0 < int(probe.target.rpartition(":")[2]) < 65536
+        else:
+            return
+    except ValueError:
+        valid = False
+    if not valid:
+        example = "http://127.0.0.1:${PORT}/health" if probe.kind == "http" else "127.0.0.1:5432"
+        yield Problem(
+            f"{what} is not a valid {'URL' if probe.kind == 'http' else 'host:port'}"
+            f" once interpolated: {hide_url_passwords(probe.target)}",
+            where,
+            f"for example: {example}",
+            code="invalid-probe",
+        )
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _as_list(command: str) -> str:
+    try:
+        words = shlex.split(command[:_SHLEX_LIMIT])
+    except ValueError:
+        words = command.split()
+    return _short("[" + ", ".join(f'"{word}"' for word in words) + "]")
+
+
+# Only the first words of a command matter; shlex is quadratic on a long token, so a
+# 2 MB cmd took doctor 15 s (issue 11).
+_SHLEX_LIMIT = 4096
 
 
 def _program(cmd: str | tuple[str, ...]) -> str | None:
     """The program a command runs first, when it can be told without running a shell."""
     if isinstance(cmd, tuple):
         return cmd[0]
-    try:
-        words = shlex.split(cmd)
-    except ValueError:
+    words = _first_words(cmd[:_SHLEX_LIMIT], complete=len(cmd) <= _SHLEX_LIMIT)
+    if words is None:
         return None
     while words and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", words[0]):
         words.pop(0)  # VAR=value cmd
@@ -225,6 +395,24 @@ def _program(cmd: str | tuple[str, ...]) -> str | None:
     if not words or words[0] in SHELL_WORDS or any(c in words[0] for c in "$`;&|<>(){}"):
         return None
     return words[0]
+
+
+def _first_words(text: str, complete: bool) -> list[str] | None:
+    """Shell words up to the program's name (past `VAR=value` and `exec`); None when
+    they cannot be read (an unclosed quote, or a word cut at the limit)."""
+    lexer = shlex.shlex(text, posix=True)
+    lexer.whitespace_split = True
+    words: list[str] = []
+    try:
+        while (word := lexer.get_token()) is not None:
+            words.append(word)
+            if word != "exec" and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", word):
+                break
+    except ValueError:
+        return None
+    if not complete and lexer.instream.read(1) == "" and not text[-1:].isspace():
+        return None  # the last word read may continue past the limit
+    return words
 
 
 # -- ports ---------------------------------------------------------------------------

@@ -7,6 +7,7 @@ value goes through `secrets.masked` unless the user asked to reveal it.
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from dataclasses import dataclass
 
@@ -14,6 +15,8 @@ from devstack.envresolve import ProjectEnv, ServiceEnv, Source, admission
 from devstack.errors import closest_names
 from devstack.model import Project
 from devstack.secrets import has_hidden_part, is_secret, masked
+
+_SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,7 @@ def variables_json(service_env: ServiceEnv, shown: Shown) -> dict[str, object]:
             {
                 "name": name,
                 "value": shown.value(name, v.value),
-                "secret": is_secret(name, shown.project.vars),
+                "secret": is_secret(name, shown.project.vars, v.value),
                 "source": v.source.label,
                 "shadowed": [
                     {"source": s.label, "value": shown.value(name, s.value)} for s in v.shadowed
@@ -57,19 +60,54 @@ def variables_json(service_env: ServiceEnv, shown: Shown) -> dict[str, object]:
     }
 
 
-def as_dotenv(service_env: ServiceEnv, shown: Shown) -> str:
-    lines = []
+def exportable(service_env: ServiceEnv, shown: Shown) -> tuple[dict[str, str], list[str]]:
+    """(the variables to write for reuse, the names left out). Without --reveal a
+    masked placeholder would be written as if it were the value (issue 11 §4), so
+    every value with a hidden part is left out; so is a name no shell can set."""
+    written, left_out = {}, []
     for name, value in sorted(service_env.values.items()):
-        escaped = shown.value(name, value).replace("\\", "\\\\").replace('"', '\\"')
-        lines.append(f'{name}="{escaped}"'.replace("\n", "\\n"))
-    return "\n".join(lines) + "\n"
+        hidden = not shown.reveal and has_hidden_part(name, value, shown.project.vars)
+        if hidden or not _SHELL_NAME.match(name):
+            left_out.append(name)
+        else:
+            written[name] = value
+    return written, left_out
 
 
-def as_shell(service_env: ServiceEnv, shown: Shown) -> str:
-    return "".join(
-        f"export {name}={shlex.quote(shown.value(name, value))}\n"
-        for name, value in sorted(service_env.values.items())
-    )
+def as_dotenv(values: dict[str, str]) -> str:
+    """One `NAME="value"` per line, read back the same by python-dotenv and devstack.
+
+    A value with `$` is single-quoted, so neither reader expands `${...}` in it
+    (python-dotenv only without interpolation: it has no escape for `${`)."""
+    lines = []
+    for name, value in values.items():
+        if "$" in value:
+            lines.append(f"{name}='" + value.replace("\\", "\\\\").replace("'", "\\'") + "'")
+        else:
+            escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+            lines.append(f'{name}="{escaped}"')
+    return "".join(line + "\n" for line in lines)
+
+
+def as_shell(values: dict[str, str]) -> str:
+    return "".join(f"export {name}={shlex.quote(value)}\n" for name, value in values.items())
+
+
+def left_out_note(names: list[str]) -> str | None:
+    """What stderr says about the names `exportable` left out, and how to include them."""
+    if not names:
+        return None
+    hidden = [n for n in names if _SHELL_NAME.match(n)]
+    invalid = [n for n in names if not _SHELL_NAME.match(n)]
+    parts = []
+    if hidden:
+        parts.append(
+            f"left out {len(hidden)} secret value{'s' if len(hidden) != 1 else ''}"
+            f" ({', '.join(hidden)}); add --reveal to write them"
+        )
+    if invalid:
+        parts.append(f"left out {', '.join(invalid)}: not a name a shell can set")
+    return "devstack env: " + "; ".join(parts)
 
 
 def variable_story(project: Project, env: ProjectEnv, service: str, name: str, shown: Shown) -> str:

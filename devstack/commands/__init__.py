@@ -62,9 +62,12 @@ def env_overrides(items: list[str]) -> dict[str, str]:
     for item in items:
         name, equals, value = item.partition("=")
         if not equals or not VALID_NAME.match(name):
-            problems.append(
-                Problem(f"--env {item!r} is not NAME=value", hint="for example: --env DEBUG=1")
-            )
+            # The value is not shown: it may be a secret (issue 11 §4).
+            shown = f"{name}=..." if equals else "an item without '='"
+            hint = "for example: --env DEBUG=1"
+            if equals and VALID_NAME.match(name.strip()):
+                hint = f"no spaces around '=': --env {name.strip()}=..."
+            problems.append(Problem(f"--env {shown} is not NAME=value", hint=hint))
         else:
             overrides[name] = value
     if problems:
