@@ -192,7 +192,7 @@ def _check_service(project: Project, env: ProjectEnv, service: Service) -> Itera
     program = _program(service.cmd)
     if program is None:
         return
-    path = env.services[service.name].values.get("PATH", os.environ.get("PATH", ""))
+    path = _search_path(service, env.services[service.name].values.get("PATH"))
     if "/" in program:
         candidate = service.cwd / program
         found = candidate.is_file() and os.access(candidate, os.X_OK)
@@ -205,6 +205,17 @@ def _check_service(project: Project, env: ProjectEnv, service: Service) -> Itera
             "install it, or fix `cmd` (PATH is the service's own PATH)",
             code="command-not-found",
         )
+
+
+def _search_path(service: Service, path: str | None) -> str:
+    """The service's own PATH as its process searches it: a relative entry (such as
+    `node_modules/.bin` from `env:`) is relative to the service's cwd, not doctor's."""
+    if path is None:
+        path = os.environ.get("PATH", "")
+    return os.pathsep.join(
+        str(service.cwd / entry) if entry and not os.path.isabs(entry) else entry
+        for entry in path.split(os.pathsep)
+    )
 
 
 def _program(cmd: str | tuple[str, ...]) -> str | None:

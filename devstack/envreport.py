@@ -80,6 +80,10 @@ def variable_story(project: Project, env: ProjectEnv, service: str, name: str, s
     if variable is not None:
         lines.append(f"  value   {shown.value(name, variable.value)}")
         lines.append(f"  from    {variable.source.label}  ({_why_wins(variable.source)})")
+        if variable.source.kind in ("shell", "root-file", "package-manager"):
+            lines.append(
+                f"  passed  {admission(project, project.services[service]).why_admitted(name)}"
+            )
         for source in variable.shadowed:
             lines.append(f"  shadows {source.label}: {shown.value(name, source.value)}")
     dropped = service_env.dropped.get(name)
@@ -107,6 +111,7 @@ def _why_wins(source: Source) -> str:
         "shell": "the shell beats env files",
         "service-file": "the service's own env file beats the root env files",
         "root-file": "root env file",
+        "package-manager": "node_modules/.bin in front, as the package manager runs scripts",
     }[source.kind]
 
 

@@ -8,16 +8,22 @@ Layers, lowest to highest precedence (the one place this order is stated):
   5. `--env NAME=value` on the command line
 
 In strict mode the root files and the shell contribute only names that an `env` rule
-lists (or a system basic such as PATH); the service's own files and set values always
+lists, that turbo's strict mode always passes (`turboenv.STRICT_PASS_THROUGH`), or that
+match the env prefixes of the framework turbo infers from the service's package.json
+(`NEXT_PUBLIC_*` for Next.js); the service's own files and set values always
 contribute. `!NAME` keeps a name out of every layer but `--env`. Loose mode lets every
 name through. `${NAME}` and `${NAME:-default}` in values see what lower layers (and
 earlier lines of the same layer) define, then the shell; `$$` is a literal `$`.
+
+Last, PATH gets `<cwd>/node_modules/.bin` and each ancestor's up to the repo root in
+front, as npm, pnpm, yarn and bun do for a script (issue 12 item 2).
 """
 
 from __future__ import annotations
 
 import fnmatch
 import functools
+import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,19 +32,17 @@ from typing import Literal
 from devstack.envfile import EnvFile, read_env_file
 from devstack.errors import Location, Problem, closest_names
 from devstack.model import EnvRule, Project, Service
+from devstack.turboenv import (
+    STRICT_PASS_THROUGH,
+    TurboFramework,
+    infer_framework,
+    matching_wildcard,
+    package_dependencies,
+)
 
-SourceKind = Literal["root-file", "service-file", "shell", "config", "port", "cli"]
-
-# What every process needs to run at all; strict mode lets these through from the shell
-# and root files without an `env` rule.
-SYSTEM_BASICS = frozenset(
-    {
-        "PATH", "HOME", "USER", "LOGNAME", "SHELL", "TERM", "COLORTERM", "LANG",
-        "LANGUAGE", "TZ", "TMPDIR", "TEMP", "TMP", "XDG_RUNTIME_DIR", "SSH_AUTH_SOCK",
-        "DISPLAY", "WAYLAND_DISPLAY", "HOSTNAME", "NO_COLOR", "FORCE_COLOR",
-    }
-)  # fmt: skip
-SYSTEM_BASIC_PREFIXES = ("LC_",)
+SourceKind = Literal[
+    "root-file", "service-file", "shell", "config", "port", "cli", "package-manager"
+]
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,7 @@ class Admission:
 
     mode: str
     rules: tuple[EnvRule, ...]
+    framework: TurboFramework | None = None
 
     def negated(self, name: str) -> bool:
         return any(fnmatch.fnmatchcase(name, pattern) for pattern in self._by_kind[0])
@@ -115,7 +120,41 @@ class Admission:
     def admits(self, name: str) -> bool:
         if self.negated(name):
             return False
-        return self.mode == "loose" or self.listed(name) or is_system_basic(name)
+        return self.mode == "loose" or self.listed(name) or self.why_builtin(name) is not None
+
+    def why_builtin(self, name: str) -> str | None:
+        """Why strict mode lets `name` in without an `env` rule, as turbo would; or None."""
+        pattern = matching_wildcard(name, STRICT_PASS_THROUGH)
+        if pattern is not None:
+            shown = name if pattern == name else f"{name} ({pattern})"
+            return f"turbo passes {shown} in strict mode"
+        framework = self.framework
+        if framework is not None:
+            pattern = matching_wildcard(name, framework.env_wildcards)
+            if pattern is not None:
+                return f"framework {framework.slug}: {pattern}"
+        return None
+
+    def why_admitted(self, name: str) -> str:
+        """One line on why `name` passes (or not) for this service."""
+        if self.negated(name):
+            return self.reason_dropped(name)
+        rule = next(
+            (
+                r
+                for r in self.rules
+                if (r.kind in ("pass", "set") and r.name == name)
+                or (r.kind == "glob" and fnmatch.fnmatchcase(name, r.name))
+            ),
+            None,
+        )
+        if rule is not None:
+            listed = name if rule.kind != "glob" else rule.name
+            return f"listed as {listed} in `env` at {_line_of(rule.location)}"
+        builtin = self.why_builtin(name)
+        if builtin is not None:
+            return builtin
+        return "loose mode passes every name" if self.mode == "loose" else self.reason_dropped(name)
 
     def reason_dropped(self, name: str) -> str:
         negation = next(
@@ -127,12 +166,9 @@ class Admission:
         return "strict mode: not listed in any `env`"
 
 
-def is_system_basic(name: str) -> bool:
-    return name in SYSTEM_BASICS or name.startswith(SYSTEM_BASIC_PREFIXES)
-
-
 def admission(project: Project, service: Service) -> Admission:
-    return Admission(project.env_mode, (*project.env, *service.env))
+    framework = infer_framework(package_dependencies(service.cwd))
+    return Admission(project.env_mode, (*project.env, *service.env), framework)
 
 
 def resolve_project(
@@ -159,6 +195,7 @@ def resolve_project(
         ]
         resolver = _ServiceResolver(project, service, shell, cli, shell_sources)
         services[service.name] = resolver.resolve(root_files, own_files)
+        _put_package_bins_on_path(project, service, services[service.name])
         for problem in resolver.problems:
             problems.setdefault((problem.location, problem.message), problem)
     for ref in (*project.env_files, *(r for s in project.services.values() for r in s.env_files)):
@@ -171,6 +208,37 @@ def resolve_project(
             problems.setdefault((problem.location, problem.message), problem)
     ordered = sorted(problems.values(), key=_problem_order)
     return ProjectEnv(services, ordered, tuple(files), files, shell)
+
+
+def package_bin_dirs(root: Path, cwd: Path) -> list[Path]:
+    """`<cwd>/node_modules/.bin` and each ancestor's up to `root`, nearest first: the
+    directories npm, pnpm, yarn and bun put on PATH for a script. Only those that exist,
+    so a Python service's PATH stays as it was."""
+    chain = [cwd]
+    if cwd.is_relative_to(root):
+        chain += [parent for parent in cwd.parents if parent.is_relative_to(root)]
+    bins = (directory / "node_modules" / ".bin" for directory in chain)
+    return [directory for directory in bins if directory.is_dir()]
+
+
+def _put_package_bins_on_path(project: Project, service: Service, env: ServiceEnv) -> None:
+    """PATH as the package manager would give it: the bin directories, then the PATH the
+    layers resolved (which the Variable keeps as the source it shadows)."""
+    if admission(project, service).negated("PATH"):
+        return
+    dirs = package_bin_dirs(project.root, service.cwd)
+    if not dirs:
+        return
+    current = env.variables.get("PATH")
+    value = os.pathsep.join([*(str(d) for d in dirs), *([current.value] if current else [])])
+    label = ", ".join(project.display_path(d) for d in dirs) + " (as npm/pnpm/bun run scripts)"
+    if current is not None:
+        label += f" + {current.source.label}"
+    shadowed = (current.source, *current.shadowed) if current is not None else ()
+    env.variables["PATH"] = Variable(
+        "PATH", value, Source("package-manager", label, value), shadowed
+    )
+    env.values["PATH"] = value
 
 
 def _line_of(location: Location) -> str:

@@ -141,3 +141,26 @@ def test_schema_names_the_same_keys_as_the_parser() -> None:
     assert set(service["properties"]) == set(SERVICE_KEYS)
     var = schema["properties"]["vars"]["additionalProperties"]
     assert set(var["properties"]) == set(VAR_KEYS)
+
+
+def test_commands_resolve_against_the_services_own_path_and_cwd(tmp_path: Path) -> None:
+    """Issue 12 item 2: tools in node_modules/.bin are found, as the package manager
+    would find them; a relative PATH entry from `env:` is relative to the service cwd."""
+    config = """\
+    services:
+      web: {cmd: next dev, cwd: apps/web}
+      docs: {cmd: astro dev, cwd: apps/docs}
+      tool: {cmd: mytool, cwd: apps/tool, env: ["PATH=bin:/usr/bin"]}
+      missing: {cmd: vite, cwd: apps/docs}
+    """
+    files = {"apps/web/x": "", "apps/tool/bin/mytool": "", "apps/docs/x": ""}
+    for name in ("node_modules/.bin/astro", "apps/web/node_modules/.bin/next"):
+        files[name] = ""
+    for name in files:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("#!/bin/sh\n")
+        (tmp_path / name).chmod(0o755)
+    problems = check(tmp_path, config)
+    assert [(p.code, p.message) for p in problems] == [
+        ("command-not-found", "missing: command 'vite' not found")
+    ]
