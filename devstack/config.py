@@ -55,6 +55,7 @@ SERVICE_KEYS = (
     "tty",
     "watch",
     "restart_dependents",
+    "package",
 )
 VAR_KEYS = ("required", "secret", "same_across", "pattern", "description")
 PROBE_KINDS = ("http", "tcp", "log", "cmd")
@@ -342,6 +343,7 @@ class _ProjectReader:
             "tty": lambda v: self.r.boolean(v, f"{what}.tty"),
             "restart_dependents": lambda v: self.r.boolean(v, f"{what}.restart_dependents"),
             "watch": lambda v: self.watch(v, what),
+            "package": lambda v: self.r.string(v, f"{what}.package", '"@v1/jobs"') or None,
         }
         for key, read in readers.items():
             if key in keys and (value := read(keys[key])) is not None:

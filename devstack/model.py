@@ -117,6 +117,9 @@ class Service:
     tty: bool = False
     watch: WatchSpec | None = None
     restart_dependents: bool = False
+    # The npm package name given by `package:`; else packages.package_name reads
+    # <cwd>/package.json, so `@v1/jobs` can be typed wherever `jobs` can (issue 12 item 7).
+    package: str | None = None
 
     @property
     def argv(self) -> tuple[str, ...]:

@@ -100,6 +100,11 @@ _SERVICE: dict[str, Any] = {
         "tty": {"type": "boolean", "default": False},
         "watch": _WATCH,
         "restart_dependents": {"type": "boolean", "default": False},
+        "package": {
+            "type": "string",
+            "description": "the package name, accepted wherever the service name is "
+            "(default: the name in <cwd>/package.json)",
+        },
     },
 }
 

@@ -1,0 +1,90 @@
+"""Package names as service names, and turbo's --filter forms (issue 12 item 7)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from devstack.config import parse_project
+from devstack.errors import DevstackError
+from devstack.model import Project
+from devstack.packages import apply_filters, package_name, service_names
+
+CONFIG = """\
+services:
+  web: {cmd: next dev, cwd: apps/web}
+  admin: {cmd: vite, cwd: apps/admin, package: "@v1/backoffice"}
+  jobs: {cmd: trigger dev, cwd: packages/jobs, depends_on: [db]}
+  ui: {cmd: tsc -w, cwd: packages/ui}
+  db: {cmd: postgres}
+"""
+PACKAGES = {
+    "apps/web": {"name": "@v1/web", "dependencies": {"@v1/ui": "*", "@v1/jobs": "*"}},
+    "apps/admin": {"name": "@v1/admin"},
+    "packages/jobs": {"name": "@v1/jobs"},
+    "packages/ui": {"name": "@v1/ui"},
+}
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    for directory, data in PACKAGES.items():
+        (tmp_path / directory).mkdir(parents=True)
+        (tmp_path / directory / "package.json").write_text(json.dumps(data))
+    path = tmp_path / "devstack.yaml"
+    path.write_text(CONFIG)
+    return parse_project(CONFIG, path)
+
+
+def test_package_name_from_the_key_or_package_json(project: Project) -> None:
+    names = {name: package_name(service) for name, service in project.services.items()}
+    assert names == {
+        "web": "@v1/web",
+        "admin": "@v1/backoffice",  # `package:` wins over package.json
+        "jobs": "@v1/jobs",
+        "ui": "@v1/ui",
+        "db": None,
+    }
+
+
+def test_service_names_accept_package_names_and_suggest_both(project: Project) -> None:
+    assert service_names(project, ["@v1/jobs", "web", "@v1/backoffice"]) == ["jobs", "web", "admin"]
+    with pytest.raises(DevstackError) as error:
+        service_names(project, ["@v1/jbos", "wbe", "@v1/admin"])
+    rendered = [(p.message, p.hint) for p in error.value.problems]
+    assert rendered[0][0] == "unknown service '@v1/jbos'"
+    assert (rendered[0][1] or "").startswith("did you mean '@v1/jobs'")
+    assert rendered[1][0] == "unknown service 'wbe'" and "'web'" in (rendered[1][1] or "")
+    assert rendered[2][0] == "unknown service '@v1/admin'"  # package: replaced that name
+
+
+@pytest.mark.parametrize(
+    ("filters", "requested", "excluded"),
+    [
+        (["@v1/web"], ["web"], []),
+        (["web"], ["web"], []),
+        (["@v1/*"], ["web", "jobs", "ui", "admin"], []),
+        (["@v1/web..."], ["web", "jobs", "ui"], []),  # and the packages it depends on
+        (["...@v1/ui"], ["web", "ui"], []),  # and its dependents
+        (["...db"], ["web", "jobs", "db"], []),  # depends_on and package deps, transitively
+        (["./packages/*"], ["jobs", "ui"], []),
+        (["!@v1/jobs"], ["web", "admin", "jobs", "ui", "db"], ["jobs"]),
+        (["@v1/web...", "!ui"], ["web", "jobs", "ui"], ["ui"]),
+    ],
+)
+def test_filters(
+    project: Project, filters: list[str], requested: list[str], excluded: list[str]
+) -> None:
+    result = apply_filters(project, filters)
+    assert sorted(result.requested) == sorted(requested)
+    assert list(result.excluded) == excluded
+
+
+def test_a_filter_that_matches_nothing_says_so_with_the_closest_name(project: Project) -> None:
+    with pytest.raises(DevstackError) as error:
+        apply_filters(project, ["@v1/wbe..."])
+    problem = error.value.problems[0]
+    assert problem.message == "--filter '@v1/wbe...' matches no service or package"
+    assert (problem.hint or "").startswith("did you mean '@v1/web'")
