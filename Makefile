@@ -12,6 +12,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	npm install --prefix $(VENV)/node --no-audit --no-fund --silent @next/env
 	touch $(STAMP)
 
 dev: $(STAMP)

@@ -48,6 +48,8 @@ def diagnose(
     for service in project.services.values():
         problems += _check_service(project, env, service)
     problems += _port_problems(project, check_ports, port_holder)
+    problems += _framework_readings(env)
+    problems += _cross_file_references(env)
     return sorted(problems, key=lambda p: (p.severity != "error", p.location or Location("")))
 
 
@@ -233,6 +235,78 @@ def _program(cmd: str | tuple[str, ...]) -> str | None:
     if not words or words[0] in SHELL_WORDS or any(c in words[0] for c in "$`;&|<>(){}"):
         return None
     return words[0]
+
+
+# -- env files a framework reads itself (issue 12 item 4) ----------------------------
+
+
+def _framework_readings(env: ProjectEnv) -> Iterator[Problem]:
+    """Lines of the files a framework reads itself that its JS dotenv grammar reads
+    differently from devstack: the app would not get the value `devstack env` shows."""
+    from devstack.frameworks import js_reading_differs
+
+    readers: dict[tuple[str, bool], list[str]] = defaultdict(list)
+    for service in sorted(env.loaders):
+        loader, refs = env.loaders[service]
+        for ref in refs:
+            if loader.name not in readers[(ref.display, loader.expands)]:
+                readers[(ref.display, loader.expands)].append(loader.name)
+    for (display, expands), names in readers.items():
+        env_file = next((f for f in env.files.values() if f.display == display), None)
+        if env_file is None or not env_file.exists:
+            continue
+        try:
+            text = env_file.path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue  # already reported by envfile
+        for found in js_reading_differs(text, expands):
+            yield Problem(
+                f"{found.name}: {found.why.replace('the framework', ' and '.join(names), 1)}",
+                Location(display, found.line),
+                found.fix,
+                severity="warning",
+                code="js-dotenv-differs",
+            )
+
+
+_REFERENCE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
+_IN_ENVIRONMENT = ("shell", "config", "cli", "port")
+
+
+def _cross_file_references(env: ProjectEnv) -> Iterator[Problem]:
+    """@next/env expands each file on its own, against the environment and that file
+    only: `${BASE}` in .env.local never sees a BASE that only .env defines, while
+    devstack's layers do. Said once per line, for every service whose loader does this."""
+    for service in sorted(env.loaders):
+        loader, refs = env.loaders[service]
+        if not loader.expands_per_file:
+            continue
+        variables = env.services[service].variables
+        for ref in refs:
+            env_file = env.files.get(ref.path)
+            if env_file is None:
+                continue
+            seen: set[str] = set()
+            for entry in env_file.entries:
+                for name in _REFERENCE.findall(entry.value) if entry.interpolate else ():
+                    variable = variables.get(name)
+                    if name in seen or variable is None or variable.source.kind in _IN_ENVIRONMENT:
+                        continue
+                    sources = (variable.source, *variable.shadowed)
+                    if any(
+                        s.kind == "framework-file" and s.location and s.location.file != ref.display
+                        for s in sources
+                    ):
+                        yield Problem(
+                            f"{entry.name}: {loader.name} expands ${{{name}}} with {ref.display}"
+                            f" alone (and the environment), so it reads {name} as empty here;"
+                            " devstack takes it from another env file",
+                            entry.location,
+                            f"define {name} in {ref.display} too, or in devstack.yaml `env`",
+                            severity="warning",
+                            code="js-dotenv-differs",
+                        )
+                seen.add(entry.name)
 
 
 # -- ports ---------------------------------------------------------------------------

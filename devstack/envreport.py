@@ -86,6 +86,10 @@ def variable_story(project: Project, env: ProjectEnv, service: str, name: str, s
             )
         for source in variable.shadowed:
             lines.append(f"  shadows {source.label}: {shown.value(name, source.value)}")
+        if service in env.loaders and variable.source.kind == "framework-file":
+            loader, refs = env.loaders[service]
+            order = ", ".join(ref.display for ref in reversed(refs))
+            lines.append(f"  {loader.name} reads {order} itself, first wins, never over the shell")
     dropped = service_env.dropped.get(name)
     rules = admission(project, project.services[service])
     shell_value = env.shell.get(name)
@@ -111,6 +115,7 @@ def _why_wins(source: Source) -> str:
         "shell": "the shell beats env files",
         "service-file": "the service's own env file beats the root env files",
         "root-file": "root env file",
+        "framework-file": "read in the framework's own order; the shell and devstack.yaml beat it",
         "package-manager": "node_modules/.bin in front, as the package manager runs scripts",
     }[source.kind]
 

@@ -2,7 +2,12 @@
 
 Layers, lowest to highest precedence (the one place this order is stated):
   1. the root env files (`.env`, then `.env.local`)
-  2. the service's own env files (`<cwd>/.env`, then `<cwd>/.env.local`)
+  1b. for a service whose framework loads env files itself (Next.js, Vite, bun, the
+     trigger.dev CLI, dotenv: `frameworks.detect_loader`), those files in the framework's
+     own order; they replace the default `<cwd>/.env` and `.env.local` (issue 12 item 4)
+  2. the service's own env files (`<cwd>/.env`, then `<cwd>/.env.local`); listed
+     explicitly, they are what a dotenv wrapper would put in the environment, so they
+     beat the framework's files
   3. the shell environment devstack was started from
   4. values set in devstack.yaml: `port:` (as PORT), then global `env`, then the service's
   5. `--env NAME=value` on the command line
@@ -31,7 +36,8 @@ from typing import Literal
 
 from devstack.envfile import EnvFile, read_env_file
 from devstack.errors import Location, Problem, closest_names
-from devstack.model import EnvRule, Project, Service
+from devstack.frameworks import EnvLoader, detect_loader
+from devstack.model import EnvFileRef, EnvRule, Project, Service
 from devstack.turboenv import (
     STRICT_PASS_THROUGH,
     TurboFramework,
@@ -41,7 +47,14 @@ from devstack.turboenv import (
 )
 
 SourceKind = Literal[
-    "root-file", "service-file", "shell", "config", "port", "cli", "package-manager"
+    "root-file",
+    "framework-file",
+    "service-file",
+    "shell",
+    "config",
+    "port",
+    "cli",
+    "package-manager",
 ]
 
 
@@ -89,6 +102,8 @@ class ProjectEnv:
     env_files: tuple[Path, ...]  # every env file that feeds some service, present or not
     files: dict[Path, EnvFile]
     shell: Mapping[str, str]
+    # service -> the framework that reads env files itself, and the files it reads
+    loaders: dict[str, tuple[EnvLoader, tuple[EnvFileRef, ...]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -188,13 +203,16 @@ def resolve_project(
     # One (immutable) Source per shell variable, shared by every service.
     shell_sources = {name: Source("shell", "shell", value) for name, value in shell.items()}
     services = {}
+    loaders: dict[str, tuple[EnvLoader, tuple[EnvFileRef, ...]]] = {}
     for service in project.services.values():
         # A service at the repo root shares the root files: they stay filtered.
-        own_files = [
-            read(ref.path, ref.display) for ref in service.env_files if ref.path not in root_paths
-        ]
+        loader, framework_refs, own_refs = _framework_files(project, service)
+        if loader is not None:
+            loaders[service.name] = (loader, framework_refs)
+        framework_files = [read(ref.path, ref.display) for ref in framework_refs]
+        own_files = [read(ref.path, ref.display) for ref in own_refs if ref.path not in root_paths]
         resolver = _ServiceResolver(project, service, shell, cli, shell_sources)
-        services[service.name] = resolver.resolve(root_files, own_files)
+        services[service.name] = resolver.resolve(root_files, own_files, framework_files)
         _put_package_bins_on_path(project, service, services[service.name])
         for problem in resolver.problems:
             problems.setdefault((problem.location, problem.message), problem)
@@ -207,7 +225,26 @@ def resolve_project(
         for problem in env_file.problems:
             problems.setdefault((problem.location, problem.message), problem)
     ordered = sorted(problems.values(), key=_problem_order)
-    return ProjectEnv(services, ordered, tuple(files), files, shell)
+    return ProjectEnv(services, ordered, tuple(files), files, shell, loaders)
+
+
+def _framework_files(
+    project: Project, service: Service
+) -> tuple[EnvLoader | None, tuple[EnvFileRef, ...], tuple[EnvFileRef, ...]]:
+    """(loader, the files it reads lowest precedence first, the service's own files).
+    The framework's files replace the default `.env`/`.env.local`; explicit env_files stay
+    on top, and a file that is both is read once, as the explicit one."""
+    loader = detect_loader(service.cwd, service.cmd)
+    if loader is None:
+        return None, (), service.env_files
+    own = tuple(ref for ref in service.env_files if ref.explicit)
+    taken = {ref.path for ref in own}
+    refs = tuple(
+        EnvFileRef(path, project.display_path(path), False, None)
+        for path in (service.cwd / name for name in reversed(loader.files))
+        if path not in taken
+    )
+    return loader, refs, own
 
 
 def package_bin_dirs(root: Path, cwd: Path) -> list[Path]:
@@ -280,10 +317,17 @@ class _ServiceResolver:
         self.context: dict[str, str] = {}  # everything defined so far, for ${NAME}
         self.problems: list[Problem] = []
 
-    def resolve(self, root_files: Iterable[EnvFile], own_files: Iterable[EnvFile]) -> ServiceEnv:
+    def resolve(
+        self,
+        root_files: Iterable[EnvFile],
+        own_files: Iterable[EnvFile],
+        framework_files: Iterable[EnvFile] = (),
+    ) -> ServiceEnv:
         admits, negated = self.admission.admits, self.admission.negated
         for env_file in root_files:
             self.add_file(env_file, "root-file", admits)
+        for env_file in framework_files:
+            self.add_file(env_file, "framework-file", lambda name: not negated(name))
         for env_file in own_files:
             self.add_file(env_file, "service-file", lambda name: not negated(name))
         for name, source in self.shell_sources.items():
