@@ -13,6 +13,7 @@ import shlex
 import shutil
 from collections import defaultdict
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from devstack.envresolve import ProjectEnv, admission
 from devstack.errors import Location, Problem
@@ -50,6 +51,8 @@ def diagnose(
     problems += _port_problems(project, check_ports, port_holder)
     problems += _framework_readings(env)
     problems += _cross_file_references(env)
+    problems += _example_files(project, env)
+    problems += _empty_secrets(project, env)
     return sorted(problems, key=lambda p: (p.severity != "error", p.location or Location("")))
 
 
@@ -267,6 +270,86 @@ def _framework_readings(env: ProjectEnv) -> Iterator[Problem]:
                 severity="warning",
                 code="js-dotenv-differs",
             )
+
+
+# -- example files and empty secrets (issue 12 item 5) ---------------------------------
+
+
+def _env_dirs(project: Project, env: ProjectEnv) -> dict[Path, tuple[set[Path], list[str]]]:
+    """Each folder env files are read from: the files read there and who reads them."""
+    dirs: dict[Path, tuple[set[Path], list[str]]] = {}
+
+    def note(path: Path, services: list[str]) -> None:
+        reads, readers = dirs.setdefault(path.parent, (set(), []))
+        reads.add(path)
+        readers.extend(s for s in services if s not in readers)
+
+    for ref in project.env_files:
+        note(ref.path, list(project.services))
+    for service in project.services.values():
+        framework_refs = env.loaders.get(service.name, (None, ()))[1]
+        for ref in (*service.env_files, *framework_refs):
+            note(ref.path, [service.name])
+    return dirs
+
+
+def _example_files(project: Project, env: ProjectEnv) -> Iterator[Problem]:
+    """A missing env file whose example exists; names an example lists that are set nowhere."""
+    from devstack.examples import examples_in
+
+    for directory, (reads, readers) in _env_dirs(project, env).items():
+        for example in examples_in(directory, project.display_path(directory)):
+            if example.target not in reads:
+                continue  # e.g. .env.production.example: no dev service reads it
+            present = [
+                path
+                for path in reads
+                if path.name.startswith(example.target.name) and path.is_file()
+            ]
+            if not present:
+                yield Problem(
+                    f"{example.target_display} does not exist, but {example.display} does",
+                    Location(example.display),
+                    f"cp {example.display} {example.target_display}, then fill in its values",
+                    code="missing-env-file",
+                )
+                continue
+            defined = {
+                name for path in present if path in env.files for name in env.files[path].names()
+            }
+            missing = [
+                (name, line)
+                for name, line in example.names.items()
+                if name not in defined and not any(name in env.services[s].values for s in readers)
+            ]
+            if missing:
+                shown = ", ".join(f"{name} (line {line})" for name, line in missing)
+                yield Problem(
+                    f"{example.display} lists {shown}, set in no env file here and received by"
+                    f" none of {_names(readers)}",
+                    Location(example.display, missing[0][1]),
+                    f"add {'it' if len(missing) == 1 else 'them'} to {example.target_display}",
+                    severity="warning",
+                    code="example-not-set",
+                )
+
+
+def _empty_secrets(project: Project, env: ProjectEnv) -> Iterator[Problem]:
+    """A secret-looking or `secret: true` variable that a service gets empty."""
+    empty: dict[tuple[str, str], tuple[Location | None, list[str]]] = {}
+    for service, service_env in env.services.items():
+        for name, variable in service_env.variables.items():
+            if variable.value == "" and is_secret(name, project.vars):
+                key = (name, variable.source.label)
+                empty.setdefault(key, (variable.source.location, []))[1].append(service)
+    for (name, label), (where, services) in sorted(empty.items()):
+        yield Problem(
+            f"{name} is empty for {_names(services)}, and it looks like a secret",
+            where,
+            f"set its value at {label}",
+            severity="warning",
+            code="empty-secret",
+        )
 
 
 _REFERENCE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")

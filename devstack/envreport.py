@@ -103,6 +103,7 @@ def variable_story(project: Project, env: ProjectEnv, service: str, name: str, s
         lines.append("  to pass it: " + _how_to_pass(project, service, name))
     if variable is None and dropped is None and shell_value is None:
         lines.append("  not defined in any env file, the shell or devstack.yaml")
+        lines += _listed_in_examples(project, service, name)
         lines += _near_misses(project, env, service, name)
     return "\n".join(lines)
 
@@ -129,6 +130,20 @@ def _how_to_pass(project: Project, service: str, name: str) -> str:
     if project.env:
         return f"add {name} to `env` at {project.env[0].location} (all services)"
     return f"add `env: [{name}]` to {service} at {spec.location}"
+
+
+def _listed_in_examples(project: Project, service: str, name: str) -> list[str]:
+    """`listed in apps/web/.env.example:6, not set` (issue 12 item 5)."""
+    from devstack.examples import examples_in
+
+    folders = dict.fromkeys((project.services[service].cwd, project.root))
+    return [
+        f"  listed in {example.display}:{example.names[name]}, not set"
+        f" (copy it to {example.target_display} and fill it in)"
+        for folder in folders
+        for example in examples_in(folder, project.display_path(folder))
+        if name in example.names
+    ]
 
 
 def _near_misses(project: Project, env: ProjectEnv, service: str, name: str) -> list[str]:

@@ -21,14 +21,23 @@ SECRET_PARTS = frozenset(
 )  # fmt: skip
 # ... or anywhere in it (PGPASSWORD, GITHUBTOKEN, CLIENTSECRET).
 SECRET_SUBSTRINGS = ("SECRET", "TOKEN", "PASSWORD", "PASSWD", "PRIVATE", "APIKEY", "CREDENTIAL")
+# Prefixes whose values a framework ships to the browser (turbo's framework list, plus
+# Nuxt's public runtime config): public by construction, so never masked (issue 12 item 5).
+PUBLIC_PREFIXES = (
+    "NEXT_PUBLIC_", "VITE_", "EXPO_PUBLIC_", "REACT_APP_", "GATSBY_", "PUBLIC_", "VUE_APP_",
+    "NUXT_PUBLIC_", "SANITY_STUDIO_", "REDWOOD_ENV_",
+)  # fmt: skip
 _URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:)(?P<password>[^@\s]+)@")
 MASK = "••••"
 
 
 def is_secret(name: str, declared: Mapping[str, VarDecl] | None = None) -> bool:
-    """True for names that look secret, or that devstack.yaml declares `secret: true`."""
+    """True for names that look secret, or that devstack.yaml declares `secret: true`;
+    never for a public prefix (NEXT_PUBLIC_STRIPE_KEY is in every browser) unless declared."""
     if declared and name in declared and declared[name].secret:
         return True
+    if name.startswith(PUBLIC_PREFIXES):
+        return False
     upper = name.upper()
     if any(part in SECRET_PARTS for part in upper.split("_")):
         return True

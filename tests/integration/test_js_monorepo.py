@@ -102,3 +102,41 @@ def test_package_names_and_filters_select_services(repo: Path) -> None:
         assert set(received(result.stdout)) == started, args
     typo = run_cli("logs", "@acme/wbe", cwd=repo)
     assert typo.returncode == 2 and "did you mean '@acme/web'" in typo.stderr
+
+
+def test_example_files_in_doctor_and_env(repo: Path) -> None:
+    monorepo(repo, {"apps/web/.env.example": "# for the web app\nNEXT_PUBLIC_API=\nSTRIPE_KEY=\n"})
+    doctor = run_cli("doctor", "--no-ports", cwd=repo)
+    assert doctor.returncode != 0
+    assert "apps/web/.env does not exist, but apps/web/.env.example does" in doctor.stdout
+    assert "cp apps/web/.env.example apps/web/.env" in doctor.stdout
+    story = run_cli("env", "web", "STRIPE_KEY", cwd=repo)
+    assert "listed in apps/web/.env.example:3, not set" in story.stdout, story.stdout
+    up = run_cli("up", "web", cwd=repo)
+    assert up.returncode != 0 and "nothing started" in up.stderr
+    (repo / "apps/web/.env.local").write_text("STRIPE_KEY=\nNEXT_PUBLIC_API=http://x\n")
+    doctor = run_cli("doctor", "--no-ports", cwd=repo)
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+    assert "apps/web/.env.local:1: warning: STRIPE_KEY is empty for web" in doctor.stdout
+
+
+def test_framework_files_in_next_order_reach_the_process(repo: Path) -> None:
+    monorepo(
+        repo,
+        {
+            "apps/web/.env": "FROM_FILE=env\nDATABASE_URL=from-web-env\n",
+            "apps/web/.env.development": "FROM_FILE=development\n",
+            "apps/web/.env.local": "URL=http://x/#frag\n",
+        },
+    )
+    result = run_cli("up", "web", cwd=repo)
+    assert result.returncode == 0, result.stdout + result.stderr
+    got = received(result.stdout)["next"]
+    assert got["FROM_FILE"] == "development"  # .env.development beats .env, as in Next
+    assert got["DATABASE_URL"] == "from-web-env"
+    assert "apps/web/.env.local:1: warning: URL: Next.js reads URL only up to the '#'" in (
+        result.stderr
+    )
+    story = run_cli("env", "web", "FROM_FILE", cwd=repo)
+    assert "from    apps/web/.env.development:1" in story.stdout
+    assert "Next.js reads apps/web/.env.development.local, apps/web/.env.local," in story.stdout

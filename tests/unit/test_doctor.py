@@ -164,3 +164,47 @@ def test_commands_resolve_against_the_services_own_path_and_cwd(tmp_path: Path) 
     assert [(p.code, p.message) for p in problems] == [
         ("command-not-found", "missing: command 'vite' not found")
     ]
+
+
+EXAMPLES = """\
+env: [DATABASE_URL]
+services:
+  web: {cmd: sh -c true, cwd: apps/web}
+  api: {cmd: sh -c true, cwd: apps/api}
+"""
+
+
+def test_example_files_missing_env_file_and_unset_names(tmp_path: Path) -> None:
+    """Issue 12 item 5: a missing env file whose example exists is an error with the cp
+    to run; names the example lists that nothing sets are reported with their line."""
+    problems = check(
+        tmp_path,
+        EXAMPLES,
+        {
+            "apps/web/.env.example": "# web\nSTRIPE_KEY=\nWEB_URL=http://x\nDATABASE_URL=\n",
+            "apps/web/.env.production.example": "ONLY_IN_PROD=\n",  # not read in dev
+            "apps/api/.env-example": "API_TOKEN=\nPORT=\nDATABASE_URL=\n",
+            "apps/api/.env.local": "PORT=1\n",
+            "apps/api/.env.sample": "PORT=\n",
+            ".env": "DATABASE_URL=postgres://db\n",
+        },
+    )
+    found = {(p.code, str(p.location)): p for p in problems}
+    web = found[("missing-env-file", "apps/web/.env.example")]
+    assert web.severity == "error" and web.message.startswith("apps/web/.env does not exist")
+    assert web.hint == "cp apps/web/.env.example apps/web/.env, then fill in its values"
+    # apps/api/.env is absent but .env.local is there: the example is satisfied as a file,
+    # and only API_TOKEN is set nowhere (DATABASE_URL comes from the root .env)
+    api = found[("example-not-set", "apps/api/.env-example:1")]
+    assert api.message.startswith("apps/api/.env-example lists API_TOKEN (line 1), set in")
+    assert "ONLY_IN_PROD" not in str(problems) and "apps/api/.env.sample" not in str(problems)
+
+
+def test_empty_secrets_are_reported_public_prefixes_are_not_secret(tmp_path: Path) -> None:
+    problems = check(
+        tmp_path,
+        "vars:\n  PLAIN: {secret: true}\nservices:\n  web: {cmd: sh -c true, cwd: web}\n",
+        {"web/.env": "STRIPE_SECRET_KEY=\nPLAIN=\nNEXT_PUBLIC_STRIPE_KEY=\nOTHER=\n"},
+    )
+    empty = sorted(str(p.location) for p in problems if p.code == "empty-secret")
+    assert empty == ["web/.env:1", "web/.env:2"]

@@ -42,3 +42,12 @@ def test_url_passwords_are_hidden_whatever_the_name() -> None:
     assert shown == "postgres://app:••••@db:5432/app"
     assert has_hidden_part("DATABASE_URL", "postgres://app:hunter2@db/app")
     assert masked("SITE", "https://example.com/a:b") == "https://example.com/a:b"
+
+
+def test_public_prefixes_are_never_masked_unless_declared_secret() -> None:
+    assert not is_secret("NEXT_PUBLIC_STRIPE_KEY") and not is_secret("VITE_API_TOKEN")
+    assert not is_secret("EXPO_PUBLIC_API_KEY")
+    assert masked("NEXT_PUBLIC_STRIPE_KEY", "pk_test_1") == "pk_test_1"
+    assert masked("VITE_DB", "postgres://u:pw@h/db") == "postgres://u:••••@h/db"
+    declared = {"VITE_KEY": VarDecl("VITE_KEY", Location("devstack.yaml", 1), secret=True)}
+    assert is_secret("VITE_KEY", declared) and is_secret("STRIPE_SECRET_KEY")
