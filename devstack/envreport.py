@@ -84,6 +84,7 @@ def variable_story(project: Project, env: ProjectEnv, service: str, name: str, s
             lines.append(
                 f"  passed  {admission(project, project.services[service]).why_admitted(name)}"
             )
+        lines += _uses(name, variable.source, shown)
         for source in variable.shadowed:
             lines.append(f"  shadows {source.label}: {shown.value(name, source.value)}")
         if service in env.loaders and variable.source.kind == "framework-file":
@@ -106,6 +107,20 @@ def variable_story(project: Project, env: ProjectEnv, service: str, name: str, s
         lines += _listed_in_examples(project, service, name)
         lines += _near_misses(project, env, service, name)
     return "\n".join(lines)
+
+
+def _uses(name: str, source: Source, shown: Shown) -> list[str]:
+    """The value as written (`API_URL = http://localhost:${PORT}`) and each name it used."""
+    if source.written is None:
+        return []
+    lines = [f"  written {name} = {shown.value(name, source.written)}"]
+    for use in source.uses:
+        if use.source is None:
+            lines.append(f"  uses    {use.name}: not defined")
+            continue
+        value = shown.value(use.name, use.source.value)
+        lines.append(f"  uses    {use.name} = {value}  (from {use.source.label})")
+    return lines
 
 
 def _why_wins(source: Source) -> str:

@@ -17,8 +17,10 @@ lists, that turbo's strict mode always passes (`turboenv.STRICT_PASS_THROUGH`), 
 match the env prefixes of the framework turbo infers from the service's package.json
 (`NEXT_PUBLIC_*` for Next.js); the service's own files and set values always
 contribute. `!NAME` keeps a name out of every layer but `--env`. Loose mode lets every
-name through. `${NAME}` and `${NAME:-default}` in values see what lower layers (and
-earlier lines of the same layer) define, then the shell; `$$` is a literal `$`.
+name through. Interpolations in values (compose-spec's: `$NAME`, `${NAME:-default}`,
+`${NAME:?message}` ..., see interpolate.py) see what lower layers (and earlier lines of
+the same layer) define, then the shell; each value keeps the sources of the names it
+used. An undefined `${NAME}` with no default is an error, not compose's empty string.
 
 Last, PATH gets `<cwd>/node_modules/.bin` and each ancestor's up to the repo root in
 front, as npm, pnpm, yarn and bun do for a script (issue 12 item 2).
@@ -26,6 +28,7 @@ front, as npm, pnpm, yarn and bun do for a script (issue 12 item 2).
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import functools
 import os
@@ -37,7 +40,16 @@ from typing import Literal
 from devstack.envfile import EnvFile, read_env_file
 from devstack.errors import Location, Problem, closest_names
 from devstack.frameworks import EnvLoader, detect_loader
+from devstack.interpolate import (
+    UNCLOSED,
+    InvalidTemplate,
+    Missing,
+    Reference,
+    expand,
+    interpolate,
+)
 from devstack.model import EnvFileRef, EnvRule, Project, Service
+from devstack.secrets import is_secret, masked
 from devstack.turboenv import (
     STRICT_PASS_THROUGH,
     TurboFramework,
@@ -66,6 +78,16 @@ class Source:
     label: str
     value: str
     location: Location | None = None
+    written: str | None = None  # the value as written, when it used other variables
+    uses: tuple[Use, ...] = ()  # those variables, in order
+
+
+@dataclass(frozen=True)
+class Use:
+    """A variable a value refers to, and the source it had there (None: not defined)."""
+
+    name: str
+    source: Source | None
 
 
 @dataclass(frozen=True)
@@ -314,7 +336,7 @@ class _ServiceResolver:
         self.cli = cli
         self.admission = admission(project, service)
         self.candidates: dict[str, list[tuple[Source, bool]]] = {}
-        self.context: dict[str, str] = {}  # everything defined so far, for ${NAME}
+        self.context: dict[str, Source] = {}  # everything defined so far, for ${NAME}
         self.problems: list[Problem] = []
 
     def resolve(
@@ -339,10 +361,9 @@ class _ServiceResolver:
 
     def add_file(self, env_file: EnvFile, kind: SourceKind, admits: Callable[[str], bool]) -> None:
         for entry in env_file.entries:
-            value = entry.value
+            source = Source(kind, str(entry.location), entry.value, entry.location)
             if entry.interpolate:
-                value = self.interpolate(value, entry.location, entry.name)
-            source = Source(kind, str(entry.location), value, entry.location)
+                source = self.interpolated(source, entry.name)
             self.offer(entry.name, source, admits(entry.name))
 
     def add_config_values(self) -> None:
@@ -353,37 +374,52 @@ class _ServiceResolver:
             self.offer("PORT", Source("port", label, str(service.port), where), True)
         for rule in (*self.project.env, *service.env):
             if rule.kind == "set" and rule.value is not None:
-                value = self.interpolate(rule.value, rule.location, rule.name)
-                source = Source("config", _line_of(rule.location), value, rule.location)
+                source = Source("config", _line_of(rule.location), rule.value, rule.location)
+                source = self.interpolated(source, rule.name)
                 self.offer(rule.name, source, not negated(rule.name))
 
     def offer(self, name: str, source: Source, admitted: bool) -> None:
         self.candidates.setdefault(name, []).append((source, admitted))
         if source.kind != "shell":
-            self.context[name] = source.value
+            self.context[name] = source
 
     def lookup(self, name: str) -> str | None:
         if name in self.context:
-            return self.context[name]
+            return self.context[name].value
         return self.shell.get(name)
 
-    def interpolate(self, raw: str, where: Location, owner: str) -> str:
-        text, undefined = interpolate(raw, self.lookup)
-        for name in undefined:
-            known = set(self.context) | set(self.shell)
-            close = closest_names(name, known)
-            hint = f"define {name} in an env file, or write ${{{name}:-default}}"
-            if close:
-                hint = f"did you mean {', '.join(close)}? Or " + hint[0].lower() + hint[1:]
-            self.problems.append(
-                Problem(
-                    f"{owner} uses ${{{name}}}, which is not defined",
-                    where,
-                    hint,
-                    code="undefined-variable",
-                )
-            )
-        return text
+    def interpolated(self, source: Source, owner: str) -> Source:
+        """`source` with its value expanded, and a problem for each thing that went wrong."""
+        raw, where = source.value, source.location
+        if "$" not in raw:
+            return source  # most values: nothing to expand
+        try:
+            expansion = interpolate(raw, self.lookup)
+        except InvalidTemplate as error:
+            secret = is_secret(owner, self.project.vars)  # the bad part could show it
+            self.problems.append(_invalid_interpolation(error, owner, where, secret))
+            return source
+        secret = is_secret(owner, self.project.vars)
+        for reference in expansion.undefined:
+            self.problems.append(_undefined(reference, owner, where, self.known_names(), secret))
+        for missing in expansion.missing:
+            message = expand(missing.reference.word, self.shown_lookup).value
+            self.problems.append(_missing(missing, message, owner, where))
+        if not expansion.used:
+            return dataclasses.replace(source, value=expansion.value)
+        uses = tuple(
+            Use(name, self.context.get(name) or self.shell_sources.get(name))
+            for name in expansion.used
+        )
+        return dataclasses.replace(source, value=expansion.value, written=raw, uses=uses)
+
+    def shown_lookup(self, name: str) -> str | None:
+        """`lookup` as a message may show it: secrets masked."""
+        value = self.lookup(name)
+        return None if value is None else masked(name, value, self.project.vars)
+
+    def known_names(self) -> set[str]:
+        return set(self.context) | set(self.shell)
 
     def result(self) -> ServiceEnv:
         env = ServiceEnv(self.service.name)
@@ -399,32 +435,62 @@ class _ServiceResolver:
         return env
 
 
-def interpolate(raw: str, lookup: Callable[[str], str | None]) -> tuple[str, list[str]]:
-    """`raw` with `${NAME}` / `${NAME:-default}` expanded and `$$` as `$`; undefined names."""
-    if "${" not in raw:
-        # No segment between `$$`s can hold a `${`: nothing to expand. Most values are
-        # like this, and then python-dotenv (and its logging) need not be imported.
-        return raw.replace("$$", "$"), []
-    from dotenv.variables import Literal as LiteralAtom
-    from dotenv.variables import Variable as VariableAtom
-    from dotenv.variables import parse_variables
+# -- the problems an interpolation reports ----------------------------------------------
 
-    undefined: list[str] = []
-    pieces = []
-    for segment in raw.split("$$"):
-        text = []
-        for atom in parse_variables(segment):
-            if isinstance(atom, LiteralAtom):
-                text.append(atom.value)
-                continue
-            assert isinstance(atom, VariableAtom)
-            value = lookup(atom.name)
-            if value is None or (value == "" and atom.default is not None):
-                if atom.default is None:
-                    undefined.append(atom.name)
-                    value = ""
-                else:
-                    value = atom.default
-            text.append(value)
-        pieces.append("".join(text))
-    return "$".join(pieces), undefined
+WHY_STRICTER = "unlike compose, devstack does not take an undefined name as empty"
+
+
+def _undefined(
+    reference: Reference, owner: str, where: Location | None, known: set[str], secret: bool
+) -> Problem:
+    name = reference.name
+    if secret and not reference.braced:
+        # In a secret, `pa$word` is more likely part of the value than a reference.
+        return Problem(
+            f"{owner} uses an undefined $NAME at character {reference.offset + 1}",
+            where,
+            "for a literal $ in a secret, write $$ or single-quote the value in the env file",
+            code="undefined-variable",
+        )
+    hint = (
+        f"define {name} in an env file or the shell, write ${{{name}:-default}}, "
+        f"or ${{{name}-}} to allow it unset ({WHY_STRICTER})"
+    )
+    if not reference.braced:
+        hint = f"for a literal $, write $$ (${reference}); or " + hint
+    close = closest_names(name, known)
+    if close:
+        hint = f"did you mean {', '.join(close)}? Or " + hint
+    return Problem(
+        f"{owner} uses {reference}, which is not defined", where, hint, code="undefined-variable"
+    )
+
+
+def _missing(missing: Missing, message: str, owner: str, where: Location | None) -> Problem:
+    name = missing.reference.name
+    shown = dataclasses.replace(missing, message=message)  # secrets masked
+    empty = " with a value that is not empty" if missing.reference.operator == ":?" else ""
+    return Problem(
+        f"{owner}: {shown}",
+        where,
+        f"define {name}{empty} in an env file or the shell",
+        code="required-variable",
+    )
+
+
+def _invalid_interpolation(
+    error: InvalidTemplate, owner: str, where: Location | None, secret: bool
+) -> Problem:
+    what = f"at character {error.offset + 1}" if secret else f"`{error.snippet}`"
+    hint = (
+        "write $$ for a literal $; interpolations are $NAME, ${NAME}, ${NAME:-default}, "
+        "${NAME-default}, ${NAME:+alt}, ${NAME+alt}, ${NAME:?message}, ${NAME?message}"
+    )
+    if error.reason == UNCLOSED:
+        hint = "in an env file, ` #` starts a comment unless the value is quoted; or " + hint
+    return Problem(
+        f"{owner}: invalid interpolation {what}: {error.reason}",
+        where,
+        hint,
+        code="invalid-interpolation",
+    )

@@ -188,10 +188,10 @@ def _inner(value: str, quote: str) -> str:
 def _differs_unexpanded(name: str, value: str, quote: str) -> tuple[str, str] | None:
     """For loaders without expansion: devstack's `${NAME}` and `$$` are theirs as text."""
     inner = _inner(value, quote)
-    if quote != "'" and ("${" in inner or "$$" in inner):
+    if quote != "'" and re.search(r"\$[A-Za-z_{$]", inner):
         return (
-            "the framework does not expand ${...} or $$; devstack does",
-            "write the value out in full",
+            "the framework does not expand $NAME, ${...} or $$; devstack does",
+            "write the value out in full, or single-quote it to keep the $ as text",
         )
     return _differs(name, value, quote, grammar_only=True)
 
@@ -220,13 +220,14 @@ def _differs(
         )
     if grammar_only:
         return None
+    # devstack expands $NAME and ${...} as compose does, except in single quotes.
     dollar = _DOLLAR_NAME.search(inner)
-    if dollar is not None:
+    if quote == "'" and dollar is not None:
         var = dollar.group(1)
-        where = "even in single quotes " if quote == "'" else ""
         return (
-            f"the framework expands ${var} {where}(dotenv-expand); devstack keeps it as text",
-            f"write ${{{var}}} without single quotes to expand it in both",
+            f"the framework expands ${var} even in single quotes (dotenv-expand); devstack"
+            " keeps it as text",
+            f"drop the single quotes to expand ${var} in both",
         )
     if quote == "'" and "${" in inner:
         return (

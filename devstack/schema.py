@@ -14,8 +14,10 @@ _STRINGS = {"type": "array", "items": {"type": "string"}}
 
 _ENV: dict[str, Any] = {
     "description": "Variables passed to services: NAME, PREFIX_*, !NAME, NAME=value; "
-    "or a mapping NAME: value (null passes NAME through). Values may use ${NAME} and "
-    "${NAME:-default}; $$ is a literal $.",
+    "or a mapping NAME: value (null passes NAME through). Values use compose-spec "
+    "interpolation: $NAME, ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:+alt}, "
+    "${NAME+alt}, ${NAME:?error}, ${NAME?error}, nested in defaults; $$ is a literal $. "
+    "An undefined ${NAME} without a default is an error (allow it with ${NAME-}).",
     "oneOf": [
         {"type": "array", "items": {"type": "string"}},
         {

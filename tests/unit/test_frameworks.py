@@ -93,8 +93,8 @@ def test_explicit_env_files_beat_the_frameworks_like_a_dotenv_wrapper(tmp_path: 
         ("URL=http://x/#frag", True),
         ("A=a b  # comment", False),
         ('URL="http://x/#frag"', False),
-        ("W=$HOME/x", True),
-        ('D="$HOME"', True),
+        ("W=$HOME/x", False),  # both expand it (devstack: compose's grammar)
+        ('D="$HOME"', False),
         ("S='$HOME'", True),
         ("B=${HOME}", False),
         ("C=${NOPE:-def}", False),
@@ -112,3 +112,15 @@ def test_explicit_env_files_beat_the_frameworks_like_a_dotenv_wrapper(tmp_path: 
 def test_js_dotenv_grammar_differences(line: str, differs: bool) -> None:
     found = list(js_reading_differs(line + "\n"))
     assert bool(found) == differs, found
+
+
+@pytest.mark.parametrize(
+    ("line", "differs"),
+    [("B=${HOME}", True), ("W=$HOME", True), ("D=a$$b", True), ("S='$HOME'", False),
+     ("A=plain", False), ("H=1#2", True)],
+)  # fmt: skip
+def test_loaders_without_expansion_differ_wherever_devstack_expands(
+    line: str, differs: bool
+) -> None:
+    """trigger.dev's CLI and plain dotenv do not expand: `${HOME}` stays text there."""
+    assert bool(list(js_reading_differs(line + "\n", expands=False))) == differs
