@@ -124,3 +124,33 @@ def test_loaders_without_expansion_differ_wherever_devstack_expands(
 ) -> None:
     """trigger.dev's CLI and plain dotenv do not expand: `${HOME}` stays text there."""
     assert bool(list(js_reading_differs(line + "\n", expands=False))) == differs
+
+
+@pytest.mark.parametrize(
+    ("filename", "target"),
+    [(".env.example", ".env"), (".env.sample", ".env"), (".env-example", ".env"),
+     (".env-template", ".env"), (".env.template", ".env"), (".env.dist", ".env"),
+     (".env.local.example", ".env.local"), (".env.development.example", ".env.development"),
+     (".env", None), ("example.env", None), (".example", None), (".envrc", None)],
+)  # fmt: skip
+def test_example_file_names(filename: str, target: str | None) -> None:
+    from devstack.examples import target_name
+
+    assert target_name(filename) == target
+
+
+def test_next_expands_each_file_alone(tmp_path: Path) -> None:
+    """@next/env: `${BASE}` in .env.local cannot see a BASE only .env defines."""
+    from devstack.doctor import diagnose
+
+    app = tmp_path / "web"
+    app.mkdir()
+    (app / "package.json").write_text('{"dependencies": {"next": "15"}}')
+    (app / ".env").write_text("BASE=http://x\nSAME=${BASE}/same\n")
+    (app / ".env.local").write_text("API=${BASE}/api\nOWN=1\nUSES_OWN=$OWN\n")
+    config = tmp_path / "devstack.yaml"
+    config.write_text("services:\n  web: {cmd: next dev, cwd: web}\n")
+    project = parse_project(config.read_text(), config)
+    problems = diagnose(project, resolve_project(project, {}, {}), check_ports=False)
+    flagged = [str(p.location) for p in problems if p.code == "js-dotenv-differs"]
+    assert flagged == ["web/.env.local:1"]
