@@ -4,7 +4,10 @@ Both are copied from vercel/turborepo so that strict mode here is turbo's strict
 (issue 12 item 3); a difference is a decision documented in the README, not drift.
 
 - `STRICT_PASS_THROUGH`: the `builtin_pass_through` list of `TaskHasher::env` in
-  crates/turborepo-task-hash/src/lib.rs at commit 57cf69c2a4314df06e0d7500dbaecc5bf154e6ed.
+  crates/turborepo-task-hash/src/lib.rs at commit 57cf69c2a4314df06e0d7500dbaecc5bf154e6ed,
+  plus the names turbo 2.11.11 (the `turbo` package on npm, the version the differential
+  test installs) added since: found as strings in its binary next to that list, and each
+  seen to pass by running `turbo run dev --env-mode=strict` with it set (see the README).
 - `FRAMEWORKS`: packages/turbo-types/src/json/frameworks.json at commit
   5431bd1d71b1d27b31a90370ea14f2dd2a67e2e6 (read by crates/turborepo-frameworks): the
   first framework whose dependency match holds wins, so the order is turbo's.
@@ -36,6 +39,9 @@ STRICT_PASS_THROUGH = (
     "GITHUB_*", "RUNNER_*",
     "APPDATA", "PATH", "PROGRAMDATA", "SYSTEMROOT", "SYSTEMDRIVE", "USERPROFILE",
     "HOMEDRIVE", "HOMEPATH", "PNPM_HOME", "NPM_CONFIG_STORE_DIR",
+    # turbo 2.11.11, after that commit
+    "COREPACK_*", "XDG_DATA_*", "TMPDIR", "TURBO_*", "__NIXOS_*", "NIX_*", "LOCALAPPDATA",
+    "pnpm_config_verify_deps_before_run", "COMSPEC", "PATHEXT", "NO_COLOR", "FORCE_COLOR",
 )  # fmt: skip
 
 

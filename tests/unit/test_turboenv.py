@@ -41,6 +41,11 @@ SHELL = {
     "LOGNAME": "me",
     "LC_ALL": "C",
     "TMPDIR": "/tmp/x",
+    "NO_COLOR": "1",
+    "TURBO_TEAM": "t",
+    "COREPACK_ENABLE_STRICT": "0",
+    "NIX_PATH": "n",
+    "XDG_CONFIG_HOME": "/c",
     "SSH_AUTH_SOCK": "/s",
     "PROGRAMFILES_X86": "not a match for the literal parentheses",
 }
@@ -77,7 +82,13 @@ def write_repo(root: Path) -> Path:
         ("HOSTNAME", False, False),
         ("LOGNAME", False, False),
         ("LC_ALL", False, False),
-        ("TMPDIR", False, False),
+        # added after the cited commit, seen passing in turbo 2.11.11
+        ("TMPDIR", True, True),
+        ("NO_COLOR", True, True),
+        ("TURBO_TEAM", True, True),
+        ("COREPACK_ENABLE_STRICT", True, True),
+        ("NIX_PATH", True, True),
+        ("XDG_CONFIG_HOME", False, False),
         ("SSH_AUTH_SOCK", False, False),
     ],
 )
