@@ -53,6 +53,7 @@ def diagnose(
     problems += _cross_file_references(env)
     problems += _example_files(project, env)
     problems += _empty_secrets(project, env)
+    problems += _shared_packages(project)
     return sorted(problems, key=lambda p: (p.severity != "error", p.location or Location("")))
 
 
@@ -349,6 +350,20 @@ def _empty_secrets(project: Project, env: ProjectEnv) -> Iterator[Problem]:
             f"set its value at {label}",
             severity="warning",
             code="empty-secret",
+        )
+
+
+def _shared_packages(project: Project) -> Iterator[Problem]:
+    from devstack.packages import shared_packages
+
+    for package, services in shared_packages(project).items():
+        later = project.services[services[1]]
+        yield Problem(
+            f"{_names(services)} all have the package name {package}; it means {services[0]}",
+            later.location,
+            f"give {services[1]} its own `package:` name",
+            severity="warning",
+            code="package-shared",
         )
 
 

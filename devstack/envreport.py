@@ -44,6 +44,7 @@ def variables_json(service_env: ServiceEnv, shown: Shown) -> dict[str, object]:
                 "value": shown.value(name, v.value),
                 "secret": is_secret(name, shown.project.vars),
                 "source": v.source.label,
+                "passed": _passed(shown.project, service_env.name, name, v.source),
                 "shadowed": [
                     {"source": s.label, "value": shown.value(name, s.value)} for s in v.shadowed
                 ],
@@ -55,6 +56,13 @@ def variables_json(service_env: ServiceEnv, shown: Shown) -> dict[str, object]:
             for name, d in sorted(service_env.dropped.items())
         ],
     }
+
+
+def _passed(project: Project, service: str, name: str, source: Source) -> str | None:
+    """Why strict mode let a shell or root-file value through (None for other layers)."""
+    if source.kind not in ("shell", "root-file", "package-manager"):
+        return None
+    return admission(project, project.services[service]).why_admitted(name)
 
 
 def as_dotenv(service_env: ServiceEnv, shown: Shown) -> str:

@@ -36,6 +36,16 @@ def packages_of(project: Project) -> dict[str, str]:
     return found
 
 
+def shared_packages(project: Project) -> dict[str, list[str]]:
+    """Package names that more than one service has: the name means only the first."""
+    owners: dict[str, list[str]] = {}
+    for service in project.services.values():
+        name = package_name(service)
+        if name and name not in project.services:
+            owners.setdefault(name, []).append(service.name)
+    return {name: services for name, services in owners.items() if len(services) > 1}
+
+
 def service_names(project: Project, names: Iterable[str]) -> list[str]:
     """The services `names` mean (service or package names); every unknown one reported."""
     packages: dict[str, str] | None = None

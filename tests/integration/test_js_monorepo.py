@@ -84,6 +84,11 @@ def test_env_tells_why_a_name_passed_and_where_path_came_from(repo: Path) -> Non
     assert "passed  framework vite: VITE_*" in story.stdout, story.stdout + story.stderr
     story = run_cli("env", "@acme/web", "CI", cwd=repo, env=clean_env(**SHELL))
     assert "passed  turbo passes CI in strict mode" in story.stdout, story.stdout + story.stderr
+    data = json.loads(run_cli("env", "web", "--json", cwd=repo, env=clean_env(**SHELL)).stdout)
+    passed = {v["name"]: v["passed"] for v in data["variables"]}
+    assert passed["CI"] == "turbo passes CI in strict mode"
+    assert passed["DATABASE_URL"].startswith("listed as DATABASE_URL in `env` at devstack.yaml:1")
+    assert passed["SHOW"] is None  # set in devstack.yaml: not a filtered layer
     table = run_cli("env", "web", cwd=repo, env=clean_env(**SHELL))
     path_line = next(line for line in table.stdout.splitlines() if line.startswith("PATH "))
     assert "apps/web/node_modules/.bin, node_modules/.bin (as npm/pnpm/bun run" in path_line

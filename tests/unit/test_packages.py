@@ -88,3 +88,19 @@ def test_a_filter_that_matches_nothing_says_so_with_the_closest_name(project: Pr
     problem = error.value.problems[0]
     assert problem.message == "--filter '@v1/wbe...' matches no service or package"
     assert (problem.hint or "").startswith("did you mean '@v1/web'")
+
+
+def test_a_package_name_two_services_share_is_a_warning(project: Project, tmp_path: Path) -> None:
+    from devstack.doctor import diagnose
+    from devstack.envresolve import resolve_project
+
+    text = CONFIG + "  copy: {cmd: next dev, cwd: apps/web}\n"
+    path = tmp_path / "devstack.yaml"
+    path.write_text(text)
+    twice = parse_project(text, path)
+    problems = diagnose(twice, resolve_project(twice, {}, {}), check_ports=False)
+    shared = [p for p in problems if p.code == "package-shared"]
+    assert [p.message for p in shared] == [
+        "web and copy all have the package name @v1/web; it means web"
+    ]
+    assert service_names(twice, ["@v1/web"]) == ["web"]
