@@ -140,7 +140,7 @@ def _why_wins(source: Source) -> str:
         "service-file": "the service's own env file beats the root env files",
         "root-file": "root env file",
         "framework-file": "read in the framework's own order; the shell and devstack.yaml beat it",
-        "package-manager": "node_modules/.bin in front, as the package manager runs scripts",
+        "package-manager": "as the package manager runs scripts",
     }[source.kind]
 
 
@@ -162,7 +162,11 @@ def _listed_in_examples(project: Project, service: str, name: str) -> list[str]:
     folders = dict.fromkeys((project.services[service].cwd, project.root))
     return [
         f"  listed in {example.display}:{example.names[name]}, not set"
-        f" (copy it to {example.target_display} and fill it in)"
+        + (
+            f" (add it to {example.target_display})"
+            if example.target.is_file()
+            else f" (cp {example.display} {example.target_display}, then fill it in)"
+        )
         for folder in folders
         for example in examples_in(folder, project.display_path(folder))
         if name in example.names

@@ -236,6 +236,7 @@ def resolve_project(
         resolver = _ServiceResolver(project, service, shell, cli, shell_sources)
         services[service.name] = resolver.resolve(root_files, own_files, framework_files)
         _put_package_bins_on_path(project, service, services[service.name])
+        _pwd_is_the_cwd(project, service, services[service.name])
         for problem in resolver.problems:
             problems.setdefault((problem.location, problem.message), problem)
     for ref in (*project.env_files, *(r for s in project.services.values() for r in s.env_files)):
@@ -298,6 +299,19 @@ def _put_package_bins_on_path(project: Project, service: Service, env: ServiceEn
         "PATH", value, Source("package-manager", label, value), shadowed
     )
     env.values["PATH"] = value
+
+
+def _pwd_is_the_cwd(project: Project, service: Service, env: ServiceEnv) -> None:
+    """turbo passes the shell's PWD and the package manager then sets it to the package
+    folder; a process exec'd without a shell would otherwise see devstack's own cwd."""
+    current = env.variables.get("PWD")
+    if current is None or current.source.kind != "shell":
+        return
+    value = str(service.cwd)
+    label = "the service's cwd (as npm/pnpm/bun run scripts)"
+    source = Source("package-manager", label, value)
+    env.variables["PWD"] = Variable("PWD", value, source, (current.source, *current.shadowed))
+    env.values["PWD"] = value
 
 
 def _line_of(location: Location) -> str:

@@ -167,3 +167,11 @@ def test_node_modules_bin_of_cwd_and_each_ancestor_lead_path(tmp_path: Path) -> 
     assert path.source.label.startswith("apps/web/node_modules/.bin, apps/node_modules/.bin")
     assert path.source.label.endswith("+ shell") and path.shadowed[0].label == "shell"
     assert env.services["api"].values["PATH"].split(os.pathsep)[0] == str(expected[1])
+
+
+def test_pwd_is_the_services_cwd_as_the_package_manager_sets_it(tmp_path: Path) -> None:
+    config = write_repo(tmp_path)
+    project = parse_project(config.read_text(), config)
+    env = resolve_project(project, {"PWD": "/somewhere/else"}, {})
+    pwd = env.services["web"].variables["PWD"]
+    assert pwd.value == str(tmp_path / "apps/web") and pwd.shadowed[0].label == "shell"
