@@ -200,7 +200,8 @@ class Admission:
         )
         if negation is not None:
             return f"excluded by '!{negation.name}' at {negation.location}"
-        return "strict mode: not listed in any `env`"
+        framework = f" or {self.framework.slug}'s prefixes" if self.framework else ""
+        return f"strict mode: not listed in any `env`, not one turbo always passes{framework}"
 
 
 def admission(project: Project, service: Service) -> Admission:
