@@ -38,37 +38,33 @@ class EnvLoader:
     expands_per_file: bool = False
 
 
-def _files(*names: str) -> tuple[str, ...]:
-    return names
-
-
 # NODE_ENV is "development" for a dev server; `.env.local` is skipped in test mode by
 # Next and bun, which a dev stack never runs in.
 LOADERS = {
     "next": EnvLoader(
         "next",
         "Next.js",
-        _files(".env.development.local", ".env.local", ".env.development", ".env"),
+        (".env.development.local", ".env.local", ".env.development", ".env"),
         "@next/env loadEnvConfig (nextjs.org/docs/app/guides/environment-variables)",
         expands_per_file=True,
     ),
     "vite": EnvLoader(
         "vite",
         "Vite",
-        _files(".env.development.local", ".env.development", ".env.local", ".env"),
+        (".env.development.local", ".env.development", ".env.local", ".env"),
         "vite loadEnv (vite.dev/guide/env-and-mode: .env.[mode] beats .env.local)",
     ),
     "bun": EnvLoader(
         "bun",
         "bun",
-        _files(".env.development.local", ".env.local", ".env.development", ".env"),
+        (".env.development.local", ".env.local", ".env.development", ".env"),
         "bun.com/docs/guides/runtime/set-env",
     ),
     "trigger": EnvLoader(
         "trigger",
         "the trigger.dev CLI",
         # dotenv.config with several paths: the first file that sets a name wins.
-        _files(".env", ".env.development", ".env.local", ".env.development.local"),
+        (".env", ".env.development", ".env.local", ".env.development.local"),
         "triggerdotdev/trigger.dev packages/cli-v3/src/utilities/dotEnv.ts"
         " @ 03309515dd321e98bb9e8c51d958d6039f41f54e",
         expands=False,
@@ -76,15 +72,24 @@ LOADERS = {
     "dotenv": EnvLoader(
         "dotenv",
         "dotenv",
-        _files(".env"),
+        (".env",),
         "dotenv's config(): <cwd>/.env, no override",
         expands=False,
     ),
 }
 
-_TOOLS = {"next": "next", "vite": "vite", "bun": "bun", "bunx": "bun", "trigger": "trigger"}
-_TOOLS["trigger.dev"] = "trigger"
+_TOOLS = {
+    "next": "next",
+    "vite": "vite",
+    "bun": "bun",
+    "trigger": "trigger",
+    "trigger.dev": "trigger",
+}
 _RUNNERS = ("npm", "pnpm", "yarn", "bun")
+# Words after which the next word is the program that runs (`npx next dev`, `bun --bun vite`).
+_LAUNCHERS = frozenset(
+    {"npx", "pnpx", "bunx", "bun", "--bun", "exec", "dlx", "x", "run", "--", "node", "env"}
+)
 
 
 def detect_loader(cwd: Path, cmd: str | tuple[str, ...]) -> EnvLoader | None:
@@ -94,11 +99,16 @@ def detect_loader(cwd: Path, cmd: str | tuple[str, ...]) -> EnvLoader | None:
     script = _script_of(cwd, words)
     if script is not None:
         words = [*words[:1], *_words(script)] if words[0] == "bun" else _words(script)
-    tools = [_TOOLS[_tool(word)] for word in words if _tool(word) in _TOOLS]
-    if "bun" in tools and words and _tool(words[0]) == "bun":
+    if words and _tool(words[0]) == "bun":
         return LOADERS["bun"]  # bun loads .env files before anything it runs
-    for tool in tools:
-        return LOADERS[tool]
+    programs = [
+        _tool(word)
+        for i, word in enumerate(words)
+        if i == 0 or (_tool(words[i - 1]) in _LAUNCHERS and not word.startswith("-"))
+    ]
+    tools = [_TOOLS[program] for program in programs if program in _TOOLS]
+    if tools:
+        return LOADERS[tools[0]]
     if "dotenv" in package_dependencies(cwd):
         return LOADERS["dotenv"]
     return None

@@ -154,3 +154,15 @@ def test_next_expands_each_file_alone(tmp_path: Path) -> None:
     problems = diagnose(project, resolve_project(project, {}, {}), check_ports=False)
     flagged = [str(p.location) for p in problems if p.code == "js-dotenv-differs"]
     assert flagged == ["web/.env.local:1"]
+
+
+@pytest.mark.parametrize(
+    ("cmd", "slug"),
+    [("next dev", "next"), ("npx next dev", "next"), ("pnpm exec vite --port 3000", "vite"),
+     ("node node_modules/.bin/next dev", "next"), ("bunx --bun vite", "bun"),
+     ("npx trigger.dev@latest dev", "trigger"), ("echo next", None),
+     ("python -m api --mode next", None), ("PORT=3003 next dev -p 3003", "next")],
+)  # fmt: skip
+def test_the_program_a_command_runs_decides(tmp_path: Path, cmd: str, slug: str | None) -> None:
+    loader = detect_loader(tmp_path, cmd)
+    assert (loader.slug if loader else None) == slug
