@@ -15,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from devstack.envresolve import ProjectEnv, admission
+from devstack.envresolve import ProjectEnv, Variable, admission
 from devstack.errors import Location, Problem
 from devstack.model import Project, Service, VarDecl
 from devstack.secrets import is_secret, masked
@@ -374,7 +374,8 @@ _IN_ENVIRONMENT = ("shell", "config", "cli", "port")
 def _cross_file_references(env: ProjectEnv) -> Iterator[Problem]:
     """@next/env expands each file on its own, against the environment and that file
     only: `${BASE}` in .env.local never sees a BASE that only .env defines, while
-    devstack's layers do. Said once per line, for every service whose loader does this."""
+    devstack's layers do. Said once per line, whichever services read the file."""
+    said: set[Location] = set()
     for service in sorted(env.loaders):
         loader, refs = env.loaders[service]
         if not loader.expands_per_file:
@@ -382,29 +383,36 @@ def _cross_file_references(env: ProjectEnv) -> Iterator[Problem]:
         variables = env.services[service].variables
         for ref in refs:
             env_file = env.files.get(ref.path)
-            if env_file is None:
-                continue
-            seen: set[str] = set()
-            for entry in env_file.entries:
-                for name in _REFERENCE.findall(entry.value) if entry.interpolate else ():
-                    variable = variables.get(name)
-                    if name in seen or variable is None or variable.source.kind in _IN_ENVIRONMENT:
-                        continue
-                    sources = (variable.source, *variable.shadowed)
-                    if any(
-                        s.kind == "framework-file" and s.location and s.location.file != ref.display
-                        for s in sources
-                    ):
-                        yield Problem(
-                            f"{entry.name}: {loader.name} expands ${{{name}}} with {ref.display}"
-                            f" alone (and the environment), so it reads {name} as empty here;"
-                            " devstack takes it from another env file",
-                            entry.location,
-                            f"define {name} in {ref.display} too, or in devstack.yaml `env`",
-                            severity="warning",
-                            code="js-dotenv-differs",
-                        )
-                seen.add(entry.name)
+            earlier: set[str] = set()  # names the same file defines above: dotenv-expand sees them
+            for entry in env_file.entries if env_file else ():
+                borrowed = [
+                    name
+                    for name in (_REFERENCE.findall(entry.value) if entry.interpolate else ())
+                    if name not in earlier and _from_another_file(variables.get(name), ref.display)
+                ]
+                earlier.add(entry.name)
+                if borrowed and entry.location not in said:
+                    said.add(entry.location)
+                    yield Problem(
+                        f"{entry.name}: {loader.name} expands {ref.display} on its own, so"
+                        f" ${{{borrowed[0]}}} cannot see the {borrowed[0]} that devstack takes"
+                        " from another env file",
+                        entry.location,
+                        f"define {borrowed[0]} in {ref.display} too, or in devstack.yaml `env`",
+                        severity="warning",
+                        code="js-dotenv-differs",
+                    )
+
+
+def _from_another_file(variable: Variable | None, display: str) -> bool:
+    """Whether devstack's value comes from a framework file other than `display` (and not
+    from the environment, which the framework's loader sees too)."""
+    if variable is None or variable.source.kind in _IN_ENVIRONMENT:
+        return False
+    return any(
+        source.kind == "framework-file" and source.location and source.location.file != display
+        for source in (variable.source, *variable.shadowed)
+    )
 
 
 # -- ports ---------------------------------------------------------------------------
