@@ -17,7 +17,7 @@ from pathlib import Path
 
 from devstack.envresolve import ProjectEnv, Variable, admission
 from devstack.errors import Location, Problem
-from devstack.model import Project, Service, VarDecl
+from devstack.model import EnvFileRef, Project, Service, VarDecl
 from devstack.secrets import is_secret, masked
 
 # Words a `cmd` string may start with that are not programs to look up on PATH.
@@ -277,20 +277,26 @@ def _framework_readings(env: ProjectEnv) -> Iterator[Problem]:
 
 
 def _env_dirs(project: Project, env: ProjectEnv) -> dict[Path, tuple[set[Path], list[str]]]:
-    """Each folder env files are read from: the files read there and who reads them."""
+    """Each folder env files are read from: the files read there (normalized: `../../.env`
+    is the root's) and who reads them. An explicitly listed file is left out: a missing one
+    is already an error, whose hint names the example to copy."""
     dirs: dict[Path, tuple[set[Path], list[str]]] = {}
+    explicit: set[Path] = set()
 
-    def note(path: Path, services: list[str]) -> None:
+    def note(ref: EnvFileRef, services: list[str]) -> None:
+        path = Path(os.path.normpath(ref.path))
         reads, readers = dirs.setdefault(path.parent, (set(), []))
-        reads.add(path)
+        (explicit if ref.explicit else reads).add(path)
         readers.extend(s for s in services if s not in readers)
 
     for ref in project.env_files:
-        note(ref.path, list(project.services))
+        note(ref, list(project.services))
     for service in project.services.values():
         framework_refs = env.loaders.get(service.name, (None, ()))[1]
         for ref in (*service.env_files, *framework_refs):
-            note(ref.path, [service.name])
+            note(ref, [service.name])
+    for reads, _ in dirs.values():
+        reads -= explicit
     return dirs
 
 
@@ -298,6 +304,7 @@ def _example_files(project: Project, env: ProjectEnv) -> Iterator[Problem]:
     """A missing env file whose example exists; names an example lists that are set nowhere."""
     from devstack.examples import examples_in
 
+    files = {Path(os.path.normpath(path)): env_file for path, env_file in env.files.items()}
     for directory, (reads, readers) in _env_dirs(project, env).items():
         for example in examples_in(directory, project.display_path(directory)):
             if example.target not in reads:
@@ -315,9 +322,7 @@ def _example_files(project: Project, env: ProjectEnv) -> Iterator[Problem]:
                     code="missing-env-file",
                 )
                 continue
-            defined = {
-                name for path in present if path in env.files for name in env.files[path].names()
-            }
+            defined = {name for path in present if path in files for name in files[path].names()}
             missing = [
                 (name, line)
                 for name, line in example.names.items()

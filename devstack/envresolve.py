@@ -243,7 +243,7 @@ def resolve_project(
     for ref in (*project.env_files, *(r for s in project.services.values() for r in s.env_files)):
         env_file = files.get(ref.path)
         if ref.explicit and env_file is not None and not env_file.exists:
-            problem = _missing_file(ref.display, ref.location)
+            problem = _missing_file(ref)
             problems.setdefault((problem.location, problem.message), problem)
     for env_file in files.values():
         for problem in env_file.problems:
@@ -324,12 +324,16 @@ def _problem_order(problem: Problem) -> tuple[int, Location]:
     return (0 if problem.severity == "error" else 1, problem.location or Location(""))
 
 
-def _missing_file(display: str, where: Location | None) -> Problem:
+def _missing_file(ref: EnvFileRef) -> Problem:
+    from devstack.examples import example_for
+
+    hint = f"create {ref.display}, or remove it from env_files"
+    example = example_for(ref.path)
+    if example is not None:  # issue 12 item 5: the cp a new clone forgot
+        shown = os.path.join(os.path.dirname(ref.display), example.name)
+        hint = f"cp {shown} {ref.display}, then fill in its values"
     return Problem(
-        f"env file {display} does not exist",
-        where,
-        f"create {display}, or remove it from env_files",
-        code="missing-env-file",
+        f"env file {ref.display} does not exist", ref.location, hint, code="missing-env-file"
     )
 
 

@@ -28,6 +28,15 @@ class ExampleFile:
     names: dict[str, int]
 
 
+def example_for(target: Path) -> Path | None:
+    """The example file that stands for `target` (`.env` -> `.env.example`), if any."""
+    for suffix in SUFFIXES:
+        candidate = target.with_name(target.name + suffix)
+        if candidate.is_file():
+            return candidate
+    return None
+
+
 def target_name(filename: str) -> str | None:
     """`.env.example` -> `.env`, `.env.local.sample` -> `.env.local`; None if no example."""
     if not filename.startswith(".env"):

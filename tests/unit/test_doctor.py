@@ -208,3 +208,20 @@ def test_empty_secrets_are_reported_public_prefixes_are_not_secret(tmp_path: Pat
     )
     empty = sorted(str(p.location) for p in problems if p.code == "empty-secret")
     assert empty == ["web/.env:1", "web/.env:2"]
+
+
+def test_a_wrapper_file_that_is_missing_names_its_example_once(tmp_path: Path) -> None:
+    """`env_files: [../../.env]` (a dotenv wrapper, imported by init) and a root
+    .env.example: one error for the root .env, with the cp to run, paths normalized."""
+    problems = check(
+        tmp_path,
+        "services:\n  web: {cmd: sh -c true, cwd: apps/web, env_files: [../../.env]}\n",
+        {".env.example": "AUTH_SECRET=\n", "apps/web/x": ""},
+    )
+    assert [(p.code, p.message, p.hint) for p in problems] == [
+        (
+            "missing-env-file",
+            "env file .env does not exist",
+            "cp .env.example .env, then fill in its values",
+        )
+    ]
