@@ -204,6 +204,12 @@ class Admission:
         return f"strict mode: not listed in any `env`, not one turbo always passes{framework}"
 
 
+def is_system_basic(name: str) -> bool:
+    """A name strict mode passes from the shell with no `env` rule: one turbo always
+    passes (`turboenv.STRICT_PASS_THROUGH`); a framework's prefixes aside."""
+    return matching_wildcard(name, STRICT_PASS_THROUGH) is not None
+
+
 def admission(project: Project, service: Service) -> Admission:
     framework = infer_framework(package_dependencies(service.cwd))
     return Admission(project.env_mode, (*project.env, *service.env), framework)

@@ -175,3 +175,10 @@ def test_pwd_is_the_services_cwd_as_the_package_manager_sets_it(tmp_path: Path) 
     env = resolve_project(project, {"PWD": "/somewhere/else"}, {})
     pwd = env.services["web"].variables["PWD"]
     assert pwd.value == str(tmp_path / "apps/web") and pwd.shadowed[0].label == "shell"
+
+
+def test_is_system_basic_is_turbos_list() -> None:
+    from devstack.envresolve import is_system_basic
+
+    assert is_system_basic("CI") and is_system_basic("DOCKER_HOST") and is_system_basic("PATH")
+    assert not is_system_basic("HOSTNAME") and not is_system_basic("LC_ALL")
