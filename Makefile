@@ -13,6 +13,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	npm install --prefix $(VENV)/node --no-audit --no-fund --silent @next/env
+	# systemd-analyze checks `devstack export systemd`; Debian's systemd package has it.
+	command -v systemd-analyze >/dev/null || ! command -v apt-get >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq --no-install-recommends systemd >/dev/null; }
 	touch $(STAMP)
 
 dev: $(STAMP)

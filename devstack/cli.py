@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "stop": "stop services in the running stack",
     "restart": "restart services in the running stack",
     "down": "stop the running stack",
+    "export": "write compose, kubernetes, systemd or supervisord files for the stack",
 }
 
 

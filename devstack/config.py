@@ -38,7 +38,7 @@ VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 VAR_GLOB = re.compile(r"[A-Za-z0-9_*?\[\]]+\Z")
 SERVICE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
 
-TOP_KEYS = ("env_mode", "env", "env_files", "vars", "services")
+TOP_KEYS = ("env_mode", "env", "env_files", "vars", "image", "services")
 SERVICE_KEYS = (
     "cmd",
     "cwd",
@@ -56,6 +56,7 @@ SERVICE_KEYS = (
     "watch",
     "restart_dependents",
     "package",
+    "image",
 )
 VAR_KEYS = ("required", "secret", "same_across", "pattern", "description")
 PROBE_KINDS = ("http", "tcp", "log", "cmd")
@@ -149,6 +150,7 @@ class _ProjectReader:
             env=self.env_rules(sections["env"], "env") if "env" in sections else (),
             env_files=self.env_files(sections.get("env_files"), self.root),
             vars=self.var_decls(sections.get("vars"), services),
+            image=self.image(sections.get("image"), "image"),
         )
         self.check_dependencies(project)
         return project
@@ -344,6 +346,7 @@ class _ProjectReader:
             "restart_dependents": lambda v: self.r.boolean(v, f"{what}.restart_dependents"),
             "watch": lambda v: self.watch(v, what),
             "package": lambda v: self.r.string(v, f"{what}.package", '"@v1/jobs"') or None,
+            "image": lambda v: self.image(v, f"{what}.image"),
         }
         for key, read in readers.items():
             if key in keys and (value := read(keys[key])) is not None:
@@ -352,6 +355,10 @@ class _ProjectReader:
         if cmd is None:
             return None
         return Service(name=name, cmd=cmd, cwd=cwd, location=self.r.where(key_node), **fields)  # type: ignore[arg-type]
+
+    def image(self, node: yaml.Node | None, what: str) -> str | None:
+        """The container image `devstack export compose|kubernetes` runs a service in."""
+        return None if node is None else self.r.string(node, what, "node:22-slim")
 
     def command(self, node: yaml.Node, what: str) -> str | tuple[str, ...] | None:
         if isinstance(node, yaml.SequenceNode):

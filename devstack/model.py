@@ -120,6 +120,7 @@ class Service:
     # The npm package name given by `package:`; else packages.package_name reads
     # <cwd>/package.json, so `@v1/jobs` can be typed wherever `jobs` can (issue 12 item 7).
     package: str | None = None
+    image: str | None = None  # for `devstack export compose|kubernetes`
 
     @property
     def argv(self) -> tuple[str, ...]:
@@ -141,6 +142,7 @@ class Project:
     env: tuple[EnvRule, ...] = ()
     env_files: tuple[EnvFileRef, ...] = ()
     vars: Mapping[str, VarDecl] = field(default_factory=dict)
+    image: str | None = None  # the default container image for `devstack export`
 
     @property
     def state_dir(self) -> Path:

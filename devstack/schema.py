@@ -79,6 +79,12 @@ _DEPENDS_ON: dict[str, Any] = {
     ]
 }
 
+_IMAGE: dict[str, Any] = {
+    "type": "string",
+    "minLength": 1,
+    "description": "container image for `devstack export compose|kubernetes`",
+}
+
 _SERVICE: dict[str, Any] = {
     "type": "object",
     "required": ["cmd"],
@@ -107,6 +113,7 @@ _SERVICE: dict[str, Any] = {
             "description": "the package name, accepted wherever the service name is "
             "(default: the name in <cwd>/package.json)",
         },
+        "image": _IMAGE,
     },
 }
 
@@ -135,6 +142,7 @@ def devstack_schema() -> dict[str, Any]:
             "env_mode": {"enum": ["strict", "loose"], "default": "strict"},
             "env": _ENV,
             "env_files": _ENV_FILES,
+            "image": _IMAGE,
             "vars": {
                 "type": "object",
                 "propertyNames": {"pattern": _VAR_NAME},
