@@ -364,7 +364,8 @@ def _shared_packages(project: Project) -> Iterator[Problem]:
     for package, services in shared_packages(project).items():
         later = project.services[services[1]]
         yield Problem(
-            f"{_names(services)} all have the package name {package}; it means {services[0]}",
+            f"{_names(services)} all have the package name {package}, and none depends on"
+            f" the others; it means {services[0]}",
             later.location,
             f"give {services[1]} its own `package:` name",
             severity="warning",

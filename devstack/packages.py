@@ -27,23 +27,31 @@ def package_name(service: Service) -> str | None:
 
 
 def packages_of(project: Project) -> dict[str, str]:
-    """package name -> service name; a service name always wins over a package name."""
-    found: dict[str, str] = {}
-    for service in project.services.values():
-        name = package_name(service)
-        if name and name not in project.services:
-            found.setdefault(name, service.name)
-    return found
+    """package name -> the service it means; a service name always wins over a package
+    name. A package with several services (`dev` and the one-shot `build` it waits for,
+    as `devstack init` writes them) means the one the others are dependencies of."""
+    return {package: tops[0] for package, tops in _package_tops(project).items()}
 
 
 def shared_packages(project: Project) -> dict[str, list[str]]:
-    """Package names that more than one service has: the name means only the first."""
-    owners: dict[str, list[str]] = {}
+    """Package names whose services do not depend on one another: the name is ambiguous
+    and means the first of them."""
+    return {package: tops for package, tops in _package_tops(project).items() if len(tops) > 1}
+
+
+def _package_tops(project: Project) -> dict[str, list[str]]:
+    """package name -> its services that no other service of the package depends on."""
+    groups: dict[str, list[str]] = {}
     for service in project.services.values():
         name = package_name(service)
         if name and name not in project.services:
-            owners.setdefault(name, []).append(service.name)
-    return {name: services for name, services in owners.items() if len(services) > 1}
+            groups.setdefault(name, []).append(service.name)
+    edges = {name: service.dependency_names for name, service in project.services.items()}
+    tops = {}
+    for package, members in groups.items():
+        below = {dep for m in members for dep in with_dependencies(edges, [m]) if dep != m}
+        tops[package] = [m for m in members if m not in below] or members
+    return tops
 
 
 def service_names(project: Project, names: Iterable[str]) -> list[str]:

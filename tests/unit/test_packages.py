@@ -101,6 +101,25 @@ def test_a_package_name_two_services_share_is_a_warning(project: Project, tmp_pa
     problems = diagnose(twice, resolve_project(twice, {}, {}), check_ports=False)
     shared = [p for p in problems if p.code == "package-shared"]
     assert [p.message for p in shared] == [
-        "web and copy all have the package name @v1/web; it means web"
+        "web and copy all have the package name @v1/web, and none depends on the others;"
+        " it means web"
     ]
     assert service_names(twice, ["@v1/web"]) == ["web"]
+
+
+def test_a_package_with_a_one_shot_task_means_the_service_that_waits_for_it(
+    project: Project, tmp_path: Path
+) -> None:
+    """`devstack init` writes `web-build` (a one-shot `build`) with the package of `web`."""
+    text = CONFIG.replace(
+        "web: {cmd: next dev, cwd: apps/web}",
+        "web: {cmd: next dev, cwd: apps/web, depends_on: {web-build: {condition: completed}}}",
+    )
+    text += "  web-build: {cmd: next build, cwd: apps/web}\n"
+    path = tmp_path / "devstack.yaml"
+    path.write_text(text)
+    both = parse_project(text, path)
+    assert service_names(both, ["@v1/web"]) == ["web"]
+    from devstack.packages import shared_packages
+
+    assert shared_packages(both) == {}
