@@ -47,10 +47,19 @@ def _package_tops(project: Project) -> dict[str, list[str]]:
         if name and name not in project.services:
             groups.setdefault(name, []).append(service.name)
     edges = {name: service.dependency_names for name, service in project.services.items()}
+    # What something waits for with `condition: completed` is a one-shot task (a build),
+    # not what a package name means when a long-running service has it too.
+    one_shots = {
+        dep.name
+        for service in project.services.values()
+        for dep in service.depends_on
+        if dep.condition == "completed"
+    }
     tops = {}
     for package, members in groups.items():
         below = {dep for m in members for dep in with_dependencies(edges, [m]) if dep != m}
-        tops[package] = [m for m in members if m not in below] or members
+        top = [m for m in members if m not in below] or members
+        tops[package] = [m for m in top if m not in one_shots] or top
     return tops
 
 

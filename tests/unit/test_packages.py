@@ -123,3 +123,21 @@ def test_a_package_with_a_one_shot_task_means_the_service_that_waits_for_it(
     from devstack.packages import shared_packages
 
     assert shared_packages(both) == {}
+
+
+def test_a_one_shot_others_wait_for_is_not_what_a_package_name_means(tmp_path: Path) -> None:
+    """formbricks: `database-build` (waited for by web) and `database` share a package."""
+    text = """\
+services:
+  database: {cmd: prisma studio, cwd: db, package: "@f/database"}
+  database-build: {cmd: tsc, cwd: db, package: "@f/database"}
+  web: {cmd: next dev, depends_on: {database-build: {condition: completed}}}
+"""
+    (tmp_path / "db").mkdir()
+    path = tmp_path / "devstack.yaml"
+    path.write_text(text)
+    project = parse_project(text, path)
+    from devstack.packages import shared_packages
+
+    assert service_names(project, ["@f/database"]) == ["database"]
+    assert shared_packages(project) == {}
