@@ -1,10 +1,15 @@
 # Two entry points for a fresh clone with only Python 3.11+, git and make:
 #   make dev   set up .venv and run the example stack with `devstack up`
 #   make test  set up .venv and run the linters (ruff, mypy) and the test suite
+#              (it also needs node and npm: the JS tools the tests compare devstack with)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The real JS tools the tests compare devstack with (turbo's differential test, issue 12),
+# from the npm registry into .venv/node; node and npm are on every machine here.
+NODE_TOOLS := $(VENV)/node
+NODE_STAMP := $(NODE_TOOLS)/.installed
 
 .PHONY: dev test lint bench clean
 
@@ -12,12 +17,17 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
-	npm install --prefix $(VENV)/node --no-audit --no-fund --silent @next/env
 	# systemd-analyze checks `devstack export systemd`; Debian's systemd package has it.
 	command -v systemd-analyze >/dev/null || ! command -v apt-get >/dev/null || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 		apt-get install -y -qq --no-install-recommends systemd >/dev/null; }
 	touch $(STAMP)
+
+$(NODE_STAMP): Makefile
+	npm install --prefix $(NODE_TOOLS) --no-audit --no-fund --loglevel=error turbo@2 pnpm@10 dotenv-cli@10 bun@1
+	npm install --prefix $(NODE_TOOLS)/turbo1 --no-audit --no-fund --loglevel=error turbo@1
+	npm install --prefix $(NODE_TOOLS) --no-audit --no-fund --loglevel=error @next/env@16
+	touch $(NODE_STAMP)
 
 dev: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/devstack up
@@ -27,7 +37,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint
+test: lint $(NODE_STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -n 2 -q
 
 bench: $(STAMP)

@@ -306,7 +306,10 @@ def _exited(record: Record, code: int, now: float, rule: RestartRule) -> Decisio
 
 
 def _after_failure(record: Record, what: str, now: float, rule: RestartRule) -> Decision:
-    if rule.mode != "no":
+    # With `watch:`, a failure before the run was stable is taken for the code's (a
+    # SyntaxError): restarting would only run it again. Issue 11 §5.
+    quick = record.up_since is None or now - record.up_since < STABLE_AFTER
+    if rule.mode != "no" and not (rule.watch and quick):
         return _restart_later(record, what, rule)
     if rule.watch:
         return Decision(

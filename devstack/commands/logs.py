@@ -71,6 +71,9 @@ def _follow(root: Path, names: Sequence[str], count: int, width: int) -> int:
         _show_files(root, names or _logged(root), count, width)
         raise
     for record in stream:
+        if "skipped" in record:
+            _print([_skipped_message(record["skipped"], root)])
+            continue
         name = record["name"]
         width = max(width, len(name))  # a service added to devstack.yaml meanwhile
         _print(format_lines(name, record["lines"], width, from_file=record["from"] == "file"))
@@ -78,6 +81,12 @@ def _follow(root: Path, names: Sequence[str], count: int, width: int) -> int:
 
     print(f"devstack up in {root} has ended", file=sys.stderr)
     return 0
+
+
+def _skipped_message(count: object, root: Path) -> str:
+    """Where lines are missing because this terminal read slower than the services wrote."""
+    log_dir = root / ".devstack" / "logs"
+    return f"[devstack] {count} lines skipped: this `logs -f` fell behind (all are in {log_dir})"
 
 
 def _logged(root: Path) -> list[str]:

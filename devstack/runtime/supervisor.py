@@ -27,6 +27,7 @@ from devstack.errors import DevstackError, Location, unknown_name_error
 from devstack.graph import start_order, with_dependencies
 from devstack.model import Project, Service
 from devstack.policy import Record, RestartRule, State
+from devstack.scripts import service_ports
 
 if TYPE_CHECKING:
     from devstack.envresolve import ProjectEnv
@@ -54,6 +55,7 @@ class ServiceStatus:
     last_exit: int | None
     port: int | None
     detail: str = ""  # "waiting for db (ready)", why it is not ready, ...
+    reason: str = ""  # why it last restarted: "tasks/a.py changed", "exited 1 (restart: always)"
 
 
 @dataclass(eq=False)
@@ -65,9 +67,11 @@ class _Unit:
     record: Record = field(default_factory=Record)
     process: ServiceProcess | None = None
     pending: bool = False  # wants to spawn once its dependencies allow
+    restart_reason: str = ""  # why it last restarted, for `ps`
     spawning: bool = False
     held: bool = False  # stopped on request: does not count as ended for good
     detail: str = ""
+    spawn_error: str = ""  # why its last start failed: what its dependents are told
     started_at: float | None = None
     restart_timer: asyncio.TimerHandle | None = None
     probe_task: asyncio.Task[None] | None = None
@@ -120,6 +124,7 @@ class Supervisor:
         # to): what runs beside the supervisor and is not needed before (the watcher)
         # waits for it, so that its start does not hold up the services' first lines.
         self.first_spawns_done = asyncio.Event()
+        self.internal_errors = 0  # bugs caught and reported: `up` exits non-zero
 
     # -- the loop ----------------------------------------------------------------------
 
@@ -221,6 +226,9 @@ class Supervisor:
     def _backoff_elapsed(self, unit: _Unit) -> None:
         unit.restart_timer = None
         if unit.record.state is State.BACKING_OFF:
+            last = unit.record.last_exit
+            how = policy.describe_exit(last) if last is not None else "ended"
+            unit.restart_reason = f"{how} (restart: {unit.service.restart})"
             self._handle(unit, policy.BackoffElapsed())
             self._settle()
 
@@ -287,7 +295,8 @@ class Supervisor:
             if policy.condition_failed(other.record):
                 last = other.record.last_exit
                 how = policy.describe_exit(last) if last is not None else other.record.state
-                return "", f"{dependency.name} {how}"
+                # The real cause, not "crashed", for a service that never ran (issue 11 §5).
+                return "", f"{dependency.name} {other.spawn_error or how}"
             if not policy.condition_met(other.record, dependency.condition):
                 unmet.append(f"{dependency.name} ({dependency.condition})")
         return ", ".join(unmet), ""
@@ -296,18 +305,24 @@ class Supervisor:
         service = unit.service
         try:
             env = spawn_env(unit.env, run_id=self.run_id, name=service.name, colour=self.colour)
-            if service.port is not None and (holder := await _port_holder(service.port)):
-                self._say(service.name, f"port {service.port} is in use by {holder}", "error")
-                self._spawn_failed(unit)
-                return
+            for port in service_ports(service.port, service.cmd):  # issue 12 item 6
+                if holder := await _port_holder(port):
+                    self._say(service.name, f"port {port} is in use by {holder}", "error")
+                    unit.spawn_error = f"could not start: port {port} is in use by {holder}"
+                    self._spawn_failed(unit)
+                    return
             probe = None
-            if service.ready is not None:
-                from devstack.runtime import probes  # only a service with `ready:` needs it
-
-                probe = probes.arm(
-                    service.ready, service=service.name, cwd=service.cwd, env=env, lines=self.output
-                )
             try:
+                if service.ready is not None:
+                    from devstack.runtime import probes  # only a service with `ready:` needs it
+
+                    probe = probes.arm(
+                        service.ready,
+                        service=service.name,
+                        cwd=service.cwd,
+                        env=env,
+                        lines=self.output,
+                    )
                 process = await self._spawner()(
                     name=service.name,
                     argv=service.argv,
@@ -316,10 +331,16 @@ class Supervisor:
                     tty=service.tty,
                     output=self.output,
                 )
-            except OSError as error:
+            except (OSError, ValueError) as error:
+                # Issue 11 §3: a NUL byte in a value, a lone surrogate, a bad probe URL
+                # fail this service alone, never the whole stack.
                 if probe:
                     probe.close()
-                self._say(service.name, f"could not start {service.argv[0]}: {error}", "error")
+                from devstack.runtime.process import describe_spawn_error
+
+                why = describe_spawn_error(error, service.cwd)
+                self._say(service.name, f"could not start {service.argv[0]}: {why}", "error")
+                unit.spawn_error = f"could not start: {why}"
                 self._spawn_failed(unit)
                 return
         finally:
@@ -336,6 +357,7 @@ class Supervisor:
     def _spawn_failed(self, unit: _Unit) -> None:
         # Before settling: waiters for "not spawning" (stop, the first spawns) see it now.
         unit.spawning = False
+        unit.detail = unit.spawn_error  # `ps` and `restart` say why
         if unit.record.state is State.STARTING and not unit.record.alive:
             self._handle(unit, policy.SpawnFailed())
         self._settle()
@@ -349,6 +371,7 @@ class Supervisor:
             self._settle()
             return
         unit.process = process
+        unit.spawn_error = ""
         unit.stop_task = None
         unit.started_at = self._wall_clock()
         self._handle(unit, policy.Spawned())
@@ -465,6 +488,8 @@ class Supervisor:
             process.kill()
 
     def _exit_status(self) -> int:
+        if self.internal_errors:
+            return 1
         if self._shutdown_signal is not None:
             return 128 + self._shutdown_signal
         failed = {State.CRASHED, State.WAITING_FOR_CHANGE}
@@ -489,6 +514,7 @@ class Supervisor:
             if unit.record.state is State.STARTING and not unit.record.alive:
                 continue  # not spawned yet: it will start with what is current
             unit.held = False
+            unit.restart_reason = reason
             self._say(unit.name, f"restarting: {reason}")
             self._handle(unit, policy.Restart())
         self._settle()
@@ -558,6 +584,10 @@ class Supervisor:
                 self._add_unit(project.services[name], env)
             await self.start(added)
 
+    async def settled(self) -> None:
+        """Return once no service is starting, restarting or stopping (`up -d` waits so)."""
+        await self._until(lambda: all(self._settled(unit) for unit in self.units.values()))
+
     def status(self) -> list[ServiceStatus]:
         return [
             ServiceStatus(
@@ -569,6 +599,7 @@ class Supervisor:
                 last_exit=unit.record.last_exit,
                 port=unit.service.port,
                 detail=unit.detail,
+                reason=unit.restart_reason,
             )
             for unit in self.units.values()
         ]
@@ -637,6 +668,7 @@ class Supervisor:
         assert error is not None
         text = "".join(traceback.format_exception(error))
         print(f"devstack: internal error, stopping everything:\n{text}", file=sys.stderr)
+        self.internal_errors += 1  # `up` then exits non-zero (issue 11 §4)
         self.request_shutdown()
 
     async def _drain(self) -> None:
