@@ -21,6 +21,11 @@ $(STAMP): pyproject.toml
 	command -v systemd-analyze >/dev/null || ! command -v apt-get >/dev/null || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 		apt-get install -y -qq --no-install-recommends systemd >/dev/null; }
+	# tmux drives the real `devstack ui` in tests/integration/test_ui_tmux.py.
+	command -v tmux >/dev/null || ! command -v apt-get >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq --no-install-recommends tmux >/dev/null; }
+	command -v tmux >/dev/null || ! command -v brew >/dev/null || brew install tmux >/dev/null
 	touch $(STAMP)
 
 $(NODE_STAMP): Makefile

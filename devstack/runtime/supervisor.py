@@ -125,6 +125,8 @@ class Supervisor:
         # waits for it, so that its start does not hold up the services' first lines.
         self.first_spawns_done = asyncio.Event()
         self.internal_errors = 0  # bugs caught and reported: `up` exits non-zero
+        self._state_subscribers: list[Callable[[ServiceStatus], None]] = []
+        self._published: dict[str, ServiceStatus] = {}  # what subscribers last heard
 
     # -- the loop ----------------------------------------------------------------------
 
@@ -186,6 +188,7 @@ class Supervisor:
         if ended_on_its_own and self.abort_on_exit and not self._shutting_down:
             self._say(None, f"{unit.name} ended, stopping everything (--abort-on-exit)", "warn")
             self.request_shutdown()
+        self._publish_states()
 
     def _restart_dependents(self, unit: _Unit) -> None:
         """`restart_dependents: true`: once it is ready again, so are they, afresh."""
@@ -244,6 +247,7 @@ class Supervisor:
             unit.spawning for unit in self.units.values()
         ):
             self.first_spawns_done.set()
+        self._publish_states()
         if (
             not self._shutting_down
             and self.units
@@ -583,6 +587,37 @@ class Supervisor:
                 self._say(name, "added to devstack.yaml, starting")
                 self._add_unit(project.services[name], env)
             await self.start(added)
+
+    def write_input(self, name: str, data: bytes) -> None:
+        """Type `data` at the terminal of `name` (a `tty: true` service that runs)."""
+        self._known([name], allow_unmanaged=True)  # unknown: an error with the closest names
+        unit = self.units.get(name)
+        if unit is None or unit.process is None:
+            raise DevstackError.single(f"{name} is not running", hint=f"devstack start {name}")
+        if not unit.service.tty:
+            raise DevstackError.single(
+                f"{name} reads no input: its stdin is /dev/null",
+                hint=f"set `tty: true` on {name} in devstack.yaml to type into it",
+            )
+        try:
+            unit.process.write_input(data)
+        except OSError as error:
+            raise DevstackError.single(f"cannot type into {name}: {error.strerror}") from None
+
+    def subscribe_states(self, callback: Callable[[ServiceStatus], None]) -> Callable[[], None]:
+        """Call `callback(status)` each time a service's status changes (as the
+        StackAPI of issue 14 does); returns the function that ends it."""
+        self._state_subscribers.append(callback)
+        return lambda: self._state_subscribers.remove(callback)
+
+    def _publish_states(self) -> None:
+        if not self._state_subscribers:
+            return
+        for row in self.status():
+            if self._published.get(row.name) != row:
+                self._published[row.name] = row
+                for callback in list(self._state_subscribers):
+                    callback(row)
 
     async def settled(self) -> None:
         """Return once no service is starting, restarting or stopping (`up -d` waits so)."""

@@ -22,8 +22,9 @@ services:
   jobs: {cmd: work, ready: {log: ready, timeout: 5}}
   mail: {cmd: catch}
 """
-# Options of `up` that only the parent acts on, or that the child gets another way.
-NOT_FORWARDED = {"help", "detach", "ready_fd", "config_file"}
+# Options of `up` that only the parent acts on, or that the child gets another way
+# (`--ui` never: `up` refuses it together with -d).
+NOT_FORWARDED = {"help", "detach", "ready_fd", "config_file", "ui"}
 
 
 def parsed(*argv: str) -> argparse.Namespace:
