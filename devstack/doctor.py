@@ -69,12 +69,15 @@ def narrowed(project: Project, env: ProjectEnv) -> ProjectEnv:
     (`up jobs --no-deps` checks only jobs)."""
     if set(env.services) <= set(project.services):
         return env
+    loaders = {name: env.loaders[name] for name in project.services if name in env.loaders}
     feeding = {ref.display for ref in project.env_files}
     feeding |= {ref.display for s in project.services.values() for ref in s.env_files}
+    feeding |= {ref.display for _, refs in loaders.values() for ref in refs}  # a framework's
     other_files = {f.display for f in env.files.values()} - feeding
     return dataclasses.replace(
         env,
         services={name: e for name, e in env.services.items() if name in project.services},
+        loaders=loaders,
         problems=[
             p for p in env.problems if p.location is None or p.location.file not in other_files
         ],
