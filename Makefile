@@ -40,6 +40,7 @@ $(STAMP): pyproject.toml $(VENV)/bin/python
 $(NODE_STAMP): Makefile
 	npm install --prefix $(NODE_TOOLS) --no-audit --no-fund --loglevel=error turbo@2 pnpm@10 dotenv-cli@10 bun@1
 	npm install --prefix $(NODE_TOOLS)/turbo1 --no-audit --no-fund --loglevel=error turbo@1
+	npm install --prefix $(NODE_TOOLS) --no-audit --no-fund --loglevel=error @next/env@16
 	touch $(NODE_STAMP)
 
 dev: $(DEV_STAMP)

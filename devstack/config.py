@@ -367,7 +367,7 @@ class _ProjectReader:
             "tty": lambda v: self.r.boolean(v, f"{what}.tty"),
             "restart_dependents": lambda v: self.r.boolean(v, f"{what}.restart_dependents"),
             "watch": lambda v: self.watch(v, what),
-            "package": lambda v: self.r.string(v, f"{what}.package", '"@v1/jobs"'),
+            "package": lambda v: self.r.string(v, f"{what}.package", '"@v1/jobs"') or None,
             "image": lambda v: self.image(v, f"{what}.image"),
         }
         for key, read in readers.items():

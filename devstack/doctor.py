@@ -14,10 +14,11 @@ import shlex
 import shutil
 from collections import defaultdict
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
-from devstack.envresolve import ProjectEnv, admission
+from devstack.envresolve import ProjectEnv, Variable, admission
 from devstack.errors import Location, Problem
-from devstack.model import Project, Service, VarDecl
+from devstack.model import EnvFileRef, Project, Service, VarDecl
 from devstack.scripts import service_ports
 from devstack.secrets import hide_url_passwords, is_secret, masked
 
@@ -54,6 +55,11 @@ def diagnose(
     for service in project.services.values():
         problems += _check_service(project, env, service)
     problems += _port_problems(project, check_ports, port_holder)
+    problems += _framework_readings(env)
+    problems += _cross_file_references(env)
+    problems += _example_files(project, env)
+    problems += _empty_secrets(project, env)
+    problems += _shared_packages(project)
     problems += fd_limit_problems(len(project.services))
     return sorted(problems, key=lambda p: (p.severity != "error", p.location or Location("")))
 
@@ -63,12 +69,15 @@ def narrowed(project: Project, env: ProjectEnv) -> ProjectEnv:
     (`up jobs --no-deps` checks only jobs)."""
     if set(env.services) <= set(project.services):
         return env
+    loaders = {name: env.loaders[name] for name in project.services if name in env.loaders}
     feeding = {ref.display for ref in project.env_files}
     feeding |= {ref.display for s in project.services.values() for ref in s.env_files}
+    feeding |= {ref.display for _, refs in loaders.values() for ref in refs}  # a framework's
     other_files = {f.display for f in env.files.values()} - feeding
     return dataclasses.replace(
         env,
         services={name: e for name, e in env.services.items() if name in project.services},
+        loaders=loaders,
         problems=[
             p for p in env.problems if p.location is None or p.location.file not in other_files
         ],
@@ -249,7 +258,8 @@ def _check_service(project: Project, env: ProjectEnv, service: Service) -> Itera
 def _check_program(env: ProjectEnv, service: Service, program: str) -> Iterator[Problem]:
     """Whether the command's program can be exec'd, with the reason exec would give."""
     # The shell it was resolved from, passed in: the core never reads os.environ.
-    path = env.services[service.name].values.get("PATH", env.shell.get("PATH", ""))
+    values = env.services[service.name].values
+    path = _search_path(service, values.get("PATH", env.shell.get("PATH", "")))
     if "/" in program:
         candidate: str | None = str(service.cwd / program)
     else:
@@ -381,6 +391,17 @@ def _as_list(command: str) -> str:
 _SHLEX_LIMIT = 4096
 
 
+def _search_path(service: Service, path: str | None) -> str:
+    """The service's own PATH as its process searches it: a relative entry (such as
+    `node_modules/.bin` from `env:`) is relative to the service's cwd, not doctor's."""
+    if path is None:
+        path = ""
+    return os.pathsep.join(
+        str(service.cwd / entry) if entry and not os.path.isabs(entry) else entry
+        for entry in path.split(os.pathsep)
+    )
+
+
 def _program(cmd: str | tuple[str, ...]) -> str | None:
     """The program a command runs first, when it can be told without running a shell."""
     if isinstance(cmd, tuple):
@@ -413,6 +434,186 @@ def _first_words(text: str, complete: bool) -> list[str] | None:
     if not complete and lexer.instream.read(1) == "" and not text[-1:].isspace():
         return None  # the last word read may continue past the limit
     return words
+
+
+# -- env files a framework reads itself (issue 12 item 4) ----------------------------
+
+
+def _framework_readings(env: ProjectEnv) -> Iterator[Problem]:
+    """Lines of the files a framework reads itself that its JS dotenv grammar reads
+    differently from devstack: the app would not get the value `devstack env` shows."""
+    from devstack.frameworks import js_reading_differs
+
+    readers: dict[tuple[str, bool], list[str]] = defaultdict(list)
+    for service in sorted(env.loaders):
+        loader, refs = env.loaders[service]
+        for ref in refs:
+            if loader.name not in readers[(ref.display, loader.expands)]:
+                readers[(ref.display, loader.expands)].append(loader.name)
+    for (display, expands), names in readers.items():
+        env_file = next((f for f in env.files.values() if f.display == display), None)
+        if env_file is None or not env_file.exists:
+            continue
+        try:
+            text = env_file.path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue  # already reported by envfile
+        for found in js_reading_differs(text, expands):
+            yield Problem(
+                f"{found.name}: {found.why.replace('the framework', ' and '.join(names), 1)}",
+                Location(display, found.line),
+                found.fix,
+                severity="warning",
+                code="js-dotenv-differs",
+            )
+
+
+# -- example files and empty secrets (issue 12 item 5) ---------------------------------
+
+
+def _env_dirs(project: Project, env: ProjectEnv) -> dict[Path, tuple[set[Path], list[str]]]:
+    """Each folder env files are read from: the files read there (normalized: `../../.env`
+    is the root's) and who reads them. An explicitly listed file is left out: a missing one
+    is already an error, whose hint names the example to copy."""
+    dirs: dict[Path, tuple[set[Path], list[str]]] = {}
+    explicit: set[Path] = set()
+
+    def note(ref: EnvFileRef, services: list[str]) -> None:
+        path = Path(os.path.normpath(ref.path))
+        reads, readers = dirs.setdefault(path.parent, (set(), []))
+        (explicit if ref.explicit else reads).add(path)
+        readers.extend(s for s in services if s not in readers)
+
+    for ref in project.env_files:
+        note(ref, list(project.services))
+    for service in project.services.values():
+        framework_refs = env.loaders.get(service.name, (None, ()))[1]
+        for ref in (*service.env_files, *framework_refs):
+            note(ref, [service.name])
+    for reads, _ in dirs.values():
+        reads -= explicit
+    return dirs
+
+
+def _example_files(project: Project, env: ProjectEnv) -> Iterator[Problem]:
+    """A missing env file whose example exists; names an example lists that are set nowhere."""
+    from devstack.examples import examples_in
+
+    files = {Path(os.path.normpath(path)): env_file for path, env_file in env.files.items()}
+    for directory, (reads, readers) in _env_dirs(project, env).items():
+        for example in examples_in(directory, project.display_path(directory)):
+            if example.target not in reads:
+                continue  # e.g. .env.production.example: no dev service reads it
+            present = [
+                path
+                for path in reads
+                if path.name.startswith(example.target.name) and path.is_file()
+            ]
+            if not present:
+                yield Problem(
+                    f"{example.target_display} does not exist, but {example.display} does",
+                    Location(example.display),
+                    f"cp {example.display} {example.target_display}, then fill in its values",
+                    code="missing-env-file",
+                )
+                continue
+            defined = {name for path in present if path in files for name in files[path].names()}
+            missing = [
+                (name, line)
+                for name, line in example.names.items()
+                if name not in defined and not any(name in env.services[s].values for s in readers)
+            ]
+            if missing:
+                shown = ", ".join(f"{name} (line {line})" for name, line in missing)
+                yield Problem(
+                    f"{example.display} lists {shown}, set in no env file here and received by"
+                    f" none of {_names(readers)}",
+                    Location(example.display, missing[0][1]),
+                    f"add {'it' if len(missing) == 1 else 'them'} to {example.target_display}",
+                    severity="warning",
+                    code="example-not-set",
+                )
+
+
+def _empty_secrets(project: Project, env: ProjectEnv) -> Iterator[Problem]:
+    """A secret-looking or `secret: true` variable that a service gets empty."""
+    empty: dict[tuple[str, str], tuple[Location | None, list[str]]] = {}
+    for service, service_env in env.services.items():
+        for name, variable in service_env.variables.items():
+            if variable.value == "" and is_secret(name, project.vars):
+                key = (name, variable.source.label)
+                empty.setdefault(key, (variable.source.location, []))[1].append(service)
+    for (name, label), (where, services) in sorted(empty.items()):
+        yield Problem(
+            f"{name} is empty for {_names(services)}, and it looks like a secret",
+            where,
+            f"set its value at {label}",
+            severity="warning",
+            code="empty-secret",
+        )
+
+
+def _shared_packages(project: Project) -> Iterator[Problem]:
+    from devstack.packages import shared_packages
+
+    for package, services in shared_packages(project).items():
+        later = project.services[services[1]]
+        yield Problem(
+            f"{_names(services)} all have the package name {package}, and none depends on"
+            f" the others; it means {services[0]}",
+            later.location,
+            f"give {services[1]} its own `package:` name",
+            severity="warning",
+            code="package-shared",
+        )
+
+
+_REFERENCE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
+_IN_ENVIRONMENT = ("shell", "config", "cli", "port")
+
+
+def _cross_file_references(env: ProjectEnv) -> Iterator[Problem]:
+    """@next/env expands each file on its own, against the environment and that file
+    only: `${BASE}` in .env.local never sees a BASE that only .env defines, while
+    devstack's layers do. Said once per line, whichever services read the file."""
+    said: set[Location] = set()
+    for service in sorted(env.loaders):
+        loader, refs = env.loaders[service]
+        if not loader.expands_per_file:
+            continue
+        variables = env.services[service].variables
+        for ref in refs:
+            env_file = env.files.get(ref.path)
+            earlier: set[str] = set()  # names the same file defines above: dotenv-expand sees them
+            for entry in env_file.entries if env_file else ():
+                borrowed = [
+                    name
+                    for name in (_REFERENCE.findall(entry.value) if entry.interpolate else ())
+                    if name not in earlier and _from_another_file(variables.get(name), ref.display)
+                ]
+                earlier.add(entry.name)
+                if borrowed and entry.location not in said:
+                    said.add(entry.location)
+                    yield Problem(
+                        f"{entry.name}: {loader.name} expands {ref.display} on its own, so"
+                        f" ${{{borrowed[0]}}} cannot see the {borrowed[0]} that devstack takes"
+                        " from another env file",
+                        entry.location,
+                        f"define {borrowed[0]} in {ref.display} too, or in devstack.yaml `env`",
+                        severity="warning",
+                        code="js-dotenv-differs",
+                    )
+
+
+def _from_another_file(variable: Variable | None, display: str) -> bool:
+    """Whether devstack's value comes from a framework file other than `display` (and not
+    from the environment, which the framework's loader sees too)."""
+    if variable is None or variable.source.kind in _IN_ENVIRONMENT:
+        return False
+    return any(
+        source.kind == "framework-file" and source.location and source.location.file != display
+        for source in (variable.source, *variable.shadowed)
+    )
 
 
 # -- ports ---------------------------------------------------------------------------

@@ -47,6 +47,7 @@ def variables_json(service_env: ServiceEnv, shown: Shown) -> dict[str, object]:
                 "value": shown.value(name, v.value),
                 "secret": is_secret(name, shown.project.vars, v.value),
                 "source": v.source.label,
+                "passed": _passed(shown.project, service_env.name, name, v.source),
                 "shadowed": [
                     {"source": s.label, "value": shown.value(name, s.value)} for s in v.shadowed
                 ],
@@ -58,6 +59,13 @@ def variables_json(service_env: ServiceEnv, shown: Shown) -> dict[str, object]:
             for name, d in sorted(service_env.dropped.items())
         ],
     }
+
+
+def _passed(project: Project, service: str, name: str, source: Source) -> str | None:
+    """Why strict mode let a shell or root-file value through (None for other layers)."""
+    if source.kind not in ("shell", "root-file", "package-manager"):
+        return None
+    return admission(project, project.services[service]).why_admitted(name)
 
 
 def exportable(service_env: ServiceEnv, shown: Shown) -> tuple[dict[str, str], list[str]]:
@@ -118,9 +126,17 @@ def variable_story(project: Project, env: ProjectEnv, service: str, name: str, s
     if variable is not None:
         lines.append(f"  value   {shown.value(name, variable.value)}")
         lines.append(f"  from    {variable.source.label}  ({_why_wins(variable.source)})")
+        if variable.source.kind in ("shell", "root-file", "package-manager"):
+            lines.append(
+                f"  passed  {admission(project, project.services[service]).why_admitted(name)}"
+            )
         lines += _uses(name, variable.source, shown)
         for source in variable.shadowed:
             lines.append(f"  shadows {source.label}: {shown.value(name, source.value)}")
+        if service in env.loaders and variable.source.kind == "framework-file":
+            loader, refs = env.loaders[service]
+            order = ", ".join(ref.display for ref in reversed(refs))
+            lines.append(f"  {loader.name} reads {order} itself, first wins, never over the shell")
     dropped = service_env.dropped.get(name)
     rules = admission(project, project.services[service])
     shell_value = env.shell.get(name)
@@ -134,6 +150,7 @@ def variable_story(project: Project, env: ProjectEnv, service: str, name: str, s
         lines.append("  to pass it: " + _how_to_pass(project, service, name))
     if variable is None and dropped is None and shell_value is None:
         lines.append("  not defined in any env file, the shell or devstack.yaml")
+        lines += _listed_in_examples(project, service, name)
         lines += _near_misses(project, env, service, name)
     return "\n".join(lines)
 
@@ -160,6 +177,8 @@ def _why_wins(source: Source) -> str:
         "shell": "the shell beats env files",
         "service-file": "the service's own env file beats the root env files",
         "root-file": "root env file",
+        "framework-file": "read in the framework's own order; the shell and devstack.yaml beat it",
+        "package-manager": "as the package manager runs scripts",
     }[source.kind]
 
 
@@ -172,6 +191,24 @@ def _how_to_pass(project: Project, service: str, name: str) -> str:
     if project.env:
         return f"add {name} to `env` at {project.env[0].location} (all services)"
     return f"add `env: [{name}]` to {service} at {spec.location}"
+
+
+def _listed_in_examples(project: Project, service: str, name: str) -> list[str]:
+    """`listed in apps/web/.env.example:6, not set` (issue 12 item 5)."""
+    from devstack.examples import examples_in
+
+    folders = dict.fromkeys((project.services[service].cwd, project.root))
+    return [
+        f"  listed in {example.display}:{example.names[name]}, not set"
+        + (
+            f" (add it to {example.target_display})"
+            if example.target.is_file()
+            else f" (cp {example.display} {example.target_display}, then fill it in)"
+        )
+        for folder in folders
+        for example in examples_in(folder, project.display_path(folder))
+        if name in example.names
+    ]
 
 
 def _near_misses(project: Project, env: ProjectEnv, service: str, name: str) -> list[str]:

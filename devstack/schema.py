@@ -120,7 +120,11 @@ _SERVICE: dict[str, Any] = {
         "tty": {"type": "boolean", "default": False},
         "watch": _WATCH,
         "restart_dependents": {"type": "boolean", "default": False},
-        "package": {"type": "string", "description": "the JS package it runs, e.g. @v1/jobs"},
+        "package": {
+            "type": "string",
+            "description": "the package name, accepted wherever the service name is "
+            "(default: the name in <cwd>/package.json)",
+        },
         "image": _IMAGE,
     },
 }

@@ -30,6 +30,12 @@ SECRET_PARTS = frozenset(
 )  # fmt: skip
 # ... or anywhere in it (PGPASSWORD, GITHUBTOKEN, CLIENTSECRET).
 SECRET_SUBSTRINGS = ("SECRET", "TOKEN", "PASSWORD", "PASSWD", "PRIVATE", "APIKEY", "CREDENTIAL")
+# Prefixes whose values a framework ships to the browser (turbo's framework list, plus
+# Nuxt's public runtime config): public by construction, so never masked (issue 12 item 5).
+PUBLIC_PREFIXES = (
+    "NEXT_PUBLIC_", "VITE_", "EXPO_PUBLIC_", "REACT_APP_", "GATSBY_", "PUBLIC_", "VUE_APP_",
+    "NUXT_PUBLIC_", "SANITY_STUDIO_", "REDWOOD_ENV_",
+)  # fmt: skip
 # Names that contain a secret word but hold no secret (the shell's working directory).
 NOT_SECRET = frozenset({"PWD", "OLDPWD"})
 
@@ -73,9 +79,12 @@ def is_secret(
     name: str, declared: Mapping[str, VarDecl] | None = None, value: str | None = None
 ) -> bool:
     """True for names that look secret, names devstack.yaml declares `secret: true`,
-    and (given a value) values that look like a secret whatever the name."""
+    and (given a value) values that look like a secret whatever the name; never for a
+    public prefix (NEXT_PUBLIC_STRIPE_KEY is in every browser) unless declared."""
     if declared and name in declared and declared[name].secret:
         return True
+    if name.startswith(PUBLIC_PREFIXES):
+        return False
     if value is not None and looks_secret(value):
         return True
     upper = name.upper()

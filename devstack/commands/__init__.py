@@ -86,11 +86,11 @@ def resolved(args: argparse.Namespace) -> tuple[Project, ProjectEnv]:
     return project, resolve_project(project, os.environ, overrides)
 
 
-def require_service(project: Project, name: str) -> None:
-    from devstack.errors import DevstackError, unknown_name_error
+def require_service(project: Project, name: str) -> str:
+    """The service `name` means: a service name, or a package name (`@v1/jobs`)."""
+    from devstack.packages import service_names
 
-    if name not in project.services:
-        raise DevstackError([unknown_name_error("service", name, project.services)])
+    return service_names(project, [name])[0]
 
 
 def fail_on_env_errors(env: ProjectEnv) -> None:

@@ -46,8 +46,8 @@ def run(args: argparse.Namespace) -> int:
             raise DevstackError([Problem("--diff needs two services: devstack env --diff A B")])
     elif len(names) > 2:
         raise DevstackError([Problem("give one service, and optionally one variable name")])
-    for service in names[: 2 if args.diff else 1]:
-        require_service(project, service)
+    count = 2 if args.diff else 1
+    names = [require_service(project, name) for name in names[:count]] + names[count:]
     fail_on_env_errors(env)
     shown = envreport.Shown(project, reveal=args.reveal)
     if args.diff:

@@ -127,3 +127,12 @@ def test_secrets_module_imports_only_re() -> None:
 )
 def test_words_about_tokens_are_not_tokens(value: str) -> None:
     assert masked("ERROR_MESSAGE", value) == value
+
+
+def test_public_prefixes_are_never_masked_unless_declared_secret() -> None:
+    assert not is_secret("NEXT_PUBLIC_STRIPE_KEY") and not is_secret("VITE_API_TOKEN")
+    assert not is_secret("EXPO_PUBLIC_API_KEY")
+    assert masked("NEXT_PUBLIC_STRIPE_KEY", "pk_test_1") == "pk_test_1"
+    assert masked("VITE_DB", "postgres://u:pw@h/db") == "postgres://u:••••@h/db"
+    declared = {"VITE_KEY": VarDecl("VITE_KEY", Location("devstack.yaml", 1), secret=True)}
+    assert is_secret("VITE_KEY", declared) and is_secret("STRIPE_SECRET_KEY")
