@@ -34,12 +34,14 @@ def run(ctx: Context) -> None:
             row = ctx.results.row(scenario, "launch → all tokens (s)")
             if not first:
                 row.target, row.check = f"< {peer}", below([peer])
-            stacks: dict[str, Path] = {}
+            # One directory and one environment per tool, as a developer's shell keeps:
+            # the run's marker is part of the environment devstack's plan is keyed by.
+            stacks: dict[str, tuple[Path, str]] = {}
             for rep in range(-1, ctx.reps(10, 3)):
                 for tool in ctx.tools.available(STARTERS):
                     if first or tool not in stacks:
-                        stacks[tool] = ctx.stack_dir(f"startup{count}-{tool}")
-                    elapsed = once(ctx, tool, count, stacks[tool])
+                        stacks[tool] = (ctx.stack_dir(f"startup{count}-{tool}"), new_marker())
+                    elapsed = once(ctx, tool, count, *stacks[tool])
                     if rep < 0:
                         continue  # a warm-up: page cache, .pyc files, node's compile cache
                     if elapsed is None:
@@ -49,9 +51,8 @@ def run(ctx: Context) -> None:
                 ctx.log(f"{scenario}: rep {rep + 1} done")
 
 
-def once(ctx: Context, tool: str, count: int, root: Path) -> float | None:
+def once(ctx: Context, tool: str, count: int, root: Path, marker: str) -> float | None:
     argv = ctx.tools.supervise(tool, root, services(count))
-    marker = new_marker()
     launched = Launched(argv, cwd=root, marker=marker, **ctx.tools.launch_options(tool, root))
     try:
         last = launched.wait_tokens(TOKEN, count, TIMEOUT)

@@ -47,6 +47,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="leave these services out, even if something depends on them",
     )
     parser.add_argument(
+        "--filter",
+        dest="filters",
+        action="append",
+        default=[],
+        metavar="FILTER",
+        help="turbo's forms: NAME or @scope/pkg (globs too), pkg... (with the packages it "
+        "depends on), ...pkg (with its dependents), ./apps/* (by folder), !pkg (leave out)",
+    )
+    parser.add_argument(
         "--abort-on-exit",
         action="store_true",
         help="stop everything as soon as any service exits",
@@ -125,12 +134,15 @@ def _stream(project: Project, args: argparse.Namespace) -> BinaryIO:
 
 def _selection(project: Project, args: argparse.Namespace) -> list[str]:
     from devstack.graph import select
+    from devstack.packages import apply_filters, service_names
 
     edges = {name: service.dependency_names for name, service in project.services.items()}
     autostart = {name: service.autostart for name, service in project.services.items()}
-    return select(
-        edges, args.names, autostart=autostart, no_deps=args.no_deps, excluded=args.excluded
-    )
+    # Package names (`@v1/jobs`) and --filter become service names first (issue 12 item 7).
+    filtered = apply_filters(project, args.filters)
+    names = [*service_names(project, args.names), *filtered.requested]
+    excluded = [*service_names(project, args.excluded), *filtered.excluded]
+    return select(edges, names, autostart=autostart, no_deps=args.no_deps, excluded=excluded)
 
 
 def _check(project: Project, env: ProjectEnv, names: list[str], early: Early | None) -> None:
@@ -212,7 +224,7 @@ def _run_stack(
                     run_id=run.run_id,
                     colour=colour,
                     abort_on_exit=args.abort_on_exit,
-                    start_new_services=not args.names,
+                    start_new_services=not (args.names or args.filters),
                     spawn=(
                         adopt.adopting(early, run.run_id, adopt.first_wave(project, names))
                         if early is not None
