@@ -224,11 +224,21 @@ def _strings(value: object) -> bool:
 
 
 def spawn_env(
-    values: Mapping[str, str], *, run_id: str, name: str, colour: bool, repo: str | None = None
+    values: Mapping[str, str],
+    *,
+    run_id: str,
+    name: str,
+    colour: bool,
+    repo: str | None = None,
+    cwd: str | None = None,
 ) -> dict[str, str]:
     """The environment a service's process gets: its resolved env plus devstack's own."""
     env = dict(values)
     env.setdefault("PYTHONUNBUFFERED", "1")  # else Python services are silent through a pipe
+    if cwd is not None:
+        # What a shell exports: a command exec'd without one (devstack.cmdline) still
+        # finds PWD, as under npm, pnpm or turbo.
+        env.setdefault("PWD", cwd)
     if colour:
         env.setdefault("FORCE_COLOR", "1")
     # The markers by which every process of this run is found again; never overridden.
@@ -523,6 +533,7 @@ def _spawn_all(early: Early, services: list[Planned], environ: Mapping[str, str]
                 name=service.name,
                 colour=early.colour,
                 repo=os.path.dirname(early.config_path),
+                cwd=service.cwd,
             )
             program = _which(service.argv[0], service.cwd, env.get("PATH", os.defpath))
             if program is None:

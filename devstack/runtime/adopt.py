@@ -22,6 +22,7 @@ from devstack.model import Project
 from devstack.runtime.output import Output
 from devstack.runtime.process import ServiceProcess
 from devstack.scripts import service_ports
+from devstack.secrets import mask_argv, masked
 
 
 def first_wave(project: Project, names: Sequence[str]) -> list[str]:
@@ -50,7 +51,7 @@ def keep_plan(project: Project, env: ProjectEnv, names: Sequence[str], colour: b
     services: list[dict[str, object]] = []
     for name in first_wave(project, names):
         kept = _kept_env(env.services[name], os.environ)
-        if kept is not None:
+        if kept is not None and not _holds_secret(project, name, kept[0]):
             values, shell = kept
             service = project.services[name]
             argv, cwd = list(service.argv), str(service.cwd)
@@ -85,6 +86,16 @@ def _kept_env(
         else:
             values[name] = value
     return values, shell
+
+
+def _holds_secret(project: Project, name: str, values: Mapping[str, str]) -> bool:
+    """Whether devstack would mask anything of what the plan would keep for `name`: its
+    command line or a value. Secrets stay out of every file (issue 11 §4), so such a
+    service waits for the supervisor."""
+    argv = list(project.services[name].argv)
+    return mask_argv(argv) != argv or any(
+        masked(key, value, project.vars) != value for key, value in values.items()
+    )
 
 
 def _from_shell(source: Source) -> bool:

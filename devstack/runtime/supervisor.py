@@ -435,8 +435,10 @@ class Supervisor:
         """The environment `name`'s process gets from `values` (default: its current env)."""
         if values is None:
             values = self._env.services[name].values
-        repo = str(self._project.root)
-        return spawn_env(values, run_id=self.run_id, name=name, colour=self.colour, repo=repo)
+        repo, cwd = str(self._project.root), str(self._project.services[name].cwd)
+        return spawn_env(
+            values, run_id=self.run_id, name=name, colour=self.colour, repo=repo, cwd=cwd
+        )
 
     def say(self, message: str, level: Level = "info") -> None:
         self._say(None, message, level)
