@@ -27,7 +27,6 @@ import json
 import os
 import socket
 import stat
-import struct
 import tempfile
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from devstack import logfiles
 from devstack.errors import EXIT_FAILURE, EXIT_USAGE, DevstackError, Problem, unknown_name_error
 from devstack.files import write_atomically
+from devstack.runtime import platform
 
 if TYPE_CHECKING:
     from devstack.model import Project
@@ -48,7 +48,6 @@ OPS = frozenset({"ps", "restart", "start", "stop", "down", "logs-follow", "env"}
 NEEDS_SERVICES = frozenset({"restart", "start", "stop"})
 SOCKET_NAME = "control.sock"
 PATH_RECORD = "control.path"
-AF_UNIX_LIMIT = 107  # sun_path is 108 bytes on Linux, one of them the terminating NUL
 # A `logs -f` client that falls this many batches behind is cut off, not buffered forever.
 FOLLOW_BACKLOG = 10_000
 LOG_SEPARATOR_PREFIX = "----- "
@@ -132,7 +131,8 @@ def error_from_reply(reply: Mapping[str, Any]) -> DevstackError:
 
 
 def fits_af_unix(path: Path) -> bool:
-    return len(os.fsencode(path)) <= AF_UNIX_LIMIT
+    # The OS's own sun_path: 108 bytes on Linux, 104 on macOS (issue 15).
+    return len(os.fsencode(path)) <= platform.current().socket_path_limit
 
 
 def choose_socket_path(root: Path, environ: Mapping[str, str], uid: int) -> Path:
@@ -211,12 +211,9 @@ def bind_socket(root: Path, environ: Mapping[str, str], uid: int) -> socket.sock
 
 
 def peer_uid(sock: socket.socket) -> int | None:
-    """The uid of the process at the other end, where the OS tells (Linux)."""
-    if not hasattr(socket, "SO_PEERCRED"):
-        return None
-    credentials = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    _pid, uid, _gid = struct.unpack("3i", credentials)
-    return uid
+    """The uid of the process at the other end (SO_PEERCRED, LOCAL_PEERCRED, or the
+    owner of the socket's private directory: `platform`); None if unknown."""
+    return platform.current().peer_uid(sock)
 
 
 async def serve(supervisor: StackAPI, *, project: Project) -> None:
@@ -525,20 +522,8 @@ def open_stream(root: Path, op: str, **fields: Any) -> Generator[dict[str, Any],
 
 
 def wait_for_exit(pid: int) -> None:
-    """Return once process `pid` has exited (a pidfd where the OS has them)."""
-    import select
+    """Return once process `pid` has exited (a pidfd or kqueue where the OS has them)."""
+    import psutil
 
-    try:
-        descriptor = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return
-    except (AttributeError, OSError):
-        import psutil
-
-        with contextlib.suppress(psutil.NoSuchProcess):
-            psutil.Process(pid).wait()
-        return
-    try:
-        select.select([descriptor], [], [])
-    finally:
-        os.close(descriptor)
+    with contextlib.suppress(psutil.NoSuchProcess):
+        platform.current().wait_gone([psutil.Process(pid)], None)
