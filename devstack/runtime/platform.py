@@ -65,6 +65,7 @@ _PR_GET_CHILD_SUBREAPER = 37
 _SOL_LOCAL = 0
 _LOCAL_PEERCRED = 1
 _XUCRED_SIZE = 128  # bigger than any xucred; the kernel copies what it has
+POLL_CAP = 0.05  # seconds: the longest step of a wait that has to look (no pidfd, no kqueue)
 
 
 def socket_path_limit(system: str) -> int:
@@ -340,17 +341,34 @@ def _uid_vouched_by_directory(sock: socket.socket) -> int | None:
 def _wait_gone_with_psutil(
     procs: list[psutil.Process], timeout: float | None
 ) -> list[psutil.Process]:
+    """Look in growing steps (1 ms to POLL_CAP): nothing else tells of the exit of a
+    process that is not our child. Not psutil's own wait, which takes a zombie (one
+    whose parent has not reaped it yet) for a running process and waits on."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    delay = 0.001
+    while True:
+        alive = [proc for proc in procs if _running(proc)]
+        left = None if deadline is None else deadline - time.monotonic()
+        if not alive or (left is not None and left <= 0):
+            return alive
+        time.sleep(delay if left is None else min(delay, left))
+        delay = min(delay * 2, POLL_CAP)
+
+
+def _running(proc: psutil.Process) -> bool:
+    """Still the process we found (same create time), and not a zombie."""
     import psutil
 
-    _, alive = psutil.wait_procs(procs, timeout=timeout)
-    return list(alive)
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 def _wait_gone_with_kqueue(
     procs: list[psutil.Process], timeout: float | None
 ) -> list[psutil.Process]:
     """EVFILT_PROC/NOTE_EXIT: the kernel says when each process exits (macOS, BSD)."""
-    import psutil
 
     bsd: Any = select  # kqueue's names exist only on macOS and the BSDs
     queue = bsd.kqueue()
@@ -367,10 +385,8 @@ def _wait_gone_with_kqueue(
                 queue.control([watch], 0, 0)
             except ProcessLookupError:
                 continue  # gone already
-            with contextlib.suppress(psutil.Error):
-                # Still the one we found (same create time), and not already a zombie.
-                if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
-                    remaining[proc.pid] = proc
+            if _running(proc):
+                remaining[proc.pid] = proc
         deadline = None if timeout is None else time.monotonic() + timeout
         while remaining:
             left = None if deadline is None else deadline - time.monotonic()

@@ -64,6 +64,9 @@ BUSY_QUIET_MS = 20
 # Without a ring, look anyway this often: for a change that watchfiles' thread
 # recorded later than NOTIFY_LAG_MS after its ring, on a very busy machine.
 SWEEP_S = 1.0
+# Without a doorbell, look this often: the idle cost of a 100 ms poll, and at most
+# that much more latency from a save to its restart (issue 15).
+POLL_S = 0.1
 # Linux's fcntl(2) values, which Python's fcntl module does not name.
 F_SETOWN_EX = 15
 F_OWNER_TID = 0
@@ -195,10 +198,16 @@ class ProjectWatcher:
                     bell.close()  # before `notify` closes its descriptor, which may be reused
 
     async def _poll(self, feed: Feed) -> None:
-        """Without a doorbell (not Linux, the loop not in the main thread): poll as
-        watchfiles does, STEP_MS at a time."""
+        """Without a doorbell (no inotify descriptor: macOS, DEVSTACK_PORTABLE=1; the
+        loop not in the main thread): look every POLL_S, and while changes keep coming,
+        STEP_MS at a time (watchfiles' own STEP_MS polling cost 200 wake-ups a second)."""
         while True:
-            await self._take(feed, partial(feed.notify.watch, BATCH_CAP_MS, STEP_MS, 0))
+            await asyncio.sleep(POLL_S)
+            busy = await self._take(feed, partial(collect, feed.notify, 1))
+            while busy:
+                busy = await self._take(
+                    feed, partial(feed.notify.watch, BATCH_CAP_MS, STEP_MS, BUSY_QUIET_MS)
+                )
 
     async def _answer_rings(self, feed: Feed, bell: Doorbell) -> None:
         """After a ring, take the change that rang and poll while more keep coming, the
