@@ -15,6 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from devstack import doctor
 from devstack.runtime import control, platform
 from devstack.runtime.platform import LinuxPlatform, PortablePlatform
 
@@ -154,3 +155,26 @@ def test_without_peer_credentials_the_private_directory_vouches(
         assert PORTABLE.peer_uid(accepted) == (os.getuid() if vouched else None)
         if sys.platform.startswith("linux"):
             assert LinuxPlatform().peer_uid(accepted) == os.getuid()
+
+
+# -- what doctor tells a user of the portable implementation ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("system", "environ", "says"),
+    [
+        ("linux", {}, None),
+        ("darwin", {}, "note: on macOS, without a child subreaper"),
+        ("freebsd14", {}, "note: on this platform, without a child subreaper"),
+        ("linux", {"DEVSTACK_PORTABLE": "1"}, "note: on DEVSTACK_PORTABLE=1 (macOS's code paths)"),
+    ],
+)
+def test_doctor_notes_the_weaker_guarantee_where_it_is_weaker(
+    system: str, environ: dict[str, str], says: str | None
+) -> None:
+    note = doctor.platform_note(system, platform.choose(system, environ).caveat)
+    if says is None:
+        assert note is None
+    else:
+        assert note is not None and note.startswith(says)
+        assert "clears its environment" in note and "hint:" in note
