@@ -202,8 +202,7 @@ class ProjectWatcher:
         loop not in the main thread): look every POLL_S, and while changes keep coming,
         STEP_MS at a time (watchfiles' own STEP_MS polling cost 200 wake-ups a second)."""
         while True:
-            await asyncio.sleep(POLL_S)
-            busy = await self._take(feed, partial(collect, feed.notify, 1))
+            busy = await self._take(feed, partial(look_every, feed.notify, POLL_S))
             while busy:
                 busy = await self._take(
                     feed, partial(feed.notify.watch, BATCH_CAP_MS, STEP_MS, BUSY_QUIET_MS)
@@ -453,6 +452,17 @@ def collect(notify: Notifier, lag_ms: int, stop: threading.Event) -> RawChanges:
         return first
     rest = notify.watch(BATCH_CAP_MS, STEP_MS, 1, stop)
     return first | rest if isinstance(rest, set) else first
+
+
+def look_every(notify: Notifier, interval: float, stop: threading.Event) -> RawChanges:
+    """Without a doorbell (blocking, for a thread): look for a change every `interval`
+    seconds; the first batch, or "stop". The looks stay in the thread: a hop to the
+    loop and back for each would cost three times the CPU of the look itself."""
+    while not stop.wait(interval):
+        found = collect(notify, 1, stop)
+        if found != "timeout":
+            return found
+    return "stop"
 
 
 class Doorbell:
