@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "start": "start services in the running stack",
     "stop": "stop services in the running stack",
     "restart": "restart services in the running stack",
+    "mcp": "serve this repo's stack to coding agents (MCP over stdio)",
     "down": "stop the running stack",
     "export": "write compose, kubernetes, systemd or supervisord files for the stack",
 }

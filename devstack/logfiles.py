@@ -16,6 +16,11 @@ def log_dir(root: Path) -> Path:
     return root / STATE_DIR / "logs"
 
 
+def log_name(name: str) -> str:
+    """The name of service `name`'s log file in a `log_dir` (`.1` once rotated)."""
+    return f"{name}.log"
+
+
 def log_file(directory: Path, name: str) -> Path:
     """The log file of service `name` in `directory` (a `log_dir`)."""
-    return directory / f"{name}.log"
+    return directory / log_name(name)

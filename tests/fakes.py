@@ -83,6 +83,9 @@ class FakeStack:
         values = self._env.services[name].values
         return spawn_env(values, run_id=self.run_id, name=name, colour=False)
 
+    async def settled(self) -> None:
+        await asyncio.sleep(0)
+
     async def start(self, names: Iterable[str]) -> None:
         await self._act("start", names, "running")
 

@@ -49,12 +49,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="stop everything as soon as any service exits",
     )
     parser.add_argument("--timestamps", action="store_true", help="add a time column to logs")
+    parser.add_argument(
+        "-d",
+        "--detach",
+        action="store_true",
+        help="run in the background: wait until the services are up, print a summary, return",
+    )
+    # The background `up` that `-d` starts: where it says that the services settled.
+    parser.add_argument("--ready-fd", type=int, default=None, help=argparse.SUPPRESS)
     add_env_overrides(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     import os
-    import sys
 
     from devstack.commands import env_overrides, project_from_args
     from devstack.envresolve import resolve_project
@@ -65,7 +72,23 @@ def run(args: argparse.Namespace) -> int:
     # A plain copy: os.environ decodes every key and value again for each service.
     env = resolve_project(project, dict(os.environ), overrides)
     _check(project, env, names)
-    return _run_stack(project, env, names, args, overrides, sys.stdout.buffer)
+    if args.detach and args.ready_fd is None:
+        from devstack.runtime import detach
+
+        return detach.start_in_background(project, names, args)
+    return _run_stack(project, env, names, args, overrides, _stream(project, args))
+
+
+def _stream(project: Project, args: argparse.Namespace) -> BinaryIO:
+    """Where `up` prints: the terminal, or up.log for the background `up` of `-d`."""
+    import sys
+
+    if args.ready_fd is None:
+        return sys.stdout.buffer
+    from devstack.runtime import detach
+
+    detach.claim_ready_fd(args.ready_fd)
+    return detach.log_stream(project.state_dir)
 
 
 def _selection(project: Project, args: argparse.Namespace) -> list[str]:
@@ -139,7 +162,7 @@ def _run_stack(
                 start_new_services=not args.names,
             )
             _watch_children_with_pidfds()
-            return asyncio.run(_supervise(supervisor, project, overrides))
+            return asyncio.run(_supervise(supervisor, project, overrides, args.ready_fd))
         finally:
             output.close()
 
@@ -171,7 +194,12 @@ def _watch_children_with_pidfds() -> None:
     warnings.filterwarnings("ignore", "A loop is being detached", RuntimeWarning)
 
 
-async def _supervise(supervisor: Supervisor, project: Project, overrides: Mapping[str, str]) -> int:
+async def _supervise(
+    supervisor: Supervisor,
+    project: Project,
+    overrides: Mapping[str, str],
+    ready_fd: int | None = None,
+) -> int:
     """The supervisor, with the control socket, the file watcher and the `r` key beside it.
 
     The control socket is bound before anything starts: a client may ask as soon as a
@@ -195,6 +223,11 @@ async def _supervise(supervisor: Supervisor, project: Project, overrides: Mappin
 
     start(control.serve(supervisor, project=project))
     start(_start_after_first_spawns(supervisor, overrides, start))
+    if ready_fd is not None:  # the background `up` of `up -d`: tell the waiting parent
+        from devstack.runtime import detach
+
+        timeout = detach.ready_timeout(project, [status.name for status in supervisor.status()])
+        start(detach.report_when_settled(supervisor, ready_fd, timeout))
     try:
         return await supervisor.run()
     finally:

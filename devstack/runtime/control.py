@@ -51,6 +51,7 @@ PATH_RECORD = "control.path"
 # A `logs -f` client that falls this many batches behind is cut off, not buffered forever.
 FOLLOW_BACKLOG = 10_000
 LOG_SEPARATOR_PREFIX = "----- "
+MAX_BY = 40
 
 
 class ProtocolError(Exception):
@@ -65,6 +66,7 @@ class Request:
     op: str
     services: tuple[str, ...] = ()
     tail: int = 0  # logs-follow: lines from each log file before the live ones
+    by: str = ""  # restart: the client that asks ("devstack mcp"), said in the reason
 
 
 def encode(message: Mapping[str, Any]) -> bytes:
@@ -104,7 +106,10 @@ def parse_request(message: Mapping[str, Any]) -> Request:
     tail = message.get("tail", 0)
     if not isinstance(tail, int) or isinstance(tail, bool) or tail < 0:
         raise ProtocolError("'tail' must be a number of lines, 0 or more")
-    return Request(op=op, services=tuple(services), tail=tail)
+    by = message.get("by", "")
+    if not isinstance(by, str) or len(by) > MAX_BY:
+        raise ProtocolError(f"'by' must be a client's name of at most {MAX_BY} characters")
+    return Request(op=op, services=tuple(services), tail=tail, by=by)
 
 
 def error_reply(problems: Sequence[Problem], exit_status: int = EXIT_USAGE) -> dict[str, Any]:
@@ -314,7 +319,7 @@ class ControlServer:
         if request.op == "ps":
             return {"ok": True, "pid": os.getpid(), "root": str(self.root), **self._statuses()}
         if request.op == "restart":
-            await supervisor.restart(names, "asked by `devstack restart`")
+            await supervisor.restart(names, f"asked by `{request.by or 'devstack restart'}`")
         elif request.op == "start":
             await supervisor.start(names)
         elif request.op == "stop":

@@ -7,7 +7,7 @@ so will the terminal UI, `up -d` and the MCP server. It gives:
 - snapshots: `status()`, one `ServiceStatus` per service of the run (state, pid,
   uptime, restarts, the last restart's reason, port);
 - commands: `start`, `stop`, `restart` (with a reason, said and kept), `apply` (a
-  reloaded config and env), `request_shutdown`;
+  reloaded config and env), `request_shutdown`; `settled` waits for the dust;
 - subscriptions: `subscribe_output` (each service's lines as they are written) and
   `subscribe_states` (a snapshot each time a service's state changes);
 - what it runs: `project`, `env`, `selection` (which services a reload may check),
@@ -71,6 +71,10 @@ class StackAPI(Protocol):
 
     def service_env(self, name: str) -> dict[str, str]:
         """The environment `name`'s process gets (its resolved env, devstack's own)."""
+        ...
+
+    async def settled(self) -> None:
+        """Return once no service is starting, restarting or stopping."""
         ...
 
     async def start(self, names: Iterable[str]) -> None:

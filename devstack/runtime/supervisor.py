@@ -403,6 +403,10 @@ class Supervisor:
             self._feed(stackpolicy.AddServices(plan.added, "added to devstack.yaml, starting"))
             await self.start(plan.added)
 
+    async def settled(self) -> None:
+        """Return once no service is starting, restarting or stopping (`up -d` waits so)."""
+        await self._until(stackpolicy.WaitFor(tuple(self.stack.records), "settled"))
+
     def status(self) -> list[ServiceStatus]:
         return [self._snapshot(name) for name in self.stack.records]
 

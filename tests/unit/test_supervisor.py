@@ -429,6 +429,7 @@ def test_status_snapshots_and_state_events_carry_the_restart_reason(tmp_path: Pa
     assert snapshot == [
         ServiceStatus("api", "running", 101, 1_000.0, 1, -15, None, reason="app.py changed")
     ]
+    assert snapshot[0].uptime(1_012.5) == 12.5
     assert events == [
         ("api", "starting", ""),
         ("api", "running", ""),
@@ -438,3 +439,34 @@ def test_status_snapshots_and_state_events_carry_the_restart_reason(tmp_path: Pa
         ("api", "stopping", "app.py changed"),
         ("api", "stopped", "app.py changed"),
     ]
+
+
+def test_settled_waits_for_a_restart_under_way(tmp_path: Path) -> None:
+    async def scenario() -> tuple[bool, bool]:
+        make_repo(tmp_path, indented("api: {cmd: run}"))
+        project = load_project(tmp_path / "devstack.yaml")
+        world = World()
+        supervisor = Supervisor(
+            project,
+            resolve_project(project, {}, {}),
+            ["api"],
+            output=world,  # type: ignore[arg-type]
+            run_id="run-1",
+            spawn=world.spawn,
+            timer=world.call_later,
+        )
+        run = asyncio.ensure_future(supervisor.run())
+        await idle()
+        restart = asyncio.ensure_future(supervisor.restart(["api"], "app.py changed"))
+        await asyncio.sleep(0)  # the restart is under way: stopping the old instance
+        settled = asyncio.ensure_future(supervisor.settled())
+        await asyncio.sleep(0)
+        during = settled.done()
+        await restart
+        await idle()
+        after = settled.done()
+        supervisor.request_shutdown()
+        await run
+        return during, after
+
+    assert asyncio.run(scenario()) == (False, True)
