@@ -25,6 +25,7 @@ PORTABLE_MODULES = frozenset(
     {
         "test_control",
         "test_platform",
+        "test_up_detach",
         "test_up_lifecycle",
         "test_up_shutdown",
         "test_up_stale",
