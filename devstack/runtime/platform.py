@@ -10,7 +10,7 @@ per OS and uvicorn picks its supervisor at start):
   marker sweep (psutil), which a daemonised process that cleared its env escapes.
 - a process's parent, group and environment: /proc; psutil.
 - waiting for a process to exit: pidfds (an event per process); kqueue's
-  EVFILT_PROC where there is one (macOS, BSD), else psutil's wait (polls).
+  EVFILT_PROC where there is one (macOS, BSD), else a look in growing steps.
 - the peer of the control socket: SO_PEERCRED; LOCAL_PEERCRED (getpeereid's
   source) on macOS and BSD, else the socket's private (0700) directory vouches.
 - the file watcher's wake-up: SIGIO on watchfiles' inotify descriptor; none, so
@@ -30,21 +30,20 @@ from __future__ import annotations
 import contextlib
 import os
 import select
-import socket
-import stat
-import struct
 import sys
 import time
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
 
+TYPE_CHECKING = False  # not typing's, as in the guardian: see above
 if TYPE_CHECKING:
+    import socket
+    from collections.abc import Iterable, Mapping
+    from typing import Any, Protocol
+
     import psutil
 
 __all__ = [
     "PORTABLE_VAR",
     "LinuxPlatform",
-    "Platform",
     "PortablePlatform",
     "choose",
     "current",
@@ -75,53 +74,55 @@ def socket_path_limit(system: str) -> int:
     return 107 if system.startswith("linux") else 103
 
 
-class Platform(Protocol):
-    """The mechanisms devstack needs that differ between operating systems."""
+if TYPE_CHECKING:  # the interface, for the type checker (no `typing` at run time)
 
-    name: str  # "linux" or "portable"
-    procfs: bool  # Linux's /proc and pidfds are there to use (the guardian's quick path)
-    socket_path_limit: int
-    caveat: str  # a guarantee weaker here than on Linux, for doctor; "" if none
+    class Platform(Protocol):
+        """The mechanisms devstack needs that differ between operating systems."""
 
-    def become_subreaper(self, enable: bool = True) -> bool:
-        """Make orphaned descendants re-parent to this process; False where it cannot."""
-        ...
+        name: str  # "linux" or "portable"
+        procfs: bool  # Linux's /proc and pidfds are there to use (the guardian's quick path)
+        socket_path_limit: int
+        caveat: str  # a guarantee weaker here than on Linux, for doctor; "" if none
 
-    def is_subreaper(self) -> bool: ...
+        def become_subreaper(self, enable: bool = True) -> bool:
+            """Make orphaned descendants re-parent to this process; False where it cannot."""
+            ...
 
-    def children(self, pid: int) -> set[int] | None:
-        """The children of every thread of `pid`; None where that cannot be read cheaply
-        (the caller asks psutil); an empty set if `pid` is gone."""
-        ...
+        def is_subreaper(self) -> bool: ...
 
-    def stat(self, pid: int) -> tuple[int, int, bool]:
-        """(parent pid, process group, is a zombie) of `pid`; OSError or
-        psutil.Error if it is gone."""
-        ...
+        def children(self, pid: int) -> set[int] | None:
+            """The children of every thread of `pid`; None where that cannot be read cheaply
+            (the caller asks psutil); an empty set if `pid` is gone."""
+            ...
 
-    def environ(self, pid: int) -> dict[str, str]:
-        """The environment of `pid` ({} where it cannot be read: another user's)."""
-        ...
+        def stat(self, pid: int) -> tuple[int, int, bool]:
+            """(parent pid, process group, is a zombie) of `pid`; OSError or
+            psutil.Error if it is gone."""
+            ...
 
-    def pidfds(self, procs: Iterable[psutil.Process]) -> dict[int, psutil.Process] | None:
-        """A descriptor per process still running, readable once it exits (for the
-        event loop's `add_reader`); None where there are none."""
-        ...
+        def environ(self, pid: int) -> dict[str, str]:
+            """The environment of `pid` ({} where it cannot be read: another user's)."""
+            ...
 
-    def wait_gone(
-        self, procs: Iterable[psutil.Process], timeout: float | None
-    ) -> list[psutil.Process]:
-        """Block until every process has exited or `timeout` (None: for ever); those
-        still running. A zombie counts as gone."""
-        ...
+        def pidfds(self, procs: Iterable[psutil.Process]) -> dict[int, psutil.Process] | None:
+            """A descriptor per process still running, readable once it exits (for the
+            event loop's `add_reader`); None where there are none."""
+            ...
 
-    def peer_uid(self, sock: socket.socket) -> int | None:
-        """The uid that can be at the other end of a connected unix socket."""
-        ...
+        def wait_gone(
+            self, procs: Iterable[psutil.Process], timeout: float | None
+        ) -> list[psutil.Process]:
+            """Block until every process has exited or `timeout` (None: for ever); those
+            still running. A zombie counts as gone."""
+            ...
 
-    def inotify_descriptors(self) -> set[int]:
-        """This process's inotify descriptors (the watcher's doorbell); none elsewhere."""
-        ...
+        def peer_uid(self, sock: socket.socket) -> int | None:
+            """The uid that can be at the other end of a connected unix socket."""
+            ...
+
+        def inotify_descriptors(self) -> set[int]:
+            """This process's inotify descriptors (the watcher's doorbell); none elsewhere."""
+            ...
 
 
 def choose(system: str, environ: Mapping[str, str]) -> Platform:
@@ -249,6 +250,9 @@ class LinuxPlatform:
                 os.close(fd)
 
     def peer_uid(self, sock: socket.socket) -> int | None:
+        import socket
+        import struct
+
         size = struct.calcsize("3i")
         credentials = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, size)
         _pid, uid, _gid = struct.unpack("3i", credentials)
@@ -315,6 +319,8 @@ class PortablePlatform:
         return _wait_gone_with_psutil(procs, timeout)
 
     def peer_uid(self, sock: socket.socket) -> int | None:
+        import struct
+
         if sys.platform == "darwin" or "bsd" in sys.platform:
             xucred = sock.getsockopt(_SOL_LOCAL, _LOCAL_PEERCRED, _XUCRED_SIZE)
             return int(struct.unpack_from("=I", xucred, 4)[0])  # after cr_version
@@ -328,6 +334,8 @@ def _uid_vouched_by_directory(sock: socket.socket) -> int | None:
     """Without peer credentials: the owner of the socket's directory if that is
     private (0700), since then only its owner (and root) could connect at all;
     None if it is open to others (`bind_socket` never makes such a socket)."""
+    import stat
+
     path = sock.getsockname()
     if not isinstance(path, str) or not path:
         return None
