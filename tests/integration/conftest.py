@@ -20,13 +20,12 @@ def repo(tmp_path: Path) -> Iterator[Path]:
 
 # The modules the portable pass of `make test` runs again under DEVSTACK_PORTABLE=1,
 # the code paths macOS takes (issue 15): everything about stopping, orphans, SIGKILL of
-# devstack, restarts, watch and the control socket. `-m portable` selects them.
+# devstack, `up -d`, watch and the control socket. `-m portable` selects them.
 PORTABLE_MODULES = frozenset(
     {
         "test_control",
         "test_platform",
         "test_up_detach",
-        "test_up_lifecycle",
         "test_up_shutdown",
         "test_up_stale",
         "test_watch",
