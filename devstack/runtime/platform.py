@@ -116,6 +116,13 @@ if TYPE_CHECKING:  # the interface, for the type checker (no `typing` at run tim
             still running. A zombie counts as gone."""
             ...
 
+        async def await_gone(
+            self, procs: Iterable[psutil.Process], timeout: float
+        ) -> list[psutil.Process]:
+            """`wait_gone` for the event loop: no thread; an event per exit where the
+            OS has one (pidfds, kqueue), else looks in growing steps."""
+            ...
+
         def peer_uid(self, sock: socket.socket) -> int | None:
             """The uid that can be at the other end of a connected unix socket."""
             ...
@@ -249,6 +256,15 @@ class LinuxPlatform:
             for fd in fds:
                 os.close(fd)
 
+    async def await_gone(
+        self, procs: Iterable[psutil.Process], timeout: float
+    ) -> list[psutil.Process]:
+        procs = list(procs)
+        fds = self.pidfds(procs)
+        if fds is None:  # a kernel before 5.3
+            return await _await_gone_by_looking(procs, timeout)
+        return await _await_readable(fds, timeout)
+
     def peer_uid(self, sock: socket.socket) -> int | None:
         import socket
         import struct
@@ -318,6 +334,18 @@ class PortablePlatform:
             return _wait_gone_with_kqueue(procs, timeout)
         return _wait_gone_with_psutil(procs, timeout)
 
+    async def await_gone(
+        self, procs: Iterable[psutil.Process], timeout: float
+    ) -> list[psutil.Process]:
+        procs = list(procs)
+        if not hasattr(select, "kqueue"):
+            return await _await_gone_by_looking(procs, timeout)
+        queue, remaining = _kqueue_of(procs)
+        try:
+            return await _await_kqueue(queue, remaining, timeout)
+        finally:
+            queue.close()
+
     def peer_uid(self, sock: socket.socket) -> int | None:
         import struct
 
@@ -377,11 +405,26 @@ def _wait_gone_with_kqueue(
     procs: list[psutil.Process], timeout: float | None
 ) -> list[psutil.Process]:
     """EVFILT_PROC/NOTE_EXIT: the kernel says when each process exits (macOS, BSD)."""
+    queue, remaining = _kqueue_of(procs)
+    try:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while remaining:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                break
+            for event in queue.control(None, len(remaining), left):
+                remaining.pop(event.ident, None)
+        return list(remaining.values())
+    finally:
+        queue.close()
 
+
+def _kqueue_of(procs: list[psutil.Process]) -> tuple[Any, dict[int, psutil.Process]]:
+    """A kqueue told of each process's exit, and the processes still running by pid."""
     bsd: Any = select  # kqueue's names exist only on macOS and the BSDs
     queue = bsd.kqueue()
+    remaining: dict[int, psutil.Process] = {}
     try:
-        remaining: dict[int, psutil.Process] = {}
         for proc in procs:
             watch = bsd.kevent(
                 proc.pid,
@@ -395,13 +438,81 @@ def _wait_gone_with_kqueue(
                 continue  # gone already
             if _running(proc):
                 remaining[proc.pid] = proc
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while remaining:
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                break
-            for event in queue.control(None, len(remaining), left):
-                remaining.pop(event.ident, None)
+    except BaseException:
+        queue.close()
+        raise
+    return queue, remaining
+
+
+async def _await_kqueue(
+    queue: Any, remaining: dict[int, psutil.Process], timeout: float
+) -> list[psutil.Process]:
+    """The kqueue turns readable when a watched process exits: the loop waits on it."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    all_gone = loop.create_future()
+
+    def exited() -> None:
+        for event in queue.control(None, max(len(remaining), 1), 0):
+            remaining.pop(event.ident, None)
+        if not remaining and not all_gone.done():
+            all_gone.set_result(None)
+
+    if not remaining:
+        return []
+    loop.add_reader(queue.fileno(), exited)
+    try:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(all_gone, max(timeout, 0.0))
         return list(remaining.values())
     finally:
-        queue.close()
+        loop.remove_reader(queue.fileno())
+
+
+async def _await_readable(fds: dict[int, psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Wait until each descriptor (a pidfd: readable once its process exited) is
+    readable, at most `timeout`; the processes of those that are not. Closes them."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    remaining = dict(fds)
+    all_gone = loop.create_future()
+
+    def exited(fd: int) -> None:
+        loop.remove_reader(fd)
+        remaining.pop(fd, None)
+        if not remaining and not all_gone.done():
+            all_gone.set_result(None)
+
+    for fd in fds:
+        loop.add_reader(fd, exited, fd)
+    if not fds:
+        all_gone.set_result(None)
+    try:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(all_gone, max(timeout, 0.0))
+        return list(remaining.values())
+    finally:
+        for fd in fds:
+            loop.remove_reader(fd)
+            os.close(fd)
+
+
+async def _await_gone_by_looking(
+    procs: list[psutil.Process], timeout: float
+) -> list[psutil.Process]:
+    """Look in growing steps (1 ms to POLL_CAP), on the loop: nothing tells of the
+    exit of a process that is not our child (Linux under DEVSTACK_PORTABLE=1)."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    delay = 0.001
+    while True:
+        alive = [proc for proc in procs if _running(proc)]
+        left = deadline - loop.time()
+        if not alive or left <= 0:
+            return alive
+        await asyncio.sleep(min(delay, left))
+        delay = min(delay * 2, POLL_CAP)

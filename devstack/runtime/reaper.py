@@ -320,15 +320,6 @@ def command_of(proc: psutil.Process, width: int = 80) -> str:
 # -- waiting and terminating -----------------------------------------------------------
 
 
-def pidfds(procs: Iterable[psutil.Process]) -> dict[int, psutil.Process] | None:
-    """A pidfd per process still running (readable once it exits); None if unsupported.
-
-    A process already gone gets none. A pidfd, unlike a pid, cannot come to mean
-    another process, and works for processes that are not our children.
-    """
-    return platform.current().pidfds(procs)
-
-
 def wait_gone(procs: Iterable[psutil.Process], timeout: float) -> list[psutil.Process]:
     """Block until every process has exited or `timeout`; the ones still running.
 

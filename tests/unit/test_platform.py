@@ -3,6 +3,7 @@ the portable implementation's answers, run here on Linux (issue 15)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -10,9 +11,11 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psutil
 import pytest
@@ -20,6 +23,9 @@ import pytest
 from devstack import doctor
 from devstack.runtime import control, platform
 from devstack.runtime.platform import LinuxPlatform, PortablePlatform
+
+if TYPE_CHECKING:
+    from devstack.runtime.platform import Platform
 
 TIMEOUT = 10.0
 
@@ -139,6 +145,30 @@ def short_dir() -> Iterator[Path]:
     directory = Path(tempfile.mkdtemp(prefix="ds-", dir="/tmp"))
     yield directory
     shutil.rmtree(directory)
+
+
+@pytest.mark.parametrize("chosen", [PORTABLE, LinuxPlatform()], ids=["portable", "linux"])
+def test_await_gone_sees_an_exit_and_a_process_still_running_without_a_thread(
+    sleeper: subprocess.Popen[bytes], chosen: Platform
+) -> None:
+    if isinstance(chosen, LinuxPlatform) and not sys.platform.startswith("linux"):
+        pytest.skip("pidfds are Linux's")
+    other = subprocess.Popen(["sleep", "300"], start_new_session=True)
+
+    async def main() -> list[psutil.Process]:
+        procs = [psutil.Process(sleeper.pid), psutil.Process(other.pid)]
+        threads = threading.active_count()
+        waiting = asyncio.ensure_future(chosen.await_gone(procs, 1.0))
+        await asyncio.sleep(0.05)
+        assert threading.active_count() == threads  # waited for on the loop itself
+        sleeper.terminate()  # a zombie until we wait: gone all the same
+        return await waiting
+
+    try:
+        assert asyncio.run(main()) == [psutil.Process(other.pid)]
+    finally:
+        other.kill()
+        other.wait(TIMEOUT)
 
 
 def _served_from(directory: Path) -> tuple[socket.socket, socket.socket, socket.socket]:
