@@ -1,10 +1,15 @@
 # Two entry points for a fresh clone with only Python 3.11+, git and make:
 #   make dev   set up .venv and run the example stack with `devstack up`
 #   make test  set up .venv and run the linters (ruff, mypy) and the test suite
+#              (it also needs node and npm: the JS tools the tests compare devstack with)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The real JS tools the tests compare devstack with (turbo's differential test, issue 12),
+# from the npm registry into .venv/node; node and npm are on every machine here.
+NODE_TOOLS := $(VENV)/node
+NODE_STAMP := $(NODE_TOOLS)/.installed
 
 .PHONY: dev test lint bench clean
 
@@ -18,6 +23,11 @@ $(STAMP): pyproject.toml
 		apt-get install -y -qq --no-install-recommends systemd >/dev/null; }
 	touch $(STAMP)
 
+$(NODE_STAMP): Makefile
+	npm install --prefix $(NODE_TOOLS) --no-audit --no-fund --loglevel=error turbo@2 pnpm@10 dotenv-cli@10 bun@1
+	npm install --prefix $(NODE_TOOLS)/turbo1 --no-audit --no-fund --loglevel=error turbo@1
+	touch $(NODE_STAMP)
+
 dev: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/devstack up
 
@@ -29,7 +39,7 @@ lint: $(STAMP)
 # Then the tests of stopping, orphans, SIGKILL of devstack, watch and the control socket
 # again on the code paths macOS takes (DEVSTACK_PORTABLE=1, issue 15); on a Mac the
 # first pass ran those already.
-test: lint
+test: lint $(NODE_STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -n 2 -q
 	[ "$$(uname)" != Linux ] || PATH="$(CURDIR)/$(BIN):$$PATH" DEVSTACK_PORTABLE=1 \
 		$(BIN)/python -m pytest -n 2 -q -m portable tests/integration

@@ -95,6 +95,23 @@ def _command_module(name: str) -> ModuleType | None:
         raise
 
 
+def _require_working_directory(config_file: str | None) -> None:
+    """A shell whose directory was deleted (or moved) gets a clear message, not a
+    traceback; with an absolute -f, devstack works from that file's directory."""
+    import os
+
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        if config_file and os.path.isabs(config_file):
+            os.chdir(os.path.dirname(config_file) or "/")
+            return
+        raise DevstackError.single(
+            "the current directory no longer exists (deleted, or moved away)",
+            hint="`cd` into the repo again, or give -f /absolute/path/to/devstack.yaml",
+        ) from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(argv)
     args = parser.parse_args(argv)
@@ -102,6 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        _require_working_directory(getattr(args, "config_file", None))
         return int(args.run(args) or 0)
     except DevstackError as error:
         print(error.render(), file=sys.stderr)

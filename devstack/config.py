@@ -55,6 +55,7 @@ SERVICE_KEYS = (
     "tty",
     "watch",
     "restart_dependents",
+    "package",
     "image",
 )
 VAR_KEYS = ("required", "secret", "same_across", "pattern", "description")
@@ -344,6 +345,7 @@ class _ProjectReader:
             "tty": lambda v: self.r.boolean(v, f"{what}.tty"),
             "restart_dependents": lambda v: self.r.boolean(v, f"{what}.restart_dependents"),
             "watch": lambda v: self.watch(v, what),
+            "package": lambda v: self.r.string(v, f"{what}.package", '"@v1/jobs"'),
             "image": lambda v: self.image(v, f"{what}.image"),
         }
         for key, read in readers.items():

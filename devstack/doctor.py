@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from devstack.envresolve import ProjectEnv, admission
 from devstack.errors import Location, Problem
 from devstack.model import Project, Service, VarDecl
+from devstack.scripts import service_ports
 from devstack.secrets import is_secret, masked
 
 # Words a `cmd` string may start with that are not programs to look up on PATH.
@@ -48,6 +49,7 @@ def diagnose(
     for service in project.services.values():
         problems += _check_service(project, env, service)
     problems += _port_problems(project, check_ports, port_holder)
+    problems += fd_limit_problems(len(project.services))
     return sorted(problems, key=lambda p: (p.severity != "error", p.location or Location("")))
 
 
@@ -233,20 +235,20 @@ def _port_problems(
 ) -> Iterator[Problem]:
     owners: dict[int, list[Service]] = defaultdict(list)
     for service in project.services.values():
-        if service.port is not None:
-            owners[service.port].append(service)
+        for port in service_ports(service.port, service.cmd):  # `-p 3000` too (issue 12 item 6)
+            owners[port].append(service)
     for port, services in owners.items():
         if len(services) > 1:
             yield Problem(
                 f"port {port} is given to {_names([s.name for s in services])}",
                 services[1].location,
-                "give each service its own port",
+                "give each service its own port (in `port:` or in its cmd)",
                 code="port-duplicate",
             )
     if not check_ports or not owners:
         return
     if port_holder is None:
-        from devstack.ports import port_holder as default_holder
+        from devstack.runtime.ports import port_holder as default_holder
 
         port_holder = default_holder
     for port, services in owners.items():
@@ -255,9 +257,43 @@ def _port_problems(
             yield Problem(
                 f"{services[0].name}: port {port} is in use by {holder}",
                 services[0].location,
-                "stop that process, or change `port`",
+                "stop that process, or change the service's port (`port:` or its cmd)",
                 code="port-in-use",
             )
+
+
+# -- the open-file limit (issue 11 §2) --------------------------------------------------
+
+# The soft limit `up` raises itself to, where the hard limit allows: each service
+# takes a few descriptors, each control connection one. macOS's default soft limit
+# is 256; its kernel refuses more than OPEN_MAX (10240) per process.
+FD_LIMIT = 10_240
+FDS_PER_SERVICE = 6  # in devstack: its stdout and stderr pipes, a pidfd, its log, spare
+FDS_BASE = 64  # devstack's own: the control socket and clients, the watcher, the terminal
+
+
+def fd_limit_problems(services: int, hard_limit: int | None = None) -> list[Problem]:
+    """A warning when the open-file limit `up` can raise itself to (the hard limit)
+    is too low for this many services: some would fail to start with EMFILE."""
+    if hard_limit is None:
+        import resource
+
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        hard_limit = FD_LIMIT if hard == resource.RLIM_INFINITY else min(hard, FD_LIMIT)
+    needed = FDS_BASE + FDS_PER_SERVICE * services
+    if hard_limit >= needed:
+        return []
+    return [
+        Problem(
+            f"the open-file limit is {hard_limit}, too low for {services} services"
+            f" (devstack up needs about {needed})",
+            None,
+            f"raise it before devstack up: `ulimit -n {max(needed * 2, 1024)}`"
+            " (or the hard limit in /etc/security/limits.conf, launchctl limit on macOS)",
+            severity="warning",
+            code="fd-limit",
+        )
+    ]
 
 
 # -- the platform (issue 15) -----------------------------------------------------------

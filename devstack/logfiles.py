@@ -24,3 +24,8 @@ def log_name(name: str) -> str:
 def log_file(directory: Path, name: str) -> Path:
     """The log file of service `name` in `directory` (a `log_dir`)."""
     return directory / log_name(name)
+
+
+def logged_services(directory: Path) -> list[str]:
+    """The services that have a log file in `directory`, by name."""
+    return sorted(path.name.removesuffix(".log") for path in directory.glob(log_name("*")))

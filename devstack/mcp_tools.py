@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from devstack import logfiles
 from devstack.errors import DevstackError, Problem, unknown_name_error
 from devstack.mcp_stack import Stack
 from devstack.secrets import MASK, is_secret
@@ -285,7 +286,7 @@ class Tools:
         except re.error as error:
             problem = Problem(f"grep {grep!r} is not a regular expression: {error}")
             raise ToolFailure([problem]) from None
-        path = project.state_dir / "logs" / f"{service}.log"
+        path = logfiles.log_file(logfiles.log_dir(project.root), service)
         chunk = read_log(path, since)
         redactor = redactor or self.redactor()
         shown: list[str] = []
@@ -315,7 +316,7 @@ class Tools:
         }
 
     def _last_lines(self, service: str, count: int) -> list[str]:
-        path = self.root / ".devstack" / "logs" / f"{service}.log"
+        path = logfiles.log_file(logfiles.log_dir(self.root), service)
         return [line for line, _ in read_log(path, "").lines][-count:]
 
     # -- the environment and the config (no running stack needed) --------------------------

@@ -117,6 +117,7 @@ class Service:
     tty: bool = False
     watch: WatchSpec | None = None
     restart_dependents: bool = False
+    package: str | None = None  # the JS package it runs (`@v1/jobs`), from `package:`
     image: str | None = None  # for `devstack export compose|kubernetes`
 
     @property

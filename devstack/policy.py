@@ -141,6 +141,7 @@ class Record:
     detail: str = ""  # "waiting for db (ready)", "not ready: ...": said in `ps`
     started_at: float | None = None  # wall-clock time the current instance started
     reason: str = ""  # why it last restarted: "app.py changed", "asked by `devstack restart`"
+    spawn_error: str = ""  # why its last start failed: what its dependents are told
 
     @property
     def restarts(self) -> int:
@@ -420,7 +421,10 @@ def _exited(record: Record, code: int, now: float, rule: RestartRule) -> Decisio
 
 
 def _after_failure(record: Record, what: str, now: float, rule: RestartRule) -> Decision:
-    if rule.mode != "no":
+    # With `watch:`, a failure before the run was stable is taken for the code's (a
+    # SyntaxError): restarting would only run it again. Issue 11 §5.
+    quick = record.up_since is None or now - record.up_since < STABLE_AFTER
+    if rule.mode != "no" and not (rule.watch and quick):
         return _restart_later(record, what, rule)
     if rule.watch:
         return Decision(

@@ -108,6 +108,7 @@ _SERVICE: dict[str, Any] = {
         "tty": {"type": "boolean", "default": False},
         "watch": _WATCH,
         "restart_dependents": {"type": "boolean", "default": False},
+        "package": {"type": "string", "description": "the JS package it runs, e.g. @v1/jobs"},
         "image": _IMAGE,
     },
 }

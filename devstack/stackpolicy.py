@@ -43,6 +43,7 @@ class Stack:
     abort_on_exit: bool = False
     shutdown_requests: int = 0
     shutdown_signal: int | None = None
+    internal_errors: int = 0
     first_spawns_done: bool = False
     finished: bool = False
 
@@ -132,7 +133,15 @@ class SpawnDone:
 @dataclass(frozen=True)
 class SpawnError:
     name: str
-    why: str  # "port 3000 is in use by node (pid 12)", "could not start bun: ..."; "": said already
+    why: str  # "port 3000 is in use by node (pid 12)", "could not start bun: ..."
+    cause: str = ""  # "could not start: ...": kept for `ps` and told to its dependents
+
+
+@dataclass(frozen=True)
+class SpawnAbandoned:
+    """A spawn cut short by a bug (reported apart) or a cancellation: not spawning now."""
+
+    name: str
 
 
 @dataclass(frozen=True)
@@ -158,6 +167,11 @@ class BackoffDone:
 
 
 @dataclass(frozen=True)
+class InternalError:
+    """A bug was caught and reported: everything stops, and `up` exits 1 (issue 11 §4)."""
+
+
+@dataclass(frozen=True)
 class ShutdownRequested:
     """A signal, `devstack down`, a bug; a second request kills everything at once."""
 
@@ -175,9 +189,11 @@ StackEvent = (
     | ForgetServices
     | SpawnDone
     | SpawnError
+    | SpawnAbandoned
     | ProbeDone
     | ProcessExited
     | BackoffDone
+    | InternalError
     | ShutdownRequested
 )
 
@@ -328,7 +344,10 @@ def state_changes(before: Stack, after: Stack) -> list[str]:
 
 
 def exit_status(stack: Stack) -> int:
-    """128 + the signal that stopped the stack, 1 if a service failed, else 0."""
+    """1 after an internal error, 128 + the signal that stopped the stack, 1 if a
+    service failed, else 0."""
+    if stack.internal_errors:
+        return 1
     if stack.shutdown_signal is not None:
         return 128 + stack.shutdown_signal
     return 1 if any(record.state in FAILED for record in stack.records.values()) else 0
@@ -454,11 +473,15 @@ class _Step:
                 self.actions.append(RemoveOutput(name))
         elif isinstance(event, ShutdownRequested):
             self.shutdown(event.signum)
+        elif isinstance(event, InternalError):
+            self.stack = replace(self.stack, internal_errors=self.stack.internal_errors + 1)
+            self.shutdown(None)
         elif event.name in self.records:  # what happened to a process or a timer
             self.handle_process(event)
 
     def handle_process(
-        self, event: SpawnDone | SpawnError | ProbeDone | ProcessExited | BackoffDone
+        self,
+        event: SpawnDone | SpawnError | SpawnAbandoned | ProbeDone | ProcessExited | BackoffDone,
     ) -> None:
         name = event.name
         record = self.records[name]
@@ -469,13 +492,17 @@ class _Step:
                 self.actions.append(Discard(name))
                 return
             self.actions.append(Adopt(name))
+            self.records[name] = replace(record, spawn_error="")
             self.feed(name, policy.Spawned(event.started_at))
         elif isinstance(event, SpawnError):
-            if event.why:
-                self.say(name, event.why, "error")
-            self.records[name] = record = replace(record, spawning=False)
+            self.say(name, event.why, "error")
+            # `ps` and `devstack restart` say why; its dependents are told so too.
+            failed = replace(record, spawning=False, spawn_error=event.cause, detail=event.cause)
+            self.records[name] = record = failed
             if record.state is State.STARTING and not record.alive:
                 self.feed(name, policy.SpawnFailed())
+        elif isinstance(event, SpawnAbandoned):
+            self.records[name] = replace(record, spawning=False)
         elif isinstance(event, ProbeDone):
             self.probe_done(event, record)
         elif isinstance(event, ProcessExited):
@@ -692,7 +719,8 @@ class _Step:
             if policy.condition_failed(other):
                 last = other.last_exit
                 how = policy.describe_exit(last) if last is not None else other.state
-                return "", f"{dependency.name} {how}"
+                # The real cause, not "crashed", for a service that never ran (issue 11 §5).
+                return "", f"{dependency.name} {other.spawn_error or how}"
             if not policy.condition_met(other, dependency.condition):
                 unmet.append(f"{dependency.name} ({dependency.condition})")
         return ", ".join(unmet), ""

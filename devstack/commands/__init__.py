@@ -17,7 +17,28 @@ def project_from_args(args: argparse.Namespace) -> Project:
     from devstack.config import find_config, load_project
 
     path = Path(args.config_file) if args.config_file else find_config(Path.cwd())
+    _refuse_special_file(path)
     return load_project(path)
+
+
+def _refuse_special_file(path: Path) -> None:
+    """`-f` naming a FIFO, a device or a socket: reading it would block for ever
+    (issue 11 §2), so it is refused. A missing path is load_project's to report."""
+    import stat
+
+    from devstack.errors import DevstackError
+
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+        kind = "a FIFO" if stat.S_ISFIFO(mode) else "not a regular file"
+        raise DevstackError.single(
+            f"{path} is {kind}; devstack reads its configuration from a file",
+            hint="pass -f path/to/devstack.yaml",
+            code="no-config",
+        )
 
 
 def add_env_overrides(parser: argparse.ArgumentParser) -> None:

@@ -63,8 +63,8 @@ def _holder_outside_stack(project: Project) -> Callable[[int], str | None]:
     A dead run's leftovers holding a port are one (the next `up` stops them)."""
     import functools
 
-    from devstack.ports import port_holder
     from devstack.runtime.control import is_running
+    from devstack.runtime.ports import port_holder
     from devstack.runtime.runstate import read_run
 
     run = read_run(project.state_dir) if is_running(project.root) else None

@@ -17,6 +17,6 @@ def run(args: argparse.Namespace) -> int:
     reply = control.request(root, "down")
     pid = reply["pid"]
     print(f"stopping the stack in {root} (devstack up, pid {pid})", flush=True)
-    control.wait_for_exit(pid)
+    control.wait_for_exit(pid, root)
     print("stopped")
     return 0

@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     service = names[0]
     if args.live:
-        from devstack.liveenv import live_env_report
+        from devstack.runtime.liveenv import live_env_report
 
         text, status = live_env_report(project, env, service, args.reveal)
         print(text)

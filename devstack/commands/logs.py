@@ -73,6 +73,9 @@ def _follow(root: Path, names: Sequence[str], count: int, width: int) -> int:
         _show_files(root, names or _logged(root), count, width)
         raise
     for record in stream:
+        if "skipped" in record:
+            _print([_skipped_message(record["skipped"], root)])
+            continue
         name = record["name"]
         width = max(width, len(name))  # a service added to devstack.yaml meanwhile
         _print(format_lines(name, record["lines"], width, from_file=record["from"] == "file"))
@@ -82,8 +85,18 @@ def _follow(root: Path, names: Sequence[str], count: int, width: int) -> int:
     return 0
 
 
+def _skipped_message(count: object, root: Path) -> str:
+    """Where lines are missing because this terminal read slower than the services wrote."""
+    from devstack import logfiles
+
+    log_dir = logfiles.log_dir(root)
+    return f"[devstack] {count} lines skipped: this `logs -f` fell behind (all are in {log_dir})"
+
+
 def _logged(root: Path) -> list[str]:
-    return sorted(path.stem for path in (root / ".devstack" / "logs").glob("*.log"))
+    from devstack import logfiles
+
+    return logfiles.logged_services(logfiles.log_dir(root))
 
 
 def format_lines(name: str, lines: Iterable[str], width: int, *, from_file: bool) -> list[str]:

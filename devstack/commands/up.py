@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     from devstack.envresolve import ProjectEnv
     from devstack.model import Project
+    from devstack.runtime.membership import RunCgroup
     from devstack.runtime.supervisor import Supervisor
 
 
@@ -133,16 +134,22 @@ def _run_stack(
 
     from devstack import logfiles
     from devstack.logfmt import should_colour
-    from devstack.runtime import runstate
+    from devstack.runtime import membership, runstate
     from devstack.runtime.guardian import start_guardian
     from devstack.runtime.output import Output
     from devstack.runtime.reaper import become_subreaper
     from devstack.runtime.supervisor import Supervisor
 
     colour = should_colour(sys.stdout.isatty(), os.environ)
+    raise_fd_limit()
     with runstate.acquire(project) as run:
+        # After acquire: a killed run's leftovers, which may hold the ports, are gone.
+        _check_ports(project, names)
         start_guardian(run.run_id, project.state_dir)
         become_subreaper()
+        # After the guardian (which must not be in it), before the first spawn.
+        cgroup = membership.RunCgroup.create(run.run_id)
+        membership.write_record(project.state_dir, run.run_id, cgroup, {})
         output = Output(
             names,
             stream=stream,
@@ -162,9 +169,62 @@ def _run_stack(
                 start_new_services=not args.names,
             )
             _watch_children_with_pidfds()
-            return asyncio.run(_supervise(supervisor, project, overrides, args.ready_fd))
+            status = asyncio.run(_supervise(supervisor, project, overrides, cgroup, args.ready_fd))
+            membership.remove_record(project.state_dir)  # swept: nothing left to find
+            return status
         finally:
             output.close()
+            if cgroup is not None:
+                cgroup.leave_and_remove()
+
+
+SWEEP_GRACE = 2.0  # seconds a process the services left behind gets between SIGTERM and SIGKILL
+
+
+def raise_fd_limit(wanted: int | None = None) -> tuple[int, int]:
+    """Raise the soft RLIMIT_NOFILE towards `wanted` (doctor.FD_LIMIT), never past the
+    hard limit; the (soft, hard) limits in force afterwards."""
+    import resource
+
+    from devstack.doctor import FD_LIMIT
+
+    wanted = wanted or FD_LIMIT
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass  # kept as it was; doctor warns when it is too low for the stack
+    return soft, hard
+
+
+def _check_ports(project: Project, names: list[str]) -> None:
+    """A chosen service's port taken by another process stops `up` before anything
+    starts, as doctor reports it (issue 11 §5: `up` used to start the rest and
+    blame a dependent)."""
+    from devstack.errors import EXIT_FAILURE, DevstackError, Problem
+    from devstack.runtime import ports
+    from devstack.scripts import service_ports
+
+    problems = []
+    for name in names:
+        service = project.services[name]
+        for port in service_ports(service.port, service.cmd):  # `-p N` too (issue 12 item 6)
+            if holder := ports.port_holder(port):
+                problems.append(
+                    Problem(
+                        f"{name}: port {port} is in use by {holder}",
+                        service.location,
+                        "stop that process, or change `port`"
+                        if port == service.port
+                        else "stop that process, or change the port in `cmd`",
+                        code="port-in-use",
+                    )
+                )
+    if problems:
+        raise DevstackError(problems, EXIT_FAILURE, notes=["devstack up: nothing started"])
 
 
 def _watch_children_with_pidfds() -> None:
@@ -198,6 +258,7 @@ async def _supervise(
     supervisor: Supervisor,
     project: Project,
     overrides: Mapping[str, str],
+    cgroup: RunCgroup | None,
     ready_fd: int | None = None,
 ) -> int:
     """The supervisor, with the control socket, the file watcher and the `r` key beside it.
@@ -209,9 +270,12 @@ async def _supervise(
     needed before (the watcher says when it is watching).
     """
     import asyncio
+    import os
 
     from devstack.runtime import control, reaper
 
+    # Bound before anything starts: a stack nobody can control must not run (issue 11 §2).
+    listener = control.bind_socket(project.root, os.environ, os.getuid())
     # As a subreaper, devstack adopts what services orphan: it must reap them too.
     stop_reaping = reaper.install_orphan_reaper(asyncio.get_running_loop())
     tasks: list[asyncio.Task[None]] = []
@@ -221,20 +285,68 @@ async def _supervise(
         task.add_done_callback(lambda task: _report_crash(supervisor, task))
         tasks.append(task)
 
-    start(control.serve(supervisor, project=project))
+    start(control.serve(supervisor, project=project, listener=listener))
     start(_start_after_first_spawns(supervisor, overrides, start))
+    start(_keep_record(supervisor, project, cgroup))
     if ready_fd is not None:  # the background `up` of `up -d`: tell the waiting parent
         from devstack.runtime import detach
 
         timeout = detach.ready_timeout(project, [status.name for status in supervisor.status()])
         start(detach.report_when_settled(supervisor, ready_fd, timeout))
     try:
-        return await supervisor.run()
+        status = await supervisor.run()
+        await _sweep(supervisor, cgroup)
     finally:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         stop_reaping()
+    # A companion that crashed (reported by _report_crash) is an internal error too.
+    crashed = any(not t.cancelled() and t.exception() is not None for t in tasks)
+    return status or (1 if crashed else 0)
+
+
+async def _keep_record(supervisor: Supervisor, project: Project, cgroup: RunCgroup | None) -> None:
+    """Look at the processes below devstack every CENSUS_INTERVAL seconds (no event
+    says a process was orphaned): which service each came from, for a restart, and
+    the record the guardian and the next `up` read."""
+    import asyncio
+
+    from devstack.runtime import membership
+    from devstack.runtime.guardian import guardian_pids
+
+    census = membership.CENSUS
+    while True:
+        mains = {row.pid: row.name for row in supervisor.status() if row.pid}
+        if await asyncio.to_thread(census.take, mains, guardian_pids()):
+            await asyncio.to_thread(
+                membership.write_record,
+                project.state_dir,
+                supervisor.run_id,
+                cgroup,
+                census.members,
+            )
+        await asyncio.sleep(membership.CENSUS_INTERVAL)
+
+
+async def _sweep(supervisor: Supervisor, cgroup: RunCgroup | None) -> None:
+    """Once every service has stopped: end whatever they left running that hid from
+    their stop (left its session and cleared its environment, issue 11 §3), found by
+    ancestry and in the cgroup."""
+    import asyncio
+
+    from devstack.runtime import membership, reaper
+    from devstack.runtime.guardian import guardian_pids
+
+    left = await asyncio.to_thread(membership.members_now, cgroup, guardian_pids())
+    if not left:
+        return
+    described = reaper.describe(left)  # before they are gone, their command lines with them
+    survivors = await asyncio.to_thread(reaper.terminate, left, SWEEP_GRACE)
+    message = f"stopped {described}, left running by the services"
+    if survivors:
+        message += f"; could not stop {reaper.describe(survivors)}"
+    supervisor.say(message, "warn")
 
 
 async def _start_after_first_spawns(
@@ -277,7 +389,7 @@ def _report_crash(supervisor: Supervisor, task: asyncio.Task[None]) -> None:
         return
     error = task.exception()
     text = "".join(traceback.format_exception(error)).rstrip()
-    supervisor.output.system(None, f"internal error, {_name_of(task)} stopped:\n{text}", "error")
+    supervisor.say(f"internal error, {_name_of(task)} stopped:\n{text}", "error")
 
 
 def _name_of(task: asyncio.Task[None]) -> str:

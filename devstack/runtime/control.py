@@ -14,11 +14,23 @@ One request per connection: `{"v": 1, "op": "ps"}` and a reply line `{"v": 1,
 `logs-follow` replies, then streams `{"name", "lines", "from"}` records until the
 client leaves. A message that is not JSON, not an object, of another version or
 longer than MAX_MESSAGE gets an error reply; the server carries on.
+
+Every wait is bounded (issue 11 §2). A client gets REQUEST_TIMEOUT to send its
+request; at most MAX_IDLE connections may wait for theirs (a new one pushes the
+oldest out) and MAX_CONNECTIONS be open at all; running out of file descriptors
+makes the accept loop pause and say so once, never spin. While an answer takes
+long (a restart waiting for a ready probe) or a follow is quiet, the server sends
+`{"alive": true}` every HEARTBEAT seconds, so a client gives up after
+CLIENT_TIMEOUT of silence: the `up` is stopped (Ctrl+Z) or stuck, and it says so.
+A `logs -f` client that reads slower than the services write gets at most
+FOLLOW_BACKLOG characters queued; what does not fit is skipped and counted, and the
+client is told `{"skipped": N}` where the lines are missing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import errno
@@ -27,6 +39,7 @@ import json
 import os
 import socket
 import stat
+import struct
 import tempfile
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
@@ -39,6 +52,7 @@ from devstack.files import write_atomically
 from devstack.runtime import platform
 
 if TYPE_CHECKING:
+    from devstack.logfmt import Level
     from devstack.model import Project
     from devstack.runtime.stackapi import StackAPI
 
@@ -48,8 +62,15 @@ OPS = frozenset({"ps", "restart", "start", "stop", "down", "logs-follow", "env"}
 NEEDS_SERVICES = frozenset({"restart", "start", "stop"})
 SOCKET_NAME = "control.sock"
 PATH_RECORD = "control.path"
-# A `logs -f` client that falls this many batches behind is cut off, not buffered forever.
-FOLLOW_BACKLOG = 10_000
+# Characters of live output queued for one `logs -f` client; past it, lines are skipped.
+FOLLOW_BACKLOG = 1024 * 1024
+REQUEST_TIMEOUT = 5.0  # seconds a connection gets to send its request line
+HEARTBEAT = 2.0  # a slow answer or a quiet follow says it is alive this often
+CLIENT_TIMEOUT = 10.0  # a client gives up on an `up` silent this long
+MAX_IDLE = 16  # connections still to send their request; a new one pushes the oldest out
+MAX_CONNECTIONS = 128  # open connections in all (followers, waiting restarts, idle)
+ACCEPT_PAUSE = (0.05, 2.0)  # first and longest pause of the accept loop without fds
+ALIVE = {"alive": True}
 LOG_SEPARATOR_PREFIX = "----- "
 MAX_BY = 40
 
@@ -80,8 +101,10 @@ def decode(line: bytes) -> dict[str, Any]:
         raise ProtocolError(f"message longer than {MAX_MESSAGE} bytes")
     try:
         message = json.loads(line)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ProtocolError(f"not a JSON message: {error}") from None
+    except (ValueError, RecursionError) as error:
+        # ValueError covers JSONDecodeError, bad UTF-8 and a 5,000-digit integer
+        # (int's digit limit); RecursionError a 30,000-deep nest of arrays.
+        raise ProtocolError(f"not a JSON message: {_shorten(str(error))}") from None
     if not isinstance(message, dict):
         raise ProtocolError("a message must be a JSON object")
     if message.get("v") != PROTOCOL_VERSION:
@@ -90,6 +113,10 @@ def decode(line: bytes) -> dict[str, Any]:
             f" {PROTOCOL_VERSION}); use the devstack that runs `up`"
         )
     return message
+
+
+def _shorten(text: str, width: int = 200) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def parse_request(message: Mapping[str, Any]) -> Request:
@@ -158,7 +185,8 @@ def recorded_socket_path(root: Path) -> Path:
         recorded = (root / ".devstack" / PATH_RECORD).read_text(encoding="utf-8").strip()
     except (FileNotFoundError, NotADirectoryError):
         recorded = ""
-    return Path(recorded) if recorded else root / ".devstack" / SOCKET_NAME
+    # Relative: the socket is in .devstack, found there even after the repo was renamed.
+    return root / ".devstack" / (recorded or SOCKET_NAME)
 
 
 def _private_dir(directory: Path, uid: int) -> None:
@@ -175,22 +203,46 @@ def _private_dir(directory: Path, uid: int) -> None:
         directory.chmod(0o700)
 
 
-def _is_live(path: Path) -> bool:
-    """Whether something accepts connections on the socket at `path`."""
+def _cannot_bind(path: Path, error: OSError) -> DevstackError:
+    return DevstackError.single(
+        f"cannot make the control socket {path}: {error.strerror or error}",
+        hint="remove what is in its place; devstack up then starts",
+        exit_status=EXIT_FAILURE,
+    )
+
+
+def _is_live(path: Path, timeout: float = CLIENT_TIMEOUT) -> bool:
+    """Whether something listens on the socket at `path`: it accepts connections, or
+    its backlog stays full for `timeout` (an `up` stopped with Ctrl+Z still holds it)."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        _connect_timeout(probe, timeout)
         try:
             probe.connect(os.fspath(path))
-        except OSError:
-            return False
+        except OSError as error:
+            return error.errno in (errno.EAGAIN, errno.ETIMEDOUT)
     return True
+
+
+def _connect_timeout(sock: socket.socket, timeout: float) -> None:
+    """A full backlog (an `up` stopped with Ctrl+Z, or flooded) makes connect wait: in
+    blocking mode for up to SO_SNDTIMEO (Linux), where a Python timeout would make it
+    fail at once with EAGAIN."""
+    seconds = int(timeout)
+    sock.setsockopt(
+        socket.SOL_SOCKET,
+        socket.SO_SNDTIMEO,
+        struct.pack("ll", seconds, int((timeout - seconds) * 1_000_000)),
+    )
 
 
 def bind_socket(root: Path, environ: Mapping[str, str], uid: int) -> socket.socket:
     """A listening socket for `root`, replacing a stale one; its path recorded."""
+    from devstack.runtime.runstate import prepare_state_dir
+
     path = choose_socket_path(root, environ, uid)
-    state_dir = root / ".devstack"
-    _private_dir(state_dir, uid)
-    _private_dir(path.parent, uid)
+    state_dir = prepare_state_dir(root)
+    if path.parent != state_dir:
+        _private_dir(path.parent, uid)
     if path.exists() or path.is_symlink():
         if _is_live(path):
             raise DevstackError.single(
@@ -198,14 +250,21 @@ def bind_socket(root: Path, environ: Mapping[str, str], uid: int) -> socket.sock
                 hint="`devstack ps` shows it; `devstack down` stops it",
                 exit_status=EXIT_FAILURE,
             )
-        path.unlink()  # left by an `up` that was killed: nobody listens on it
+        try:
+            path.unlink()  # left by an `up` that was killed: nobody listens on it
+        except OSError as error:
+            raise _cannot_bind(path, error) from None
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        listener.bind(os.fspath(path))
+        try:
+            listener.bind(os.fspath(path))
+        except OSError as error:
+            raise _cannot_bind(path, error) from None
         path.chmod(0o600)  # the 0700 directory already keeps others out meanwhile
-        listener.listen(16)
+        listener.listen(128)
         listener.setblocking(False)
-        write_atomically(state_dir / PATH_RECORD, f"{path}\n")
+        recorded = path.name if path.parent == state_dir else str(path)
+        write_atomically(state_dir / PATH_RECORD, f"{recorded}\n", 0o600)
     except BaseException:
         listener.close()
         raise
@@ -221,29 +280,32 @@ def peer_uid(sock: socket.socket) -> int | None:
     return platform.current().peer_uid(sock)
 
 
-async def serve(supervisor: StackAPI, *, project: Project) -> None:
-    """Answer control requests for `supervisor` until cancelled; removes the socket then."""
-    listener = bind_socket(project.root, os.environ, os.getuid())
+async def serve(
+    supervisor: StackAPI, *, project: Project, listener: socket.socket | None = None
+) -> None:
+    """Answer control requests for `supervisor` on `listener` (bound here if not given)
+    until cancelled; removes the socket then."""
+    if listener is None:
+        listener = bind_socket(project.root, os.environ, os.getuid())
     path = Path(listener.getsockname())
     identity = path.stat().st_ino
     server = ControlServer(supervisor, root=project.root, own_uid=os.getuid())
-    listening = await asyncio.start_unix_server(server.handle, sock=listener, limit=MAX_MESSAGE)
     try:
-        await listening.serve_forever()
+        await server.accept_forever(listener)
     finally:
-        listening.close()
+        listener.close()
         await server.close()
         _remove_socket(project.root, path, identity)
 
 
 def _remove_socket(root: Path, path: Path, identity: int) -> None:
     """Remove our socket and its record, unless a newer `up` has replaced them."""
-    with contextlib.suppress(FileNotFoundError):
+    with contextlib.suppress(OSError):
         if path.stat().st_ino == identity:
             path.unlink()
     record = root / ".devstack" / PATH_RECORD
-    with contextlib.suppress(FileNotFoundError):
-        if record.read_text(encoding="utf-8").strip() == str(path):
+    with contextlib.suppress(OSError):
+        if root / ".devstack" / record.read_text(encoding="utf-8").strip() == path:
             record.unlink()
 
 
@@ -255,6 +317,76 @@ class ControlServer:
         self.root = root
         self.own_uid = own_uid
         self._handlers: set[asyncio.Task[Any]] = set()
+        # Connections still to send their request, oldest first: the first to go.
+        self._idle: dict[asyncio.Task[Any], None] = {}
+
+    async def accept_forever(self, listener: socket.socket) -> None:
+        """Accept connections until cancelled, each answered by its own task.
+
+        Out of file descriptors (EMFILE, ENFILE), the loop drops the idle connections,
+        says so once and pauses, longer each time, until an accept works again: never
+        a loop of tracebacks, and Ctrl+C (the supervisor's signal handler) still works.
+        """
+        loop = asyncio.get_running_loop()
+        pause = ACCEPT_PAUSE[0]
+        failing = False
+        while True:
+            try:
+                connection, _ = await loop.sock_accept(listener)
+            except (InterruptedError, ConnectionAbortedError):
+                continue
+            except OSError as error:
+                if not failing:
+                    self._say(
+                        f"control socket: cannot accept connections ({_describe(error)});"
+                        " closing idle ones, trying again",
+                        "warn",
+                    )
+                failing = True
+                self._evict_idle(len(self._idle))
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, ACCEPT_PAUSE[1])
+                continue
+            if failing:
+                self._say("control socket: accepting connections again")
+            failing, pause = False, ACCEPT_PAUSE[0]
+            self._admit(connection)
+
+    def _admit(self, connection: socket.socket) -> None:
+        if len(self._handlers) >= MAX_CONNECTIONS and not self._idle:
+            with contextlib.suppress(OSError):
+                connection.setblocking(False)
+                connection.send(encode(_refusal(f"more than {MAX_CONNECTIONS} connections open")))
+            connection.close()
+            return
+        if len(self._idle) >= MAX_IDLE or len(self._handlers) >= MAX_CONNECTIONS:
+            self._evict_idle(1)
+        started: list[bool] = []
+        task = asyncio.get_running_loop().create_task(self._serve_connection(connection, started))
+        self._handlers.add(task)
+        self._idle[task] = None
+
+        def forget(task: asyncio.Task[Any]) -> None:
+            self._handlers.discard(task)
+            self._idle.pop(task, None)
+            if not started:  # cancelled (pushed out) before it ran: nobody else closes it
+                connection.close()
+
+        task.add_done_callback(forget)
+
+    def _evict_idle(self, count: int) -> None:
+        for task in list(self._idle)[:count]:
+            del self._idle[task]
+            task.cancel()
+
+    async def _serve_connection(self, connection: socket.socket, started: list[bool]) -> None:
+        started.append(True)
+        try:
+            reader, writer = await asyncio.open_unix_connection(sock=connection, limit=MAX_MESSAGE)
+        except BaseException:
+            connection.close()
+            raise
+        await self.handle(reader, writer)
 
     async def close(self) -> None:
         """End every open connection (a `logs -f` follower, a waiting restart)."""
@@ -270,10 +402,13 @@ class ControlServer:
             await self._answer(reader, writer)
         except (ConnectionError, BrokenPipeError):
             pass  # the client left: whatever it asked for carries on or stops, harmlessly
+        except Exception as error:  # a bug: one line in the terminal, the server goes on
+            self._say(f"internal error answering a control request: {_shorten(repr(error))}")
         finally:
             self._handlers.discard(task)
+            self._idle.pop(task, None)
             writer.close()
-            with contextlib.suppress(ConnectionError, BrokenPipeError, asyncio.CancelledError):
+            with contextlib.suppress(Exception, asyncio.CancelledError):
                 await writer.wait_closed()
 
     async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -284,10 +419,15 @@ class ControlServer:
             )
             return
         try:
-            line = await reader.readline()
+            line = await asyncio.wait_for(reader.readline(), REQUEST_TIMEOUT)
         except ValueError:  # longer than the stream's limit
             await _send(writer, _refusal(f"message longer than {MAX_MESSAGE} bytes"))
             return
+        except TimeoutError:
+            await _send(writer, _refusal(f"no request within {REQUEST_TIMEOUT:g}s"))
+            return
+        task = asyncio.current_task()
+        self._idle.pop(task, None)  # type: ignore[arg-type]
         if not line:
             return
         try:
@@ -304,7 +444,7 @@ class ControlServer:
             if request.op == "logs-follow":
                 await self._follow(request, reader, writer)
                 return
-            reply = await self._reply(request)
+            reply = await self._reply_with_heartbeats(request, writer)
         except DevstackError as error:
             reply = error_reply(error.problems, error.exit_status)
         except Exception as error:  # a bug: say so on both ends, keep serving the others
@@ -312,6 +452,19 @@ class ControlServer:
             self.supervisor.say(message, "error")
             reply = error_reply([Problem(message)], EXIT_FAILURE)
         await _send(writer, reply)
+
+    async def _reply_with_heartbeats(
+        self, request: Request, writer: asyncio.StreamWriter
+    ) -> dict[str, Any]:
+        """The reply to `request`; meanwhile `{"alive": true}` every HEARTBEAT seconds, so
+        the client can tell a restart that waits for its probe from an `up` that hangs."""
+        work = asyncio.ensure_future(self._reply(request))
+        try:
+            while not (await asyncio.wait({work}, timeout=HEARTBEAT))[0]:
+                await _send(writer, ALIVE)
+            return work.result()
+        finally:
+            work.cancel()  # the client left: the action itself has been started already
 
     async def _reply(self, request: Request) -> dict[str, Any]:
         supervisor = self.supervisor
@@ -357,17 +510,20 @@ class ControlServer:
         if unknown:
             raise DevstackError([unknown_name_error("service", name, known) for name in unknown])
 
+    def _say(self, message: str, level: Level = "error") -> None:
+        self.supervisor.say(message, level)
+
     async def _follow(
         self, request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         """Stream the services' output until the client leaves or the stack ends."""
         self._require(*request.services)
         wanted = set(request.services)
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        backlog = FollowBacklog(FOLLOW_BACKLOG)
 
         def take(name: str, lines: list[str]) -> None:
             if not wanted or name in wanted:
-                queue.put_nowait({"name": name, "lines": list(lines), "from": "live"})
+                backlog.put(name, lines)
 
         # The tail and the subscription in one step of the loop: no line falls between.
         past = self._tails(request) if request.tail else []
@@ -378,7 +534,7 @@ class ControlServer:
                 await _send(writer, record)
             client_left = asyncio.ensure_future(reader.read())
             try:
-                await self._pump(queue, writer, client_left)
+                await self._pump(backlog, writer, client_left)
             finally:
                 client_left.cancel()
         finally:
@@ -396,25 +552,66 @@ class ControlServer:
 
     async def _pump(
         self,
-        queue: asyncio.Queue[dict[str, Any]],
+        backlog: FollowBacklog,
         writer: asyncio.StreamWriter,
         client_left: asyncio.Future[bytes],
     ) -> None:
         while not client_left.done():
-            if queue.qsize() > FOLLOW_BACKLOG:
-                await _send(writer, _refusal("this client fell too far behind; stopped following"))
-                return
-            getting = asyncio.ensure_future(queue.get())
+            records = backlog.take()
+            for record in records:
+                await _send(writer, record)
+            if records:
+                continue
+            waiting = asyncio.ensure_future(backlog.ready.wait())
+            either: set[asyncio.Future[Any]] = {waiting, client_left}
             try:
-                waiting: set[asyncio.Future[Any]] = {getting, client_left}
-                await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(either, timeout=HEARTBEAT, return_when=asyncio.FIRST_COMPLETED)
             finally:
-                got = getting.done()
-                if not got:
-                    getting.cancel()
-            if not got:
-                return  # the client left (EOF, or it sent something it should not have)
-            await _send(writer, getting.result())
+                waiting.cancel()
+            if not backlog.ready.is_set() and not client_left.done():
+                await _send(writer, ALIVE)
+
+
+class FollowBacklog:
+    """The live lines waiting to be sent to one `logs -f` client, at most `limit`
+    characters of them (newlines counted); lines that do not fit are counted, and a
+    `{"skipped": N}` record takes their place in the stream."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.size = 0
+        self.skipped = 0
+        self.ready = asyncio.Event()
+        self._records: collections.deque[dict[str, Any]] = collections.deque()
+
+    def put(self, name: str, lines: list[str]) -> None:
+        size = sum(len(line) + 1 for line in lines)
+        if self.size + size > self.limit:
+            self.skipped += len(lines)
+        else:
+            self._flush_skipped()
+            self._records.append({"name": name, "lines": list(lines), "from": "live"})
+            self.size += size
+        self.ready.set()
+
+    def take(self) -> list[dict[str, Any]]:
+        """Everything waiting, oldest first (with the count of what was skipped)."""
+        self._flush_skipped()
+        records = list(self._records)
+        self._records.clear()
+        self.size = 0
+        self.ready.clear()
+        return records
+
+    def _flush_skipped(self) -> None:
+        if self.skipped:
+            self._records.append({"skipped": self.skipped})
+            self.skipped = 0
+
+
+def _describe(error: OSError) -> str:
+    name = errno.errorcode.get(error.errno or 0, "")
+    return f"{error.strerror or error}" + (f", {name}" if name else "")
 
 
 def _refusal(message: str) -> dict[str, Any]:
@@ -434,10 +631,19 @@ def tail_lines(path: Path, count: int, block: int = 64 * 1024) -> list[str]:
     if count <= 0:
         return []
     try:
-        file = path.open("rb")
-    except FileNotFoundError:
+        # Non-blocking, and then only a regular file is read: a FIFO in its place
+        # must not hang `logs` (or the `up` answering `logs -f -n N`).
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
         return []
+    except OSError as error:
+        raise DevstackError.single(
+            f"cannot read {path}: {error.strerror or error}", exit_status=EXIT_FAILURE
+        ) from None
+    file = os.fdopen(descriptor, "rb")
     with file:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            return []
         end = file.seek(0, os.SEEK_END)
         position, data = end, b""
         # Read backwards until there are more newlines than lines wanted (or the start).
@@ -481,21 +687,55 @@ def not_running(root: Path) -> DevstackError:
     )
 
 
-def connect(root: Path) -> socket.socket:
-    """A connection to the `up` running for `root`; not running -> one clear error."""
+def connect(root: Path, timeout: float = CLIENT_TIMEOUT) -> socket.socket:
+    """A connection to the `up` running for `root`; not running -> one clear error.
+
+    Every read and write on it then waits at most `timeout`."""
     path = recorded_socket_path(root)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    _connect_timeout(sock, timeout)
     try:
         sock.connect(os.fspath(path))
     except OSError as error:
         sock.close()
+        if error.errno in (errno.EAGAIN, errno.ETIMEDOUT):
+            raise no_answer(root, timeout) from None
         if error.errno in (errno.ENOENT, errno.ECONNREFUSED, errno.ENOTDIR):
             raise not_running(root) from None  # no socket, or one a killed `up` left
         raise DevstackError.single(
             f"cannot reach the devstack up of {root} at {path}: {error.strerror}",
             exit_status=EXIT_FAILURE,
         ) from None
+    sock.settimeout(timeout)
     return sock
+
+
+def no_answer(root: Path, timeout: float) -> DevstackError:
+    """The error for an `up` that accepts no connection or says nothing for `timeout`."""
+    from devstack.runtime.runstate import read_run
+
+    pid = (read_run(root / ".devstack") or {}).get("pid")
+    if isinstance(pid, int) and _is_stopped(pid):
+        return DevstackError.single(
+            f"the devstack up of {root} (pid {pid}) is stopped (Ctrl+Z?) and cannot answer",
+            hint=f"`fg` in its terminal, or `kill -CONT {pid}`, lets it run again",
+            exit_status=EXIT_FAILURE,
+        )
+    who = f" (pid {pid})" if isinstance(pid, int) else ""
+    return DevstackError.single(
+        f"the devstack up of {root}{who} did not answer within {timeout:g}s",
+        hint="it may be stuck; Ctrl+C in its terminal stops it, a second Ctrl+C kills it",
+        exit_status=EXIT_FAILURE,
+    )
+
+
+def _is_stopped(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() in (psutil.STATUS_STOPPED, psutil.STATUS_TRACING_STOP)
+    except psutil.Error:
+        return False
 
 
 def request(root: Path, op: str, **fields: Any) -> dict[str, Any]:
@@ -507,15 +747,32 @@ def request(root: Path, op: str, **fields: Any) -> dict[str, Any]:
         stream.close()
 
 
-def open_stream(root: Path, op: str, **fields: Any) -> Generator[dict[str, Any], None, None]:
-    """Send one request; yield the reply, then every further record until the end."""
-    with connect(root) as sock, sock.makefile("rb") as incoming:
+def open_stream(
+    root: Path, op: str, timeout: float = CLIENT_TIMEOUT, **fields: Any
+) -> Generator[dict[str, Any], None, None]:
+    """Send one request; yield the reply, then every further record until the end.
+
+    The server's `{"alive": true}` records are not yielded: they only prove, within
+    `timeout`, that the `up` still runs."""
+    with connect(root, timeout) as sock, sock.makefile("rb") as incoming:
         # Refused at once (another user), the write may fail: the answer is still to be read.
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+        try:
             sock.sendall(encode({"op": op, **fields}))
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        except TimeoutError:
+            raise no_answer(root, timeout) from None
         first = True
-        for line in incoming:
+        while True:
+            try:
+                line = incoming.readline()
+            except TimeoutError:
+                raise no_answer(root, timeout) from None
+            if not line:
+                break
             message = json.loads(line)
+            if message.get("alive"):
+                continue
             if not message.get("ok", True):
                 raise error_from_reply(message)
             first = False
@@ -526,9 +783,17 @@ def open_stream(root: Path, op: str, **fields: Any) -> Generator[dict[str, Any],
             )
 
 
-def wait_for_exit(pid: int) -> None:
-    """Return once process `pid` has exited (a pidfd or kqueue where the OS has them)."""
+def wait_for_exit(pid: int, root: Path, check_every: float = CLIENT_TIMEOUT) -> None:
+    """Return once process `pid` (the `up` of `root`) has exited; a DevstackError if it
+    is stopped (Ctrl+Z) meanwhile, which it is checked for every `check_every` seconds.
+    Stopping may take long (each service's stop_timeout), so there is no overall bound.
+    The exit is awaited on a pidfd or kqueue where the OS has them (`platform`)."""
     import psutil
 
-    with contextlib.suppress(psutil.NoSuchProcess):
-        platform.current().wait_gone([psutil.Process(pid)], None)
+    try:
+        process = psutil.Process(pid)
+    except psutil.NoSuchProcess:
+        return
+    while platform.current().wait_gone([process], check_every):
+        if _is_stopped(pid):
+            raise no_answer(root, check_every)

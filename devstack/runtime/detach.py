@@ -223,9 +223,11 @@ def _report_summary(project: Project, elapsed: float, *, timed_out: bool) -> int
     for row in rows:
         line, _ = describe_outcome(row, OK_STATES)
         print(f"  {line}")
-    log_dir = project.state_dir / "logs"
+    from devstack import logfiles
+
+    log_dir = logfiles.log_dir(project.root)
     for row in failed:
-        _print_tail(row["name"], log_dir / f"{row['name']}.log", project)
+        _print_tail(row["name"], logfiles.log_file(log_dir, row["name"]), project)
     print(_HOW_TO)
     return EXIT_FAILURE if failed or timed_out else 0
 

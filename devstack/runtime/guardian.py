@@ -82,6 +82,11 @@ def start_guardian(run_id: str, state_dir: Path) -> None:
     _held.extend((write_end, guardian))
 
 
+def guardian_pids() -> set[int]:
+    """The guardian's pid (a child of devstack, to be left alone by its sweeps)."""
+    return {held.pid for held in _held if hasattr(held, "pid")}
+
+
 def _import_path() -> list[str]:
     """Where this devstack and its dependencies are imported from, as absolute paths
     (the guardian runs in /): devstack's own root first, which an editable install
@@ -98,12 +103,21 @@ def main() -> int:
 
 
 def stop_run(marker: str, log: str) -> int:
-    """End every process whose environment holds `marker` ("DEVSTACK_RUN_ID=..."),
-    and say so; 1 if one could not be stopped."""
+    """End every process of the run: those whose environment holds `marker`
+    ("DEVSTACK_RUN_ID=..."), and those the run's record and cgroup name, which may
+    have lost the marker (`env -i`, a rewritten title: issue 11 §3); say so; 1 if
+    one could not be stopped."""
+    from devstack.runtime import membership
+
+    state_dir = os.path.dirname(log)
+    members = _recorded_members(state_dir)
     try:
-        stopped, survivors = _stop_marked(marker.encode())
+        stopped, survivors = _stop_marked(marker.encode(), members)
     except _NoPidfds:
-        stopped, survivors = _stop_marked_with_psutil(marker)
+        stopped, survivors = _stop_marked_with_psutil(marker, state_dir)
+    # Whatever is still in the run's cgroup (forked meanwhile) goes too, with it.
+    membership.remove_cgroup(_path(state_dir))
+    membership.remove_record(_path(state_dir))
     if not stopped:
         return 0
     message = f"devstack guardian: devstack is gone; stopped {_summary(stopped)}"
@@ -118,13 +132,31 @@ class _NoPidfds(Exception):
     and signal processes by."""
 
 
-def _stop_marked(marker: bytes) -> tuple[list[str], list[str]]:
-    """SIGTERM the marked processes, SIGKILL those still there after GRACE; the
-    descriptions of all of them, and of those that outlived SIGKILL too."""
+def _path(text: str) -> Path:
+    from pathlib import Path
+
+    return Path(text)
+
+
+def _recorded_members(state_dir: str) -> set[int]:
+    """The run's recorded processes still running (same start time) and the
+    processes of its cgroup."""
+    from devstack.runtime import membership
+
+    cgroup, members = membership.read_record(_path(state_dir))
+    pids = set(membership.still_running(members))
+    if cgroup is not None and cgroup.name.startswith(membership.CGROUP_PREFIX):
+        pids |= membership.read_cgroup_pids(cgroup)
+    return pids - {os.getpid()}
+
+
+def _stop_marked(marker: bytes, members: set[int]) -> tuple[list[str], list[str]]:
+    """SIGTERM the marked processes and `members`, SIGKILL those still there after
+    GRACE; the descriptions of all of them, and of those that outlived SIGKILL too."""
     import _signal
     import contextlib
 
-    found = _marked(marker)
+    found = _marked(marker, members)
     try:
         left = set(found)
         for sig in (_signal.SIGTERM, _signal.SIGKILL):
@@ -138,8 +170,9 @@ def _stop_marked(marker: bytes) -> tuple[list[str], list[str]]:
             os.close(fd)
 
 
-def _marked(marker: bytes) -> dict[int, str]:
-    """A pidfd for each process whose environment holds `marker`, with its description.
+def _marked(marker: bytes, members: set[int]) -> dict[int, str]:
+    """A pidfd for each process whose environment holds `marker` or that is one of
+    `members`, with its description.
 
     The pidfd is opened before the environment is read, so it is that process's for
     sure: were the pid reused meanwhile, the pidfd would stand for the one that ended.
@@ -162,7 +195,7 @@ def _marked(marker: bytes) -> dict[int, str]:
                 os.close(opened)
             raise _NoPidfds from error
         try:
-            if marker in _read(f"/proc/{name}/environ").split(b"\0"):
+            if int(name) in members or marker in _read(f"/proc/{name}/environ").split(b"\0"):
                 found[fd] = f"pid {name} ({_command(name)})"
                 continue
         except OSError:
@@ -204,11 +237,13 @@ def _command(pid: str) -> str:
     return text if len(text) <= COMMAND_WIDTH else text[: COMMAND_WIDTH - 1] + "…"
 
 
-def _stop_marked_with_psutil(marker: str) -> tuple[list[str], list[str]]:
+def _stop_marked_with_psutil(marker: str, state_dir: str) -> tuple[list[str], list[str]]:
+    from devstack.runtime.membership import leftovers
     from devstack.runtime.reaper import command_of, marked_processes, terminate
 
     _, _, run_id = marker.partition("=")
     left = marked_processes(run_ids={run_id})
+    left += [proc for proc in leftovers(_path(state_dir)) if proc not in left]
     # Described now, while their command lines can still be read.
     stopped = [f"pid {proc.pid} ({command_of(proc)})" for proc in left]
     survivors = terminate(left, GRACE) if left else []
@@ -227,5 +262,11 @@ def _report(message: str, log: str) -> None:
 
     with contextlib.suppress(OSError):
         print(message, file=sys.stderr, flush=True)
-    with contextlib.suppress(OSError), open(log, "a") as file:
-        file.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
+    line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n".encode(errors="replace")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
+    with contextlib.suppress(OSError):
+        descriptor = os.open(log, flags, 0o600)  # private, as all of .devstack (issue 11 §4)
+        try:
+            os.write(descriptor, line)
+        finally:
+            os.close(descriptor)

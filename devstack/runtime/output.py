@@ -16,6 +16,7 @@ import contextlib
 import io
 import os
 import select
+import stat
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -28,6 +29,7 @@ Subscriber = Callable[[str, list[str]], None]
 
 PARTIAL_DELAY = 0.15  # seconds an unfinished line waits for its newline before it is shown
 LOG_LIMIT = 5 * 1024 * 1024  # bytes per log file before it becomes <service>.log.1
+RETRY_AFTER = 5.0  # seconds before a log that could not be written is tried again
 
 
 class Output:
@@ -50,7 +52,7 @@ class Output:
         self._timestamps = timestamps
         self._style = logfmt.LineStyle(self._names, color, timestamps)
         self._terminal = _Terminal(stream)
-        self._logs = _LogFiles(log_dir, log_limit, self._log_failed)
+        self._logs = _LogFiles(log_dir, log_limit, self._log_failed, self._log_resumed)
         self._clock = clock
         self._partial_delay = partial_delay
         self._pending: dict[tuple[str, Stream], bytearray] = {}
@@ -178,7 +180,15 @@ class Output:
         self._terminal.write(self._style.system(name, message, level, self._clock()))
 
     def _log_failed(self, path: Path, error: OSError) -> None:
-        self.system(None, f"cannot write {path}: {error.strerror or error}; not logging it", "warn")
+        self.system(
+            None,
+            f"cannot write {path}: {error.strerror or error}; trying again every"
+            f" {RETRY_AFTER:g}s, counting what is not logged",
+            "warn",
+        )
+
+    def _log_resumed(self, path: Path, lines: int, size: int) -> None:
+        self.system(None, f"logging to {path} again; {lines} lines ({size} bytes) were lost")
 
     def close(self) -> None:
         """Show every unfinished line and close the log files."""
@@ -233,47 +243,108 @@ class _Terminal:
 
 
 class _LogFiles:
-    """`<dir>/<service>.log`, appended to, rotated once to `.log.1` past `limit` bytes."""
+    """`<dir>/<service>.log`, appended to, rotated once to `.log.1` past `limit` bytes.
+
+    Files are opened relative to the directory's descriptor, so a repo renamed while
+    `up` runs keeps its logs (and its old path is never created again), with
+    O_NOFOLLOW and mode 0600 (issue 11 §4). A failed write (a full disk) is counted,
+    not retried line by line: the first write RETRY_AFTER seconds later tries again,
+    and once one works, the log and the terminal say how much was lost.
+    """
 
     def __init__(
-        self, directory: Path | None, limit: int, failed: Callable[[Path, OSError], None]
+        self,
+        directory: Path | None,
+        limit: int,
+        failed: Callable[[Path, OSError], None],
+        resumed: Callable[[Path, int, int], None],
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.directory = directory
         self.enabled = directory is not None
         self._limit = limit
         self._failed = failed
+        self._resumed = resumed
+        self._clock = clock
+        self._dir_fd: int | None = None
         self._files: dict[str, tuple[int, int]] = {}  # name -> (fd, size)
-        self._broken: set[str] = set()
+        self._retry_at: dict[str, float] = {}  # failing logs: when to try again
+        self._lost: dict[str, tuple[int, int]] = {}  # name -> (lines, bytes) not written
+        if directory is not None:
+            # Now, once: the repo may be renamed before the first line (issue 11 §2).
+            with contextlib.suppress(OSError):
+                self._directory()
 
     def write(self, name: str, data: bytes) -> None:
-        if self.directory is None or name in self._broken:
+        if self.directory is None:
             return
-        path = logfiles.log_file(self.directory, name)
+        retry_at = self._retry_at.get(name)
+        if retry_at is not None and self._clock() < retry_at:
+            self._count_lost(name, data)
+            return
         try:
-            fd, size = self._files.get(name) or self._open(name, path)
-            if size and size + len(data) > self._limit:
-                del self._files[name]
-                os.close(fd)
-                os.replace(path, path.with_name(path.name + ".1"))
-                fd, size = self._open(name, path)
-            _write_file(fd, data)
-            self._files[name] = (fd, size + len(data))
+            if retry_at is not None:
+                self._write(name, self._lost_note(name))
+            self._write(name, data)
         except OSError as error:
-            self._broken.add(name)
             self.close(name)
-            self._failed(path, error)
+            if self._dir_fd is not None and not self._files:
+                os.close(self._dir_fd)  # found again by its path at the next try
+                self._dir_fd = None
+            self._retry_at[name] = self._clock() + RETRY_AFTER
+            self._count_lost(name, data)
+            if retry_at is None:
+                self._failed(logfiles.log_file(self.directory, name), error)
+            return
+        if retry_at is not None:
+            del self._retry_at[name]
+            lines, size = self._lost.pop(name, (0, 0))
+            self._resumed(logfiles.log_file(self.directory, name), lines, size)
 
-    def _open(self, name: str, path: Path) -> tuple[int, int]:
+    def _write(self, name: str, data: bytes) -> None:
+        fd, size = self._files.get(name) or self._open(name)
+        if size and size + len(data) > self._limit:
+            del self._files[name]
+            os.close(fd)
+            directory = self._directory()
+            log = logfiles.log_name(name)
+            os.replace(log, log + ".1", src_dir_fd=directory, dst_dir_fd=directory)
+            fd, size = self._open(name)
+        _write_file(fd, data)
+        self._files[name] = (fd, size + len(data))
+
+    def _count_lost(self, name: str, data: bytes) -> None:
+        lines, size = self._lost.get(name, (0, 0))
+        self._lost[name] = (lines + data.count(b"\n"), size + len(data))
+
+    def _lost_note(self, name: str) -> bytes:
+        lines, size = self._lost.get(name, (0, 0))
+        return f"----- {lines} lines ({size} bytes) not logged: writing failed -----\n".encode()
+
+    def _directory(self) -> int:
+        if self._dir_fd is None:
+            assert self.directory is not None
+            flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+            try:
+                self._dir_fd = os.open(self.directory, flags)
+            except FileNotFoundError:
+                # Not its parents: were the repo moved, they would be made again at the
+                # old path. `up` has made .devstack already.
+                self.directory.mkdir(mode=0o700, exist_ok=True)
+                self._dir_fd = os.open(self.directory, flags)
+            info = os.fstat(self._dir_fd)
+            if info.st_uid == os.getuid() and stat.S_IMODE(info.st_mode) & 0o077:
+                os.fchmod(self._dir_fd, 0o700)
+        return self._dir_fd
+
+    def _open(self, name: str) -> tuple[int, int]:
         self._files.pop(name, None)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
-        try:
-            fd = os.open(path, flags, 0o644)
-        except FileNotFoundError:
-            # The directory only on the first open (or if it was removed meanwhile): with
-            # many services, a mkdir and a stat each were a quarter of the log work of a start.
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, flags, 0o644)
-        self._files[name] = (fd, os.fstat(fd).st_size)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW
+        fd = os.open(logfiles.log_name(name), flags, 0o600, dir_fd=self._directory())
+        info = os.fstat(fd)
+        if stat.S_IMODE(info.st_mode) & 0o077:
+            os.fchmod(fd, 0o600)  # written by an older devstack, 0644
+        self._files[name] = (fd, info.st_size)
         return self._files[name]
 
     def close(self, name: str) -> None:
@@ -285,6 +356,9 @@ class _LogFiles:
     def close_all(self) -> None:
         for name in list(self._files):
             self.close(name)
+        if self._dir_fd is not None:
+            os.close(self._dir_fd)
+            self._dir_fd = None
 
 
 def _write_file(fd: int, data: bytes) -> None:

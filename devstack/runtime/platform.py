@@ -6,8 +6,9 @@ exist, and `current()` picks one once, at the first use (as psutil keeps a modul
 per OS and uvicorn picks its supervisor at start):
 
 - orphans of the services: Linux makes devstack a child subreaper (prctl); the
-  portable one has none, and relies on process groups and the `DEVSTACK_RUN_ID`
-  marker sweep (psutil), which a daemonised process that cleared its env escapes.
+  portable one has none, and relies on process groups, the `DEVSTACK_RUN_ID`
+  marker sweep (psutil) and `membership`'s record, which a process escapes that
+  daemonised and cleared its env before it was recorded.
 - a process's parent, group and environment: /proc; psutil.
 - waiting for a process to exit: pidfds (an event per process); kqueue's
   EVFILT_PROC where there is one (macOS, BSD), else a look in growing steps.
@@ -54,7 +55,8 @@ PORTABLE_VAR = "DEVSTACK_PORTABLE"
 # What a user of the portable implementation is told once by `devstack doctor`.
 PORTABLE_CAVEAT = (
     "without a child subreaper, a process a service daemonises (double fork, setsid) and"
-    " that also clears its environment (env -i) escapes devstack's cleanup and may outlive it"
+    " that also clears its environment (env -i) before devstack has recorded it (it looks"
+    " every 2 s) escapes devstack's cleanup and may outlive it"
 )
 
 _PR_SET_CHILD_SUBREAPER = 36
@@ -80,7 +82,7 @@ if TYPE_CHECKING:  # the interface, for the type checker (no `typing` at run tim
         """The mechanisms devstack needs that differ between operating systems."""
 
         name: str  # "linux" or "portable"
-        procfs: bool  # Linux's /proc and pidfds are there to use (the guardian's quick path)
+        procfs: bool  # Linux's /proc, pidfds and cgroup v2 are there to use
         socket_path_limit: int
         caveat: str  # a guarantee weaker here than on Linux, for doctor; "" if none
 

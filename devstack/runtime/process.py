@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from devstack.runtime import platform, reaper
+from devstack.runtime import membership, platform, reaper
 
 if TYPE_CHECKING:
     import psutil
@@ -71,7 +71,9 @@ class ServiceProcess:
         tty: bool,
         output: Output,
     ) -> ServiceProcess:
-        """Start `argv`; raises OSError when it cannot be started (no such command)."""
+        """Start `argv`; raises OSError when it cannot be started (no such command),
+        ValueError when no process could receive its arguments or environment."""
+        check_spawnable(argv, env)
         process = cls(name, env.get(reaper.RUN_ID_VAR))
         if tty:
             await process._start_on_pty(argv, cwd, env, output)
@@ -221,6 +223,8 @@ class ServiceProcess:
             ),
         )
         members = {entry.pid for entry in table if selector.matches(entry)}
+        # Seen below this service by the census: an orphan that shed marker and group.
+        members |= membership.CENSUS.of_service(self.name) & {entry.pid for entry in table}
         members |= reaper.descendants(table, members | {self.pid})
         members.discard(self.pid)
         return [entry for entry in table if entry.pid in members]
@@ -265,6 +269,56 @@ class ServiceProcess:
         reaper.forget_live(self.pid)
         if not self._exited.done():
             self._exited.set_result(code)
+
+
+def describe_spawn_error(error: OSError | ValueError, cwd: Path | str) -> str:
+    """Why a spawn failed, in words: which path, and whether it was the cwd."""
+    if not isinstance(error, OSError):
+        return str(error)
+    reason = error.strerror or str(error)
+    path = error.filename
+    if path is not None and os.fspath(path) == os.fspath(cwd):
+        if not os.path.exists(cwd):
+            # Typically the repo was renamed while `up` ran (issue 11 §2).
+            return (
+                f"its cwd {os.fspath(cwd)} does not exist (moved or deleted since devstack up"
+                " started? then stop it and run devstack up where the repo is now)"
+            )
+        return f"its cwd {os.fspath(cwd)}: {reason}"
+    return f"{os.fspath(path)}: {reason}" if path is not None else reason
+
+
+def check_spawnable(argv: Sequence[str], env: Mapping[str, str]) -> None:
+    """ValueError naming the argument or variable that no process can receive: a NUL
+    byte ends a C string, and a lone surrogate has no bytes at all. The value itself
+    is not shown: it may be a secret."""
+    problems = [
+        f"argument {index} of the command {why}"
+        for index, arg in enumerate(argv)
+        if (why := _unpassable(arg))
+    ]
+    for key, value in env.items():
+        if not key or "=" in key:
+            problems.append(f"the name of variable {key!r} is empty or holds '='")
+        elif why := _unpassable(key):
+            problems.append(f"the name of variable {key!r} {why}")
+        elif why := _unpassable(value):
+            problems.append(f"the value of {key} {why}")
+    if problems:
+        raise ValueError("; ".join(problems) + " (fix it where it is set: `devstack env`)")
+
+
+def _unpassable(text: str) -> str:
+    """Why `text` cannot be passed to a process, or "" if it can."""
+    if "\0" in text:
+        return f"holds a NUL byte (at character {text.index(chr(0)) + 1})"
+    try:
+        os.fsencode(text)
+    except UnicodeEncodeError as error:
+        return (
+            f"holds a character with no encoding (a lone surrogate at character {error.start + 1})"
+        )
+    return ""
 
 
 class _PipeProtocol(asyncio.SubprocessProtocol):

@@ -1,4 +1,11 @@
-"""One `devstack up` per repo: the lock, the run id, run.json, a stale run's leftovers.
+"""One `devstack up` per repo: its state directory, the lock, the run id, run.json,
+a stale run's leftovers.
+
+`prepare_state_dir` makes `.devstack/` usable and private before anything goes in
+it (issue 11 §2, §4): created 0700, tightened to 0700 if wider, followed if it is
+a symlink (to a directory of the user's), refused with a clear message if it is a
+file, belongs to another user or cannot be written; a `.gitignore` holding `*`
+keeps it out of `git status`.
 
 `acquire(project)` takes an exclusive `flock` on `.devstack/up.lock` (the kernel
 drops it however devstack ends, so a dead run never blocks the next one), then,
@@ -14,6 +21,7 @@ import contextlib
 import fcntl
 import json
 import os
+import stat
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -25,9 +33,9 @@ from devstack.errors import EXIT_FAILURE, DevstackError
 from devstack.files import write_atomically
 from devstack.model import Project
 
+RECORD = "members.json"  # membership.RECORD, without its import at every start
 LOCK_FILE = "up.lock"
 RUN_FILE = "run.json"
-SOCKET_FILE = "control.sock"
 STALE_GRACE = 5.0  # seconds a leftover gets between SIGTERM and SIGKILL
 
 
@@ -39,7 +47,6 @@ class Run:
     pid: int
     started_at: float  # wall-clock seconds
     repo: Path
-    socket_path: Path
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -47,7 +54,6 @@ class Run:
             "pid": self.pid,
             "started_at": self.started_at,
             "repo": str(self.repo),
-            "socket": str(self.socket_path),
         }
 
 
@@ -66,8 +72,7 @@ def acquire(project: Project, *, say: Callable[[str], None] | None = None) -> It
 
     `say` gets one line about a previous run's leftovers, if any (default: stderr).
     """
-    state_dir = project.state_dir
-    state_dir.mkdir(mode=0o700, exist_ok=True)
+    state_dir = prepare_state_dir(project.root)
     # Close-on-exec (PEP 446): no service inherits the lock and keeps it after us.
     lock = os.open(state_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
     try:
@@ -76,14 +81,13 @@ def acquire(project: Project, *, say: Callable[[str], None] | None = None) -> It
         except BlockingIOError:
             raise _already_running(project) from None
         previous = read_run(state_dir)
-        if previous is not None:
-            stop_leftovers(project, previous, say or _to_stderr)
+        if previous is not None or (state_dir / RECORD).exists():
+            stop_leftovers(project, previous or {}, say or _to_stderr)
         run = Run(
             run_id=os.urandom(8).hex(),  # 16 hex digits; uuid would cost an import
             pid=os.getpid(),
             started_at=time.time(),
             repo=project.root,
-            socket_path=state_dir / SOCKET_FILE,
         )
         write_atomically(state_dir / RUN_FILE, json.dumps(run.as_json(), indent=2) + "\n", 0o600)
         try:
@@ -95,17 +99,72 @@ def acquire(project: Project, *, say: Callable[[str], None] | None = None) -> It
         os.close(lock)  # releases the flock
 
 
+STATE_DIR = ".devstack"
+GITIGNORE = "*\n"  # everything in it is this machine's: logs, the socket, run state
+
+
+def prepare_state_dir(root: Path) -> Path:
+    """`root/.devstack`, a private directory of this user's (see the module doc);
+    DevstackError saying what is wrong with it and how to fix it otherwise."""
+    path = root / STATE_DIR
+    try:
+        path.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    except OSError as error:
+        raise _state_dir_error(path, f"cannot be created: {error.strerror}") from None
+    try:
+        info = path.stat()  # follows a symlink: .devstack may live elsewhere
+    except OSError as error:
+        where = f" (a symlink to {os.readlink(path)})" if path.is_symlink() else ""
+        raise _state_dir_error(path, f"cannot be used{where}: {error.strerror}") from None
+    if not stat.S_ISDIR(info.st_mode):
+        raise _state_dir_error(path, "is a file, not a directory")
+    if info.st_uid != os.getuid():
+        raise _state_dir_error(
+            path,
+            f"belongs to uid {info.st_uid}, not to you (uid {os.getuid()})",
+            f"`sudo chown -R $USER {path}`, or remove it",
+        )
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise _state_dir_error(path, "cannot be written")
+    if stat.S_IMODE(info.st_mode) & 0o077:
+        path.chmod(0o700)
+    ignore = path / ".gitignore"
+    if not ignore.exists():
+        with contextlib.suppress(OSError):
+            write_atomically(ignore, GITIGNORE, 0o600)
+    return path
+
+
+def _state_dir_error(path: Path, what: str, hint: str = "") -> DevstackError:
+    return DevstackError.single(
+        f"{path} {what}; devstack keeps its logs, control socket and run state there",
+        hint=hint or "remove or rename it; devstack creates it again",
+        exit_status=EXIT_FAILURE,
+        code="state-dir",
+    )
+
+
 def stop_leftovers(project: Project, previous: dict[str, Any], say: Callable[[str], None]) -> None:
     """Stop what a run that did not exit cleanly left running (its guardian died too)."""
+    from devstack.runtime.membership import leftovers, remove_cgroup, remove_record
     from devstack.runtime.reaper import describe, marked_processes, terminate
 
     run_ids = {previous["run_id"]} if isinstance(previous.get("run_id"), str) else set()
-    left = marked_processes(run_ids=run_ids, repo=str(project.root), exclude=_ancestors())
+    ancestors = _ancestors()
+    left = marked_processes(run_ids=run_ids, repo=str(project.root), exclude=ancestors)
+    # Those that lost the marker (issue 11 §3), by the run's record and cgroup.
+    left += [proc for proc in leftovers(project.state_dir, ancestors) if proc not in left]
     if not left:
+        remove_cgroup(project.state_dir)
+        remove_record(project.state_dir)
         return
     described = describe(left)  # before they are gone and their command lines with them
     pid = previous.get("pid", "?")
     survivors = terminate(left, STALE_GRACE)
+    remove_cgroup(project.state_dir)
+    remove_record(project.state_dir)
     message = f"stopped {described}, left running by a previous devstack up (pid {pid})"
     if survivors:
         message += f"; could not stop {describe(survivors)}"

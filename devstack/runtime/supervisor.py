@@ -28,6 +28,7 @@ from devstack import stackpolicy
 from devstack.errors import DevstackError, unknown_name_error
 from devstack.model import Project, ReadyProbe, Service
 from devstack.runtime.stackapi import Level, OutputCallback, ServiceStatus, StateCallback
+from devstack.scripts import service_ports
 from devstack.stackpolicy import Stack
 
 if TYPE_CHECKING:
@@ -228,12 +229,12 @@ class Supervisor:
         handles = self._handles[name]
         probe = None
         try:
-            env = spawn_env(handles.env, run_id=self.run_id, name=name, colour=self.colour)
-            if service.port is not None and (holder := await _port_holder(service.port)):
-                self._feed(
-                    stackpolicy.SpawnError(name, f"port {service.port} is in use by {holder}")
-                )
-                return
+            env = self.service_env(name, handles.env)
+            for port in service_ports(service.port, service.cmd):  # issue 12 item 6
+                if holder := await _port_holder(port):
+                    taken = f"port {port} is in use by {holder}"
+                    self._feed(stackpolicy.SpawnError(name, taken, f"could not start: {taken}"))
+                    return
             if service.ready is not None:
                 from devstack.runtime import probes  # only a service with `ready:` needs it
 
@@ -248,15 +249,23 @@ class Supervisor:
                 tty=service.tty,
                 output=self.output,
             )
-        except OSError as error:
+        except (OSError, ValueError) as error:
+            # Issue 11 §3: a NUL byte in a value, a lone surrogate, a bad probe URL
+            # fail this service alone, never the whole stack.
             if probe:
                 probe.close()
-            why = f"could not start {service.argv[0]}: {error}"
-            self._feed(stackpolicy.SpawnError(name, why))
+            from devstack.runtime.process import describe_spawn_error
+
+            why = describe_spawn_error(error, service.cwd)
+            self._feed(
+                stackpolicy.SpawnError(
+                    name, f"could not start {service.argv[0]}: {why}", f"could not start: {why}"
+                )
+            )
             return
         except BaseException:
             # A bug (`_task_done` reports it) or a cancellation: not spawning any more.
-            self._feed(stackpolicy.SpawnError(name, ""))
+            self._feed(stackpolicy.SpawnAbandoned(name))
             raise
         handles.incoming = (process, probe)
         self._feed(stackpolicy.SpawnDone(name, self._wall_clock()))
@@ -418,9 +427,12 @@ class Supervisor:
             or (name not in self.project.services and service.autostart and self.start_new_services)
         ]
 
-    def service_env(self, name: str) -> dict[str, str]:
-        values = self._env.services[name].values
-        return spawn_env(values, run_id=self.run_id, name=name, colour=self.colour)
+    def service_env(self, name: str, values: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The environment `name`'s process gets from `values` (default: its current env)."""
+        if values is None:
+            values = self._env.services[name].values
+        repo = str(self._project.root)
+        return spawn_env(values, run_id=self.run_id, name=name, colour=self.colour, repo=repo)
 
     def say(self, message: str, level: Level = "info") -> None:
         self._say(None, message, level)
@@ -499,7 +511,7 @@ class Supervisor:
         assert error is not None
         text = "".join(traceback.format_exception(error))
         print(f"devstack: internal error, stopping everything:\n{text}", file=sys.stderr)
-        self.request_shutdown()
+        self._feed(stackpolicy.InternalError())  # `up` then exits 1 (issue 11 §4)
 
     async def _drain(self) -> None:
         while self._tasks:
@@ -512,7 +524,9 @@ class Supervisor:
         return lambda message: self._say(name, message, "warn")
 
 
-def spawn_env(values: Mapping[str, str], *, run_id: str, name: str, colour: bool) -> dict[str, str]:
+def spawn_env(
+    values: Mapping[str, str], *, run_id: str, name: str, colour: bool, repo: str | None = None
+) -> dict[str, str]:
     """The environment a service's process gets: its resolved env plus devstack's own."""
     env = dict(values)
     env.setdefault("PYTHONUNBUFFERED", "1")  # else Python services are silent through a pipe
@@ -521,12 +535,15 @@ def spawn_env(values: Mapping[str, str], *, run_id: str, name: str, colour: bool
     # The markers by which every process of this run is found again; never overridden.
     env["DEVSTACK_RUN_ID"] = run_id
     env["DEVSTACK_SERVICE"] = name
+    if repo is not None:
+        # The next `up` of this repo stops what carries it, even if run.json is gone.
+        env["DEVSTACK_REPO"] = repo
     return env
 
 
 async def _port_holder(port: int) -> str | None:
     """Who holds `port`, or None when it is free; the slow lookup off the event loop."""
-    from devstack import ports
+    from devstack.runtime import ports
 
     if ports.is_free(port):
         return None

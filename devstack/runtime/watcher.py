@@ -23,6 +23,7 @@ import fcntl
 import hashlib
 import os
 import signal
+import stat
 import struct
 import threading
 import time
@@ -52,6 +53,7 @@ BURST_PATHS = 10
 # Batches bigger than this are hashed in a thread, so output keeps flowing meanwhile.
 INLINE_HASH_LIMIT = 32
 UNHASHABLE = b""  # a path that is not a regular file, or cannot be read
+HASH_LIMIT = 4 * 1024 * 1024  # bytes (~4 ms to hash): a bigger file is not read at all
 # After a ring, watchfiles' thread records the change within microseconds: look every
 # CATCH_MS for CATCH_FOR_MS, then every STEP_MS until NOTIFY_LAG_MS (a busy machine);
 # then the ring is taken for an event that changes nothing (opening a file rings too).
@@ -120,14 +122,38 @@ class ContentHashes:
 
 
 def _digest(path: str) -> bytes | None:
-    """A hash of the file's bytes; None if it is missing, a directory or unreadable."""
+    """A hash of the file's bytes; None if it is missing or a directory.
+
+    Only a regular file is opened, and without blocking (issue 11 §2: a FIFO in a
+    watched folder froze the loop): anything else, or what cannot be read, is
+    UNHASHABLE. A file over HASH_LIMIT is told apart by size and mtime, not read.
+    """
     try:
-        with open(path, "rb") as file:
-            return hashlib.file_digest(file, lambda: hashlib.blake2b(digest_size=16)).digest()
-    except (IsADirectoryError, FileNotFoundError, NotADirectoryError):
+        info = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
         return None
     except OSError:
-        return UNHASHABLE  # present but unreadable (permissions, a fifo): treat as changed
+        return UNHASHABLE
+    if stat.S_ISDIR(info.st_mode):
+        return None
+    if not stat.S_ISREG(info.st_mode):
+        return UNHASHABLE
+    if info.st_size > HASH_LIMIT:
+        return b"size-mtime:%d:%d" % (info.st_size, info.st_mtime_ns)
+    try:
+        # O_NONBLOCK: replaced by a FIFO since the stat, it still cannot block the open.
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError:
+        return UNHASHABLE
+    with open(descriptor, "rb") as file:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            return UNHASHABLE
+        try:
+            return hashlib.file_digest(file, lambda: hashlib.blake2b(digest_size=16)).digest()
+        except OSError:
+            return UNHASHABLE
 
 
 class ProjectWatcher:

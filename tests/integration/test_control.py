@@ -119,10 +119,10 @@ def test_ps_and_actions_on_a_running_stack(repo: Path) -> None:
 
 
 def _garbage_is_refused_and_the_stack_keeps_running(repo: Path) -> None:
-    path = (repo / ".devstack" / "control.path").read_text().strip()
+    path = repo / ".devstack" / (repo / ".devstack" / "control.path").read_text().strip()
     for garbage in (b"{not json\n", b"z" * 200_000 + b"\n", b'{"v": 9, "op": "ps"}\n'):
         with socket.socket(socket.AF_UNIX) as sock:
-            sock.connect(path)
+            sock.connect(str(path))
             sock.sendall(garbage)
             reply = json.loads(sock.makefile("rb").readline())
         assert reply["ok"] is False and reply["error"]

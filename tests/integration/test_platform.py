@@ -18,4 +18,4 @@ def test_doctor_says_once_which_guarantee_is_weaker_on_the_portable_paths(repo: 
     assert result.stdout.strip() == "no problems found in 2 services"  # a note, not a problem
     assert result.stderr.count("note:") == (1 if portable else 0)
     if portable:
-        assert "clears its environment (env -i) escapes devstack's cleanup" in result.stderr
+        assert "clears its environment (env -i) before devstack has recorded it" in result.stderr

@@ -173,7 +173,8 @@ def test_probe_timeout_says_what_it_saw_and_dependents_keep_waiting(repo: Path) 
         up.close()
 
 
-def test_port_in_use_names_the_holder_and_others_run(repo: Path) -> None:
+def test_a_port_in_the_command_is_checked_before_start(repo: Path) -> None:
+    """Issue 12 item 6: `next dev -p 3000` binds 3000 as surely as `port: 3000` does."""
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
@@ -182,12 +183,14 @@ def test_port_in_use_names_the_holder_and_others_run(repo: Path) -> None:
             repo,
             f"""
             services:
-              api: {{cmd: 'echo "api on $PORT"', port: {port}}}
+              web: {{cmd: 'echo web started -p {port}'}}
               other: {{cmd: echo other ran}}
             """,
         )
         result = run_cli("up", cwd=repo)
     assert result.returncode == 1
-    assert f"port {port} is in use by pid {os.getpid()}" in result.stdout
-    assert "other | other ran" in result.stdout
-    assert "api on" not in result.stdout
+    assert f"web: port {port} is in use by pid {os.getpid()}" in result.stderr
+    assert "change the port in `cmd`" in result.stderr
+    assert "nothing started" in result.stderr
+    assert "other ran" not in result.stdout
+    assert "web started" not in result.stdout

@@ -8,8 +8,10 @@ stack (tests/fakes.py) that records what it is asked; the CLI side is the real c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import signal
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -18,11 +20,12 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from devstack.commands.logs import format_lines
 from devstack.commands.ps import format_bytes, format_duration, format_exit
 from devstack.errors import DevstackError, Problem, unknown_name_error
-from devstack.liveenv import diff_env, mask_command, render_diff
 from devstack.runtime import control
 from devstack.runtime.control import (
     MAX_MESSAGE,
@@ -35,6 +38,7 @@ from devstack.runtime.control import (
     tail_lines,
 )
 from devstack.runtime.keys import Ignore, Restart, parse_line
+from devstack.runtime.liveenv import diff_env, mask_command, render_diff
 from tests.fakes import FakeStack
 
 SERVICES = ("api", "jobs", "mail")
@@ -124,6 +128,9 @@ def test_a_message_round_trips_with_its_version() -> None:
         (b'{"op": "ps"}\n', "version None is not supported"),
         (b'{"v": 2, "op": "ps"}\n', "version 2 is not supported"),
         (b"x" * (MAX_MESSAGE + 1), "longer than"),
+        # Issue 11 §2: these printed tracebacks in the `up` terminal.
+        (b'{"v": 1, "tail": ' + b"9" * 5000 + b"}\n", "not a JSON message"),
+        (b"[" * 30_000 + b"]" * 30_000 + b"\n", "not a JSON message"),
     ],
 )
 def test_bad_lines_are_refused_with_the_reason(line: bytes, complaint: str) -> None:
@@ -238,7 +245,15 @@ def test_env_gives_the_spawned_environment_and_pid(server: ServerThread) -> None
 
 @pytest.mark.parametrize(
     "garbage",
-    [b"not json\n", b"\x00\xff\xfe\n", b"[]\n", b'{"v":1,"op":"nuke"}\n', b"y" * (MAX_MESSAGE * 2)],
+    [
+        b"not json\n",
+        b"\x00\xff\xfe\n",
+        b"[]\n",
+        b'{"v":1,"op":"nuke"}\n',
+        b"y" * (MAX_MESSAGE * 2),
+        b"[" * 30_000 + b"]" * 30_000 + b"\n",
+        b'{"v": 1, "op": "ps", "tail": ' + b"7" * 5000 + b"}\n",
+    ],
 )
 def test_garbage_gets_an_error_and_the_server_keeps_answering(
     server: ServerThread, garbage: bytes
@@ -247,6 +262,154 @@ def test_garbage_gets_an_error_and_the_server_keeps_answering(
     assert reply["ok"] is False and reply["v"] == 1
     assert reply["error"]
     assert control.request(server.root, "ps")["services"]
+
+
+def test_a_client_that_never_sends_its_request_is_told_and_closed(
+    server: ServerThread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(control, "REQUEST_TIMEOUT", 0.1)
+    with control.connect(server.root) as sock, sock.makefile("rb") as replies:
+        reply = json.loads(replies.readline())
+        assert "no request within" in reply["error"]
+        assert replies.readline() == b""  # closed
+    assert server.supervisor.messages == []
+
+
+def test_idle_connections_beyond_the_cap_push_the_oldest_out(server: ServerThread) -> None:
+    idle = [control.connect(server.root) for _ in range(control.MAX_IDLE * 3)]
+    try:
+        # The oldest are closed to make room; the newest stay; a request still works.
+        assert control.request(server.root, "ps")["services"]
+        idle[0].settimeout(10)
+        assert idle[0].recv(1) == b""
+    finally:
+        for sock in idle:
+            sock.close()
+
+
+def test_out_of_fds_the_server_says_so_once_pauses_and_recovers(server: ServerThread) -> None:
+    import resource
+
+    path = str(server.root / ".devstack" / "control.sock")
+    clients = [socket.socket(socket.AF_UNIX) for _ in range(20)]  # their fds exist now
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    messages = server.supervisor.messages
+    fillers: list[int] = []
+    try:
+        # No descriptor left for accept() in this process (the server's thread too):
+        # the limit just above the highest open one, and every hole below it filled.
+        resource.setrlimit(resource.RLIMIT_NOFILE, (_highest_fd() + 1, hard))
+        with contextlib.suppress(OSError):
+            while True:
+                fillers.append(os.dup(0))
+        for client in clients:
+            client.connect(path)
+        _wait_for(lambda: any("cannot accept" in m for m in messages), "the EMFILE message")
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        for fd in fillers:
+            os.close(fd)
+    _wait_for(lambda: any("accepting connections again" in m for m in messages), "recovery")
+    assert sum("cannot accept" in m for m in messages) == 1  # said once, not in a loop
+    assert "Too many open files" in messages[0]
+    for client in clients:
+        client.close()
+    assert control.request(server.root, "ps")["services"]
+
+
+def _highest_fd() -> int:
+    return max(
+        int(fd) for fd in os.listdir("/proc/self/fd" if os.path.isdir("/proc") else "/dev/fd")
+    )
+
+
+def test_a_slow_answer_keeps_the_client_waiting_with_signs_of_life(
+    server: ServerThread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(control, "HEARTBEAT", 0.05)
+    done = threading.Event()
+
+    async def slow_restart(names: list[str], reason: str) -> None:
+        await asyncio.to_thread(done.wait, 10)
+
+    server.supervisor.restart = slow_restart  # type: ignore[method-assign]
+    stream = control.open_stream(server.root, "restart", timeout=0.3, services=["api"])
+    timer = threading.Timer(0.6, done.set)  # twice the client's timeout
+    timer.start()
+    try:
+        assert next(stream)["ok"] is True
+    finally:
+        timer.cancel()
+        stream.close()
+
+
+def test_an_up_that_does_not_answer_is_reported_not_waited_for(tmp_path: Path) -> None:
+    import subprocess
+
+    state = tmp_path / ".devstack"
+    state.mkdir()
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        os.kill(sleeper.pid, signal.SIGSTOP)  # an `up` stopped with Ctrl+Z
+        (state / "run.json").write_text(json.dumps({"pid": sleeper.pid}))
+        with socket.socket(socket.AF_UNIX) as listener:
+            listener.bind(str(state / "control.sock"))
+            listener.listen(1)  # never accepts, never answers
+            with pytest.raises(DevstackError, match="is stopped") as caught:
+                next(control.open_stream(tmp_path, "ps", timeout=0.2))
+            assert f"kill -CONT {sleeper.pid}" in str(caught.value.problems[0].hint)
+            (state / "run.json").write_text(json.dumps({"pid": os.getpid()}))
+            with pytest.raises(DevstackError, match=r"did not answer within 0\.2s"):
+                next(control.open_stream(tmp_path, "ps", timeout=0.2))
+            # Its backlog full, it still counts as running (doctor asks), without a hang.
+            waiting = [socket.socket(socket.AF_UNIX) for _ in range(3)]
+            for sock in waiting:
+                sock.setblocking(False)
+                with contextlib.suppress(BlockingIOError):
+                    sock.connect(str(state / "control.sock"))
+            assert control._is_live(state / "control.sock", timeout=0.2)
+            for sock in waiting:
+                sock.close()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_down_waits_for_the_up_to_exit_but_not_for_a_stopped_one(tmp_path: Path) -> None:
+    import subprocess
+
+    (tmp_path / ".devstack").mkdir()
+    quick = subprocess.Popen(["true"])
+    control.wait_for_exit(quick.pid, tmp_path, check_every=0.1)  # returns: it exited
+    quick.wait()
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        (tmp_path / ".devstack" / "run.json").write_text(json.dumps({"pid": sleeper.pid}))
+        os.kill(sleeper.pid, signal.SIGSTOP)
+        with pytest.raises(DevstackError, match="is stopped"):
+            control.wait_for_exit(sleeper.pid, tmp_path, check_every=0.1)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_a_follow_backlog_skips_what_does_not_fit_and_says_where() -> None:
+    async def fill() -> list[dict[str, Any]]:
+        backlog = control.FollowBacklog(limit=10)
+        backlog.put("api", ["1234"])  # 5 bytes with its newline
+        backlog.put("api", ["5678"])  # 10: full
+        backlog.put("api", ["lost", "lost"])
+        backlog.put("jobs", ["lost"])
+        first = backlog.take()
+        backlog.put("api", ["next"])
+        return first + backlog.take()
+
+    assert asyncio.run(fill()) == [
+        {"name": "api", "lines": ["1234"], "from": "live"},
+        {"name": "api", "lines": ["5678"], "from": "live"},
+        {"skipped": 3},
+        {"name": "api", "lines": ["next"], "from": "live"},
+    ]
 
 
 def test_a_client_that_says_nothing_and_leaves_is_harmless(server: ServerThread) -> None:
@@ -299,6 +462,14 @@ def test_follow_sends_the_tail_then_live_lines_until_the_client_leaves(
 def test_follow_of_an_unknown_service_is_an_error(server: ServerThread) -> None:
     with pytest.raises(DevstackError, match="did you mean 'mail'"):
         next(control.open_stream(server.root, "logs-follow", services=["mial"]))
+
+
+def test_tail_of_a_missing_log_or_a_fifo_is_empty_and_never_blocks(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "api.log")
+    assert tail_lines(tmp_path / "api.log", 10) == []
+    (tmp_path / "file").write_text("")
+    assert tail_lines(tmp_path / "file" / "api.log", 10) == []  # .devstack is a file
+    assert tail_lines(tmp_path / "missing.log", 10) == []
 
 
 def test_tail_reads_the_end_of_a_big_file(tmp_path: Path) -> None:
@@ -459,3 +630,29 @@ def test_log_lines_are_prefixed_and_separators_become_messages() -> None:
     ]
     live = format_lines("api", lines[1:2], 3, from_file=False)
     assert live == ["api | ----- started 2024-05-01 10:00:00 pid 42 -----"]  # a service's own
+
+
+# -- any bytes at all (issue 11 §2: malformed requests printed tracebacks) -----------------
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+_requests = st.fixed_dictionaries(
+    {"v": st.just(1)},
+    optional={
+        "op": st.sampled_from(sorted(control.OPS)) | st.text(max_size=8),
+        "services": _json_values,
+        "tail": _json_values,
+    },
+)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(line=st.binary(max_size=300) | _requests.map(lambda r: json.dumps(r).encode()))
+def test_any_line_is_a_request_or_a_protocol_error(line: bytes) -> None:
+    with contextlib.suppress(ProtocolError):
+        parse_request(decode(line))

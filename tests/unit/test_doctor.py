@@ -5,6 +5,8 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from devstack.config import SERVICE_KEYS, TOP_KEYS, VAR_KEYS, parse_project
 from devstack.doctor import diagnose
 from devstack.envresolve import resolve_project
@@ -141,3 +143,63 @@ def test_schema_names_the_same_keys_as_the_parser() -> None:
     assert set(service["properties"]) == set(SERVICE_KEYS)
     var = schema["properties"]["vars"]["additionalProperties"]
     assert set(var["properties"]) == set(VAR_KEYS)
+
+
+# -- the open-file limit (issue 11 §2: 50 of 200 services failed at `ulimit -n 512`) -------
+
+
+@pytest.mark.parametrize(
+    ("services", "hard_limit", "warned"),
+    [(200, 512, True), (200, 4096, False), (3, 256, False), (40, 256, True)],
+)
+def test_an_fd_limit_too_low_for_the_services_is_a_warning(
+    services: int, hard_limit: int, warned: bool
+) -> None:
+    from devstack.doctor import fd_limit_problems
+
+    problems = fd_limit_problems(services, hard_limit)
+    assert bool(problems) is warned
+    for problem in problems:
+        assert problem.severity == "warning"
+        assert f"open-file limit is {hard_limit}" in problem.message
+        assert problem.hint and "ulimit -n" in problem.hint
+
+
+def test_up_raises_its_soft_fd_limit_up_to_the_hard_one() -> None:
+    import resource
+    import subprocess
+    import sys
+
+    script = (
+        "import resource; from devstack.commands.up import raise_fd_limit;"
+        "print(*raise_fd_limit()); print(*resource.getrlimit(resource.RLIMIT_NOFILE))"
+    )
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 2048))
+
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        preexec_fn=limited,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.split() == ["2048", "2048", "2048", "2048"]
+
+
+def test_ports_in_commands_clash_and_are_checked(tmp_path: Path) -> None:
+    """Issue 12 item 6: the seed's real clash, only found once both ports were in `port:`."""
+    problems = check(
+        tmp_path,
+        """\
+        services:
+          api: {cmd: "PORT=3003 true run src/index.ts"}
+          email: {cmd: "true dev -p 3003"}
+          web: {cmd: "true dev --port=3100"}
+        """,
+        holder="pid 7 (node)",
+    )
+    messages = {(p.code, p.message) for p in problems}
+    assert ("port-duplicate", "port 3003 is given to api and email") in messages
+    assert ("port-in-use", "web: port 3100 is in use by pid 7 (node)") in messages

@@ -9,6 +9,7 @@ import os
 import threading
 from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -291,3 +292,49 @@ def test_a_start_is_said_before_the_first_line() -> None:
     output.feed("api", "out", b"listening\n")
     output.close()
     assert shown(output) == ["api \u25b8 started (pid 123)".encode(), b"api | listening"]
+
+
+def test_a_full_disk_that_frees_up_resumes_logging_and_says_what_was_lost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import resource
+
+    from devstack.runtime import output as output_module
+
+    monkeypatch.setattr(output_module, "RETRY_AFTER", 0.0)  # try again at every write
+    output = plain(["api"], log_dir=tmp_path)
+    output.feed("api", "out", b"kept\n")
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    # The file size limit fails writes as a full disk does (EFBIG where ENOSPC).
+    resource.setrlimit(resource.RLIMIT_FSIZE, (len(b"kept\n"), hard))
+    try:
+        output.feed("api", "out", b"lost 1\n")
+        output.feed("api", "out", b"lost 2\nlost 3\n")
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    output.feed("api", "out", b"back\n")
+    output.close()
+    assert (tmp_path / "api.log").read_bytes() == (
+        b"kept\n----- 3 lines (21 bytes) not logged: writing failed -----\nback\n"
+    )
+    messages = b"\n".join(shown(output))
+    assert messages.count(b"cannot write") == 1
+    assert b"again; 3 lines (21 bytes) were lost" in messages
+
+
+def test_log_files_are_private_and_never_follow_a_symlink(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir(mode=0o755)
+    (tmp_path / "elsewhere").write_text("not a log\n")
+    (logs / "db.log").symlink_to(tmp_path / "elsewhere")
+    (logs / "old.log").write_text("from an older devstack\n")
+    (logs / "old.log").chmod(0o644)
+    output = plain(["api", "db", "old"], log_dir=logs)
+    for name in ("api", "db", "old"):
+        output.feed(name, "out", b"line\n")
+    output.close()
+    assert (logs.stat().st_mode & 0o777) == 0o700
+    assert ((logs / "api.log").stat().st_mode & 0o777) == 0o600
+    assert ((logs / "old.log").stat().st_mode & 0o777) == 0o600
+    assert (tmp_path / "elsewhere").read_text() == "not a log\n"
+    assert b"cannot write" in b"\n".join(shown(output))

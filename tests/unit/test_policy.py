@@ -62,6 +62,32 @@ TRANSITIONS = [
         (Say("exited 1, waiting for a change to restart", "error"),),
     ),
     (UP, Exited(0), 101.0, ON_FAILURE, S.EXITED, (Say("exited 0"),)),
+    # Watched: a crash soon after the start waits for the fix, not the same crash again
+    # (issue 11 §5); a crash after a stable run restarts as the rule says.
+    (
+        UP,
+        Exited(1),
+        101.0,
+        RestartRule(mode="on-failure", watch=True),
+        S.WAITING_FOR_CHANGE,
+        (Say("exited 1, waiting for a change to restart", "error"),),
+    ),
+    (
+        UP,
+        Exited(1),
+        200.0,
+        RestartRule(mode="on-failure", watch=True),
+        S.BACKING_OFF,
+        (Say("exited 1, restarting in 1s", "error"), ScheduleRestart(1.0)),
+    ),
+    (
+        WAITING,
+        SpawnFailed(),
+        101.0,
+        RestartRule(mode="always", watch=True),
+        S.WAITING_FOR_CHANGE,
+        (Say("could not start, waiting for a change to restart", "error"),),
+    ),
     (
         UP,
         Exited(3),
@@ -218,11 +244,11 @@ def test_max_restarts_gives_up() -> None:
     ]
 
 
-def test_max_restarts_with_watch_waits_for_a_change() -> None:
-    rule = RestartRule(mode="always", max_restarts=1, watch=True)
+def test_with_watch_a_quick_failure_waits_for_a_change_before_max_restarts() -> None:
+    rule = RestartRule(mode="always", max_restarts=3, watch=True)
     assert run_history(rule, [(0, 0.1, 0), (1, 1.1, 1)]) == [
         "exited 0, restarting in 1s",
-        "exited 1, giving up after 1 restarts; waiting for a change to restart",
+        "exited 1, waiting for a change to restart",
         "-> waiting-for-change",
     ]
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from devstack import ports
+from devstack.runtime import ports
 
 LISTENER = """
 import socket, sys

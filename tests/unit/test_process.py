@@ -374,11 +374,13 @@ def test_the_guardian_kills_what_ignores_sigterm(run_id: str, tmp_path: Path) ->
     assert "could not stop" not in stderr
 
 
-def test_the_guardian_without_pidfds_stops_the_run_with_psutil(run_id: str) -> None:
+def test_the_guardian_without_pidfds_stops_the_run_with_psutil(run_id: str, tmp_path: Path) -> None:
     env = dict(os.environ, DEVSTACK_RUN_ID=run_id)
     child = subprocess.Popen(["sleep", "300"], env=env, start_new_session=True)
     try:
-        stopped, survivors = guardian._stop_marked_with_psutil(f"DEVSTACK_RUN_ID={run_id}")
+        stopped, survivors = guardian._stop_marked_with_psutil(
+            f"DEVSTACK_RUN_ID={run_id}", str(tmp_path)
+        )
         assert child.wait(TIMEOUT) == -signal.SIGTERM
     finally:
         child.kill()
@@ -546,3 +548,42 @@ def test_a_member_ignoring_sigterm_after_its_shell_ended_is_killed(
     [message] = said
     assert message.startswith(f"pid {member} (")
     assert message.endswith(") did not stop within 0.3s, sending SIGKILL")
+
+
+# -- what no process can receive (issue 11 §3) -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "complaint"),
+    [
+        (["echo", "a\0b"], {}, "argument 1 of the command holds a NUL byte (at character 2)"),
+        (["echo"], {"TOKEN": "s3cr\0t"}, "the value of TOKEN holds a NUL byte"),
+        (["echo"], {"NAME": "x\ud800"}, "the value of NAME holds a character with no encoding"),
+        (["e\udfffcho"], {}, "argument 0 of the command holds a character with no encoding"),
+        (["echo"], {"A=B": "1"}, "the name of variable 'A=B'"),
+    ],
+)
+def test_what_no_process_can_receive_is_named_without_its_value(
+    argv: list[str], env: dict[str, str], complaint: str
+) -> None:
+    from devstack.runtime.process import check_spawnable
+
+    with pytest.raises(ValueError, match="fix it where it is set") as caught:
+        check_spawnable(argv, env)
+    assert complaint in str(caught.value)
+    assert "s3cr" not in str(caught.value)
+
+
+def test_a_value_with_a_nul_fails_the_spawn_with_a_value_error(run_id: str) -> None:
+    async def scenario() -> None:
+        with pytest.raises(ValueError, match="the value of BAD holds a NUL byte"):
+            await ServiceProcess.spawn(
+                name="svc",
+                argv=["true"],
+                cwd=Path.cwd(),
+                env={"DEVSTACK_RUN_ID": run_id, "BAD": "x\0"},
+                tty=False,
+                output=FakeOutput(),  # type: ignore[arg-type]
+            )
+
+    run(scenario)

@@ -7,7 +7,7 @@ import os
 import signal
 import stat
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
@@ -37,10 +37,12 @@ def test_run_json_while_running_and_gone_after(project: Project) -> None:
         state = json.loads((project.state_dir / "run.json").read_text())
         assert state["pid"] == os.getpid() == run.pid
         assert state["run_id"] == run.run_id
-        assert state["socket"] == str(project.state_dir / "control.sock")
+        assert "socket" not in state  # its path is recorded apart, where it really is
         assert stat.S_IMODE(project.state_dir.stat().st_mode) == 0o700
     assert not (project.state_dir / "run.json").exists()
-    assert [p.name for p in project.state_dir.iterdir()] == ["up.lock"]  # no temp files
+    # No temp files; the .gitignore keeps .devstack out of `git status` (issue 11 §5).
+    assert sorted(p.name for p in project.state_dir.iterdir()) == [".gitignore", "up.lock"]
+    assert (project.state_dir / ".gitignore").read_text() == "*\n"
 
 
 def test_a_second_up_is_refused_naming_the_first(project: Project) -> None:
@@ -88,3 +90,50 @@ def test_an_unreadable_run_json_is_replaced(project: Project) -> None:
     (project.state_dir / "run.json").write_text("{not json")
     with runstate.acquire(project, say=pytest.fail) as run:
         assert runstate.read_run(project.state_dir) == run.as_json()
+
+
+# -- .devstack itself (issue 11 §2, §4) ----------------------------------------------------
+
+
+def test_an_existing_state_dir_is_made_private(project: Project) -> None:
+    project.state_dir.mkdir(mode=0o755)
+    project.state_dir.chmod(0o755)
+    assert runstate.prepare_state_dir(project.root) == project.state_dir
+    assert stat.S_IMODE(project.state_dir.stat().st_mode) == 0o700
+
+
+def test_a_symlinked_state_dir_is_followed_and_its_target_made_private(
+    project: Project, tmp_path: Path
+) -> None:
+    target = tmp_path / "elsewhere"
+    target.mkdir(mode=0o755)
+    target.chmod(0o755)
+    project.state_dir.symlink_to(target)
+    with runstate.acquire(project):
+        assert (target / "run.json").exists()
+        assert stat.S_IMODE((target / "run.json").stat().st_mode) == 0o600
+    assert stat.S_IMODE(target.stat().st_mode) == 0o700
+
+
+@pytest.mark.parametrize(
+    ("make", "complaint"),
+    [
+        (lambda path: path.write_text("oops"), "is a file, not a directory"),
+        (lambda path: path.symlink_to(path.with_name("nowhere")), "a symlink to"),
+        (lambda path: (path.mkdir(), os.chown(path, 65534, 65534)), "belongs to uid 65534"),
+    ],
+)
+def test_an_unusable_state_dir_is_refused_with_the_fix(
+    project: Project, make: Callable[[Path], object], complaint: str
+) -> None:
+    if "uid" in complaint and os.getuid() != 0:
+        # Only root can give a directory away; for another user, one it may not write
+        # is refused the same way.
+        project.state_dir.mkdir(mode=0o500)
+        complaint = "cannot be written"
+    else:
+        make(project.state_dir)
+    with pytest.raises(DevstackError, match=complaint) as refused:
+        runstate.prepare_state_dir(project.root)
+    assert refused.value.exit_status == 1
+    assert refused.value.problems[0].hint

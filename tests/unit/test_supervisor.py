@@ -40,11 +40,14 @@ class World:
     pids: itertools.count[int] = field(default_factory=lambda: itertools.count(100))
     order: itertools.count[int] = field(default_factory=itertools.count)
     fail_spawn: set[str] = field(default_factory=set)
+    bug_spawn: set[str] = field(default_factory=set)
     readers: list[Callable[[str, list[str]], None]] = field(default_factory=list)
 
     async def spawn(self, *, name: str, **_: Any) -> FakeProcess:
         if name in self.fail_spawn:
             raise PermissionError(13, "Permission denied")
+        if name in self.bug_spawn:
+            raise RuntimeError("a bug")
         self.log.append(f"spawn {name}")
         process = self.processes[name] = FakeProcess(self, name, next(self.pids))
         return process
@@ -284,11 +287,31 @@ HISTORIES: dict[str, tuple[str, list[str], list[str]]] = {
             "-> exit 0",
         ],
     ),
+    "its dependents are told why a service could not start": (
+        """
+        db: {cmd: serve}
+        api: {cmd: run, depends_on: [db]}
+        # fail-spawn db
+        """,
+        [],
+        [
+            "api: waiting for db (ready)",
+            "db: could not start /bin/sh: Permission denied",
+            "db: could not start",
+            "api: not started: db could not start: Permission denied",
+            "-> exit 1",
+        ],
+    ),
+    "a bug stops everything, and the run ends with status 1": (
+        "api: {cmd: run}\njobs: {cmd: work}\n# bug-spawn jobs",
+        [],
+        ["spawn api", "stop api", "api: stopped", "-> exit 1"],
+    ),
     "a command that cannot start crashes its service": (
         "api: {cmd: run}\n# fail-spawn api",
         [],
         [
-            "api: could not start /bin/sh: [Errno 13] Permission denied",
+            "api: could not start /bin/sh: Permission denied",
             "api: could not start",
             "-> exit 1",
         ],
@@ -305,9 +328,8 @@ async def play(root: Path, services: str, steps: list[str]) -> tuple[list[str], 
     make_repo(root, indented(services))
     project = load_project(root / "devstack.yaml")
     env = resolve_project(project, {}, {})
-    world = World(
-        fail_spawn={line.split()[-1] for line in services.split("\n") if "fail-spawn" in line}
-    )
+    marked = lambda mark: {line.split()[-1] for line in services.split("\n") if mark in line}  # noqa: E731
+    world = World(fail_spawn=marked("fail-spawn"), bug_spawn=marked("bug-spawn"))
     supervisor = Supervisor(
         project,
         env,
@@ -470,3 +492,19 @@ def test_settled_waits_for_a_restart_under_way(tmp_path: Path) -> None:
         return during, after
 
     assert asyncio.run(scenario()) == (False, True)
+
+
+def test_every_process_carries_the_markers_the_reaper_finds_it_by(tmp_path: Path) -> None:
+    make_repo(tmp_path, indented("api: {cmd: run}"))
+    project = load_project(tmp_path / "devstack.yaml")
+    world = World()
+    supervisor = Supervisor(
+        project,
+        resolve_project(project, {}, {}),
+        ["api"],
+        output=world,  # type: ignore[arg-type]
+        run_id="run-1",
+    )
+    env = supervisor.service_env("api")
+    assert (env["DEVSTACK_RUN_ID"], env["DEVSTACK_SERVICE"]) == ("run-1", "api")
+    assert env["DEVSTACK_REPO"] == str(project.root)  # what runstate's stale cleanup reads

@@ -145,3 +145,26 @@ def test_without_a_descriptor_or_the_main_thread_there_is_no_doorbell(
     asyncio.run(no_descriptor())
     run_in_thread(not_the_main_thread)
     assert signal.getsignal(signal.SIGIO) == signal.SIG_DFL
+
+
+def test_hashing_never_opens_a_fifo_and_tells_big_files_by_size_and_mtime(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from devstack.runtime import watcher
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    big = tmp_path / "big.bin"
+    big.write_bytes(b"a" * 64)
+    monkeypatch.setattr(watcher, "HASH_LIMIT", 16)
+    hashes = watcher.ContentHashes()
+    # Issue 11 §2: open() of a FIFO without a writer blocked the event loop for good.
+    finished = threading.Event()
+    worker = threading.Thread(
+        target=lambda: (hashes.remember([str(fifo), str(big)]), finished.set()), daemon=True
+    )
+    worker.start()
+    assert finished.wait(10), "hashing blocked on a FIFO"
+    assert hashes.changed([str(fifo)]) == []
+    os.utime(big, ns=(0, 12_345))
+    assert hashes.changed([str(big)]) == [str(big)]
