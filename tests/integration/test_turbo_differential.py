@@ -32,6 +32,7 @@ NOT_COMPARED = {
     "TURBO_INVOCATION_DIR": "turbo's own",
     "DEVSTACK_RUN_ID": "devstack's own: finds the run's processes again (README)",
     "DEVSTACK_SERVICE": "devstack's own",
+    "DEVSTACK_REPO": "devstack's own: the next up of the repo finds a lost run's processes",
     "PYTHONUNBUFFERED": "devstack's own: services' lines arrive as printed (README)",
 }
 NOT_COMPARED_PREFIXES = ("npm_", "pnpm_")  # the package manager's lifecycle variables
