@@ -5,6 +5,9 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# Two stamps: `make dev` installs devstack alone (quietly); the test tools come with
+# the first `make test`, which also has devstack installed.
+DEV_STAMP := $(VENV)/.installed-dev
 STAMP := $(VENV)/.installed
 # The real JS tools the tests compare devstack with (turbo's differential test, issue 12),
 # from the npm registry into .venv/node; node and npm are on every machine here.
@@ -13,22 +16,34 @@ NODE_STAMP := $(NODE_TOOLS)/.installed
 
 .PHONY: dev test lint bench clean
 
-$(STAMP): pyproject.toml
+$(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install -qq --upgrade pip
+
+$(DEV_STAMP): pyproject.toml $(VENV)/bin/python
+	$(BIN)/python -m pip install -qq -e .
+	touch $(DEV_STAMP)
+
+$(STAMP): pyproject.toml $(VENV)/bin/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	# systemd-analyze checks `devstack export systemd`; Debian's systemd package has it.
 	command -v systemd-analyze >/dev/null || ! command -v apt-get >/dev/null || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 		apt-get install -y -qq --no-install-recommends systemd >/dev/null; }
-	touch $(STAMP)
+	# tmux drives the real `devstack ui` in tests/integration/test_ui_tmux.py.
+	command -v tmux >/dev/null || ! command -v apt-get >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq --no-install-recommends tmux >/dev/null; }
+	command -v tmux >/dev/null || ! command -v brew >/dev/null || brew install tmux >/dev/null
+	touch $(STAMP) $(DEV_STAMP)
 
 $(NODE_STAMP): Makefile
 	npm install --prefix $(NODE_TOOLS) --no-audit --no-fund --loglevel=error turbo@2 pnpm@10 dotenv-cli@10 bun@1
 	npm install --prefix $(NODE_TOOLS)/turbo1 --no-audit --no-fund --loglevel=error turbo@1
+	npm install --prefix $(NODE_TOOLS) --no-audit --no-fund --loglevel=error @next/env@16
 	touch $(NODE_STAMP)
 
-dev: $(STAMP)
+dev: $(DEV_STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/devstack up
 
 lint: $(STAMP)

@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "mcp": "serve this repo's stack to coding agents (MCP over stdio)",
     "down": "stop the running stack",
     "export": "write compose, kubernetes, systemd or supervisord files for the stack",
+    "ui": "a full-screen view of the running stack: services, logs, env, keys",
 }
 
 

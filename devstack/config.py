@@ -31,7 +31,8 @@ from devstack.model import (
     VarDecl,
     WatchSpec,
 )
-from devstack.yamlnodes import NodeReader
+from devstack.textfile import read_text
+from devstack.yamlnodes import NodeReader, compose, describe
 
 CONFIG_NAME = "devstack.yaml"
 VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -62,6 +63,11 @@ VAR_KEYS = ("required", "secret", "same_across", "pattern", "description")
 PROBE_KINDS = ("http", "tcp", "log", "cmd")
 WATCH_KEYS = ("paths", "ignore", "debounce_ms")
 CONDITIONS = ("started", "ready", "completed")
+COMPOSE_CONDITIONS = {
+    "service_started": "started",
+    "service_healthy": "ready",
+    "service_completed_successfully": "completed",
+}
 RESTART_MODES = ("no", "on-failure", "always")
 
 
@@ -70,7 +76,7 @@ def find_config(start: Path) -> Path:
     start = start.resolve()
     for directory in (start, *start.parents):
         candidate = directory / CONFIG_NAME
-        if candidate.is_file():
+        if candidate.is_file() or candidate.is_symlink():  # a broken link: say so when read
             return candidate
     raise DevstackError.single(
         f"no {CONFIG_NAME} in {start} or any parent directory",
@@ -81,14 +87,11 @@ def find_config(start: Path) -> Path:
 
 
 def load_project(config_path: Path) -> Project:
-    try:
-        text = config_path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    text = read_text(config_path, str(config_path))
+    if text is None:
         raise DevstackError.single(
             f"{config_path} does not exist", hint="check the path given to -f", code="no-config"
-        ) from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise DevstackError.single(f"cannot read {config_path}: {error}") from None
+        )
     return parse_project(text, config_path.resolve())
 
 
@@ -96,29 +99,19 @@ def parse_project(text: str, config_path: Path) -> Project:
     """Parse devstack.yaml text; raise one DevstackError listing every problem."""
     root = config_path.parent
     display = os.path.relpath(config_path, root)
-    try:
-        document = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as error:
-        raise DevstackError([_yaml_syntax_problem(error, display)]) from None
+    document = compose(text, display)
     reader = NodeReader(display)
     if document is None:
         raise DevstackError.single(
             f"{display} is empty", Location(display), "add a 'services:' mapping (see README)"
         )
-    project = _ProjectReader(reader, root, config_path).read(document)
-    if reader.problems:
+    # A tree that cannot be walked (a recursive alias, an alias bomb) is not read further.
+    project = (
+        _ProjectReader(reader, root, config_path).read(document) if reader.check(document) else None
+    )
+    if reader.problems or project is None:
         raise DevstackError(sorted(reader.problems, key=lambda p: p.location or Location("")))
     return project
-
-
-def _yaml_syntax_problem(error: yaml.MarkedYAMLError, display: str) -> Problem:
-    mark = error.problem_mark or error.context_mark
-    location = Location(display, mark.line + 1, mark.column + 1) if mark else Location(display)
-    message = f"invalid YAML: {error.problem or error.context}"
-    hint = "check indentation and quoting on this line or the one before"
-    if error.context and error.problem:
-        message += f" ({error.context})"
-    return Problem(message, location, hint, code="yaml-syntax")
 
 
 class _ProjectReader:
@@ -130,15 +123,18 @@ class _ProjectReader:
         self.config_path = config_path
 
     def read(self, document: yaml.Node) -> Project:
-        items = self.r.items(document, CONFIG_NAME)
-        self.r.check_keys(items, TOP_KEYS, CONFIG_NAME)
+        if not isinstance(document, yaml.MappingNode):
+            self.r.wrong_type(document, CONFIG_NAME, "a mapping", "services: {api: {cmd: ...}}")
+            return Project(self.root, self.config_path, {})
+        items = _without_extensions(self.r.items(document, CONFIG_NAME))
+        self.check_top_keys(items)
         sections = {key: value for key, _, value in items}
         env_mode = "strict"
         if "env_mode" in sections:
             node = sections["env_mode"]
             value = self.r.value(node)
             if value not in ("strict", "loose"):
-                self.r.error(node, f"env_mode must be 'strict' or 'loose', not {value!r}")
+                self.r.error(node, "env_mode must be 'strict' or 'loose'")
             else:
                 env_mode = value
         services = self.services(sections.get("services"))
@@ -154,6 +150,26 @@ class _ProjectReader:
         )
         self.check_dependencies(project)
         return project
+
+    def check_top_keys(self, items: list[tuple[str, yaml.Node, yaml.Node]]) -> None:
+        """Unknown top-level keys; `web: gunicorn app` lines are a pasted Procfile."""
+        unknown = [(key, node, value) for key, node, value in items if key not in TOP_KEYS]
+        procfile_like = [key for key, _, value in unknown if isinstance(self.r.value(value), str)]
+        if (
+            unknown
+            and len(procfile_like) == len(unknown)
+            and "services" not in {key for key, _, _ in items}
+        ):
+            for key, node, _ in unknown:
+                self.r.error(
+                    node,
+                    f"'{key}: ...' looks like a Procfile line, not devstack.yaml",
+                    "put it in a file named Procfile and run `devstack init`, or write"
+                    f" services: {{{key}: {{cmd: ...}}}}",
+                    code="unknown-key",
+                )
+            return
+        self.r.check_keys(items, TOP_KEYS, CONFIG_NAME)
 
     # -- env -------------------------------------------------------------------
 
@@ -179,6 +195,15 @@ class _ProjectReader:
         where = self.r.where(node)
         if "=" in text:
             name, value = text.split("=", 1)
+            if name != name.rstrip():
+                fixed = f"{name.strip()}={value.strip()}"
+                self.r.error(
+                    node,
+                    f"'{text}' has spaces around '=': the name would be '{name}'",
+                    f'write "{fixed}" (spaces are kept as part of the name and the value)',
+                    code="invalid-name",
+                )
+                return None
             return self.rule("set", name, node, where, value)
         if text.startswith("!"):
             return self.rule("negate", text[1:], node, where)
@@ -192,13 +217,11 @@ class _ProjectReader:
             return self.rule(
                 "glob" if any(c in name for c in "*?[") else "pass", name, key_node, where
             )
-        value = self.r.value(node) if isinstance(node, yaml.ScalarNode) else None
-        if value is None or isinstance(value, list | dict):
+        value = self.r.text(node)
+        if value is None:
             self.r.wrong_type(node, f"the value of {name}", "a string, a number or null")
             return None
-        if isinstance(value, bool):
-            value = "true" if value else "false"
-        return self.rule("set", name, key_node, where, str(value))
+        return self.rule("set", name, key_node, where, value)
 
     def rule(
         self, kind: str, name: str, node: yaml.Node, where: Location, value: str | None = None
@@ -222,9 +245,8 @@ class _ProjectReader:
             )
         names = self.r.strings(node, "env_files", "[.env, .env.local]")
         where = self.r.where(node)
-        return tuple(
-            EnvFileRef(base / name, self.display(base / name), True, where) for name in names
-        )
+        paths = [base / os.path.expanduser(name) for name in names]
+        return tuple(EnvFileRef(path, self.display(path), True, where) for path in paths)
 
     def display(self, path: Path) -> str:
         path = Path(os.path.normpath(path))
@@ -319,7 +341,7 @@ class _ProjectReader:
 
     def service(self, name: str, key_node: yaml.Node, node: yaml.Node) -> Service | None:
         what = f"services.{name}"
-        items = self.r.items(node, what)
+        items = _without_extensions(self.r.items(node, what))
         self.r.check_keys(items, SERVICE_KEYS, what)
         keys = {key: value for key, _, value in items}
         if "cmd" not in keys:
@@ -329,7 +351,7 @@ class _ProjectReader:
             return None
         cmd = self.command(keys["cmd"], f"{what}.cmd")
         cwd = self.root
-        if "cwd" in keys and (text := self.r.string(keys["cwd"], f"{what}.cwd", "services/api")):
+        if "cwd" in keys and (text := self.path(keys["cwd"], f"{what}.cwd", "services/api")):
             cwd = Path(os.path.normpath(self.root / text))
         fields: dict[str, object] = {}
         readers = {
@@ -345,16 +367,32 @@ class _ProjectReader:
             "tty": lambda v: self.r.boolean(v, f"{what}.tty"),
             "restart_dependents": lambda v: self.r.boolean(v, f"{what}.restart_dependents"),
             "watch": lambda v: self.watch(v, what),
-            "package": lambda v: self.r.string(v, f"{what}.package", '"@v1/jobs"'),
+            "package": lambda v: self.r.string(v, f"{what}.package", '"@v1/jobs"') or None,
             "image": lambda v: self.image(v, f"{what}.image"),
         }
         for key, read in readers.items():
             if key in keys and (value := read(keys[key])) is not None:
                 fields[key] = value
         fields["env_files"] = self.env_files(keys.get("env_files"), cwd)
+        if "watch" in fields:
+            self.check_watch(fields["watch"], cwd, keys["watch"], what)  # type: ignore[arg-type]
         if cmd is None:
             return None
         return Service(name=name, cmd=cmd, cwd=cwd, location=self.r.where(key_node), **fields)  # type: ignore[arg-type]
+
+    def path(self, node: yaml.Node, what: str, example: str) -> str | None:
+        """A path as written, `~` expanded (as a shell would); backslashes are refused."""
+        text = self.r.string(node, what, example)
+        if text is None:
+            return None
+        if "\\" in text:
+            self.r.error(
+                node,
+                f"{what} '{text}' uses backslashes",
+                f"write paths with '/', also on Windows: {text.replace(chr(92), '/')}",
+            )
+            return None
+        return os.path.expanduser(text)
 
     def image(self, node: yaml.Node | None, what: str) -> str | None:
         """The container image `devstack export compose|kubernetes` runs a service in."""
@@ -366,34 +404,54 @@ class _ProjectReader:
             if not argv:
                 self.r.error(node, f"{what} is an empty list")
                 return None
+            if any(not self.spawnable(node, what, arg) for arg in argv):
+                return None
             return tuple(argv)
         text = self.r.string(node, what, '"python -m api" or ["python", "-m", "api"]')
         if text is not None and not text.strip():
             self.r.error(node, f"{what} is blank")
             return None
+        if text is not None and not self.spawnable(node, what, text):
+            return None
         return text
+
+    def spawnable(self, node: yaml.Node, what: str, text: str) -> bool:
+        """Whether `text` can be an argument of a process (no NUL, encodable)."""
+        problem = unspawnable(text)
+        if problem:
+            self.r.error(node, f"{what} {problem}", "remove it from the command")
+        return problem is None
 
     def dependencies(self, node: yaml.Node, what: str) -> tuple[Dependency, ...]:
         if isinstance(node, yaml.MappingNode):
             found = []
             for name, key_node, value in self.r.items(node, f"{what}.depends_on"):
-                condition: object = "ready"
-                if not self.r.is_null(value):
+                condition = "ready"
+                if isinstance(value, yaml.ScalarNode) and not self.r.is_null(value):
+                    condition = self.condition(value)  # compose's `db: service_healthy`
+                elif not self.r.is_null(value):
                     items = self.r.items(value, f"{what}.depends_on.{name}")
                     self.r.check_keys(items, ("condition",), f"{what}.depends_on.{name}")
                     for _, _, condition_node in items:
-                        condition = self.r.value(condition_node)
-                        if condition not in CONDITIONS:
-                            self.r.error(
-                                condition_node,
-                                f"condition must be one of {', '.join(CONDITIONS)}",
-                                did_you_mean(str(condition), CONDITIONS),
-                            )
-                            condition = "ready"
+                        condition = self.condition(condition_node)
                 found.append(Dependency(name, condition, self.r.where(key_node)))  # type: ignore[arg-type]
             return tuple(found)
         names = self.r.strings(node, f"{what}.depends_on", "[jobs] or {jobs: {condition: ready}}")
         return tuple(Dependency(name, "ready", self.r.where(node)) for name in names)
+
+    def condition(self, node: yaml.Node) -> str:
+        """started, ready or completed; compose's service_* names are accepted too."""
+        value = self.r.value(node)
+        condition = COMPOSE_CONDITIONS.get(str(value), value) if isinstance(value, str) else None
+        if condition in CONDITIONS:
+            return str(condition)
+        written = value if isinstance(value, str) else describe(node)
+        self.r.error(
+            node,
+            f"condition must be one of {', '.join(CONDITIONS)}, not {written}",
+            did_you_mean(written, [*CONDITIONS, *COMPOSE_CONDITIONS]),
+        )
+        return "ready"
 
     def probe(self, node: yaml.Node, what: str) -> ReadyProbe | None:
         items = self.r.items(node, f"{what}.ready")
@@ -413,6 +471,8 @@ class _ProjectReader:
             return None
         if kind == "log":
             self.check_regex(keys[kind], target, f"{what}.ready.log")
+        elif "${" in target:
+            pass  # checked by doctor once interpolated with the service's env
         elif kind == "tcp" and not re.fullmatch(r"\[?[\w.:-]+\]?:\d+", target):
             self.r.error(
                 keys[kind], f"{what}.ready.tcp must be host:port", "for example: 127.0.0.1:5432"
@@ -443,14 +503,14 @@ class _ProjectReader:
         return int(port) if port is not None else None
 
     def restart(self, node: yaml.Node, what: str) -> str | None:
-        value = self.r.value(node) if hasattr(node, "value") else None
+        value = self.r.value(node)
         if value is False:  # YAML 1.1 reads a bare `no` as false
             return "no"
-        if value not in RESTART_MODES:
+        if not isinstance(value, str) or value not in RESTART_MODES:
             self.r.error(
                 node,
                 f"{what}.restart must be one of {', '.join(RESTART_MODES)}",
-                did_you_mean(str(value), RESTART_MODES),
+                did_you_mean(value, RESTART_MODES) if isinstance(value, str) else None,
             )
             return None
         return value
@@ -499,6 +559,25 @@ class _ProjectReader:
             debounce_ms=50 if debounce is None else int(debounce),
         )
 
+    def check_watch(self, spec: WatchSpec, cwd: Path, node: yaml.Node, what: str) -> None:
+        """Watch globs are relative to cwd and inside the repo: the watcher sees only the
+        repo, so an absolute or `../..` path would be accepted and never fire."""
+        for pattern in spec.paths:
+            if os.path.isabs(pattern) or pattern.startswith("~"):
+                self.r.error(
+                    node,
+                    f"{what}.watch path '{pattern}' is absolute",
+                    "write it relative to the service's cwd, e.g. src/**/*.py",
+                )
+                continue
+            target = Path(os.path.normpath(cwd / pattern))
+            if target != self.root and self.root not in target.parents:
+                self.r.error(
+                    node,
+                    f"{what}.watch path '{pattern}' is outside the repo",
+                    "devstack watches only files inside the repo; watch a path inside it",
+                )
+
     def check_dependencies(self, project: Project) -> None:
         for service in project.services.values():
             for dep in service.depends_on:
@@ -527,3 +606,24 @@ class _ProjectReader:
                     code="cycle",
                 )
             )
+
+
+def _without_extensions(
+    items: list[tuple[str, yaml.Node, yaml.Node]],
+) -> list[tuple[str, yaml.Node, yaml.Node]]:
+    """Drop `x-*` keys: as in compose, they hold anchors for `<<: *name` and are ignored."""
+    return [item for item in items if not item[0].startswith("x-")]
+
+
+def unspawnable(text: str) -> str | None:
+    """Why `text` cannot be an argument or environment value of a process, or None.
+
+    A NUL byte ends a C string and a lone surrogate has no bytes: exec would fail
+    after doctor passed (issue 11), so both are caught where they are written."""
+    if "\0" in text:
+        return "contains a NUL byte"
+    try:
+        os.fsencode(text)
+    except UnicodeEncodeError as error:
+        return f"contains U+{ord(text[error.start]):04X}, which cannot be encoded"
+    return None

@@ -17,13 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from devstack.errors import Location, Problem
+from devstack.errors import DevstackError, Location, Problem
+from devstack.textfile import read_text
 
 if TYPE_CHECKING:
     from dotenv.parser import Binding
 
 VALID_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _SINGLE_QUOTED = re.compile(r"\s*(?:export\s+)?[^=]*?=\s*'")
+_LEADING_NAME = re.compile(r"\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=")
 
 
 @dataclass(frozen=True)
@@ -53,12 +55,11 @@ class EnvFile:
 def read_env_file(path: Path, display: str) -> EnvFile:
     """The entries and problems of the env file at `path` (absent: no entries)."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+        text = read_text(path, display)
+    except DevstackError as error:
+        return EnvFile(path, display, exists=True, problems=tuple(error.problems))
+    if text is None:
         return EnvFile(path, display, exists=False)
-    except (OSError, UnicodeDecodeError) as error:
-        problem = Problem(f"cannot read {display}: {error}", Location(display), code="env-parse")
-        return EnvFile(path, display, exists=True, problems=(problem,))
     return parse_env_text(text, path, display)
 
 
@@ -101,13 +102,13 @@ def _first_line(binding: Binding) -> int:
 
 
 def _unparsable(source: str, where: Location) -> Problem:
-    shown = source if len(source) <= 60 else source[:57] + "..."
-    return Problem(
-        f"cannot parse {shown!r}",
-        where,
-        "write NAME=value; quote values with spaces or '#', e.g. NAME=\"a value\"",
-        code="env-parse",
-    )
+    """Never the line itself: it may hold a secret (issue 11 §4); its name at most."""
+    name = _LEADING_NAME.match(source)
+    shown = f"the line for {name[1]}" if name else "this line"
+    hint = "write NAME=value; quote values with spaces or '#', e.g. NAME=\"a value\""
+    if any(source.count(quote) % 2 for quote in "'\""):
+        hint = "a quote is opened but not closed on this line (or the lines after it)"
+    return Problem(f"cannot parse {shown} (value not shown)", where, hint, code="env-parse")
 
 
 def _invalid_name(name: str, where: Location) -> Problem:

@@ -7,6 +7,7 @@ value goes through `secrets.masked` unless the user asked to reveal it.
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from dataclasses import dataclass
 
@@ -14,6 +15,8 @@ from devstack.envresolve import ProjectEnv, ServiceEnv, Source, admission
 from devstack.errors import closest_names
 from devstack.model import Project
 from devstack.secrets import has_hidden_part, is_secret, masked
+
+_SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 @dataclass(frozen=True)
@@ -42,8 +45,9 @@ def variables_json(service_env: ServiceEnv, shown: Shown) -> dict[str, object]:
             {
                 "name": name,
                 "value": shown.value(name, v.value),
-                "secret": is_secret(name, shown.project.vars),
+                "secret": is_secret(name, shown.project.vars, v.value),
                 "source": v.source.label,
+                "passed": _passed(shown.project, service_env.name, name, v.source),
                 "shadowed": [
                     {"source": s.label, "value": shown.value(name, s.value)} for s in v.shadowed
                 ],
@@ -57,19 +61,61 @@ def variables_json(service_env: ServiceEnv, shown: Shown) -> dict[str, object]:
     }
 
 
-def as_dotenv(service_env: ServiceEnv, shown: Shown) -> str:
-    lines = []
+def _passed(project: Project, service: str, name: str, source: Source) -> str | None:
+    """Why strict mode let a shell or root-file value through (None for other layers)."""
+    if source.kind not in ("shell", "root-file", "package-manager"):
+        return None
+    return admission(project, project.services[service]).why_admitted(name)
+
+
+def exportable(service_env: ServiceEnv, shown: Shown) -> tuple[dict[str, str], list[str]]:
+    """(the variables to write for reuse, the names left out). Without --reveal a
+    masked placeholder would be written as if it were the value (issue 11 §4), so
+    every value with a hidden part is left out; so is a name no shell can set."""
+    written, left_out = {}, []
     for name, value in sorted(service_env.values.items()):
-        escaped = shown.value(name, value).replace("\\", "\\\\").replace('"', '\\"')
-        lines.append(f'{name}="{escaped}"'.replace("\n", "\\n"))
-    return "\n".join(lines) + "\n"
+        hidden = not shown.reveal and has_hidden_part(name, value, shown.project.vars)
+        if hidden or not _SHELL_NAME.match(name):
+            left_out.append(name)
+        else:
+            written[name] = value
+    return written, left_out
 
 
-def as_shell(service_env: ServiceEnv, shown: Shown) -> str:
-    return "".join(
-        f"export {name}={shlex.quote(shown.value(name, value))}\n"
-        for name, value in sorted(service_env.values.items())
-    )
+def as_dotenv(values: dict[str, str]) -> str:
+    """One `NAME="value"` per line, read back the same by python-dotenv and devstack.
+
+    A value with `$` is single-quoted, so neither reader expands `${...}` in it
+    (python-dotenv only without interpolation: it has no escape for `${`)."""
+    lines = []
+    for name, value in values.items():
+        if "$" in value:
+            lines.append(f"{name}='" + value.replace("\\", "\\\\").replace("'", "\\'") + "'")
+        else:
+            escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+            lines.append(f'{name}="{escaped}"')
+    return "".join(line + "\n" for line in lines)
+
+
+def as_shell(values: dict[str, str]) -> str:
+    return "".join(f"export {name}={shlex.quote(value)}\n" for name, value in values.items())
+
+
+def left_out_note(names: list[str]) -> str | None:
+    """What stderr says about the names `exportable` left out, and how to include them."""
+    if not names:
+        return None
+    hidden = [n for n in names if _SHELL_NAME.match(n)]
+    invalid = [n for n in names if not _SHELL_NAME.match(n)]
+    parts = []
+    if hidden:
+        parts.append(
+            f"left out {len(hidden)} secret value{'s' if len(hidden) != 1 else ''}"
+            f" ({', '.join(hidden)}); add --reveal to write them"
+        )
+    if invalid:
+        parts.append(f"left out {', '.join(invalid)}: not a name a shell can set")
+    return "devstack env: " + "; ".join(parts)
 
 
 def variable_story(project: Project, env: ProjectEnv, service: str, name: str, shown: Shown) -> str:
@@ -80,9 +126,17 @@ def variable_story(project: Project, env: ProjectEnv, service: str, name: str, s
     if variable is not None:
         lines.append(f"  value   {shown.value(name, variable.value)}")
         lines.append(f"  from    {variable.source.label}  ({_why_wins(variable.source)})")
+        if variable.source.kind in ("shell", "root-file", "package-manager"):
+            lines.append(
+                f"  passed  {admission(project, project.services[service]).why_admitted(name)}"
+            )
         lines += _uses(name, variable.source, shown)
         for source in variable.shadowed:
             lines.append(f"  shadows {source.label}: {shown.value(name, source.value)}")
+        if service in env.loaders and variable.source.kind == "framework-file":
+            loader, refs = env.loaders[service]
+            order = ", ".join(ref.display for ref in reversed(refs))
+            lines.append(f"  {loader.name} reads {order} itself, first wins, never over the shell")
     dropped = service_env.dropped.get(name)
     rules = admission(project, project.services[service])
     shell_value = env.shell.get(name)
@@ -96,6 +150,7 @@ def variable_story(project: Project, env: ProjectEnv, service: str, name: str, s
         lines.append("  to pass it: " + _how_to_pass(project, service, name))
     if variable is None and dropped is None and shell_value is None:
         lines.append("  not defined in any env file, the shell or devstack.yaml")
+        lines += _listed_in_examples(project, service, name)
         lines += _near_misses(project, env, service, name)
     return "\n".join(lines)
 
@@ -122,6 +177,8 @@ def _why_wins(source: Source) -> str:
         "shell": "the shell beats env files",
         "service-file": "the service's own env file beats the root env files",
         "root-file": "root env file",
+        "framework-file": "read in the framework's own order; the shell and devstack.yaml beat it",
+        "package-manager": "as the package manager runs scripts",
     }[source.kind]
 
 
@@ -134,6 +191,24 @@ def _how_to_pass(project: Project, service: str, name: str) -> str:
     if project.env:
         return f"add {name} to `env` at {project.env[0].location} (all services)"
     return f"add `env: [{name}]` to {service} at {spec.location}"
+
+
+def _listed_in_examples(project: Project, service: str, name: str) -> list[str]:
+    """`listed in apps/web/.env.example:6, not set` (issue 12 item 5)."""
+    from devstack.examples import examples_in
+
+    folders = dict.fromkeys((project.services[service].cwd, project.root))
+    return [
+        f"  listed in {example.display}:{example.names[name]}, not set"
+        + (
+            f" (add it to {example.target_display})"
+            if example.target.is_file()
+            else f" (cp {example.display} {example.target_display}, then fill it in)"
+        )
+        for folder in folders
+        for example in examples_in(folder, project.display_path(folder))
+        if name in example.names
+    ]
 
 
 def _near_misses(project: Project, env: ProjectEnv, service: str, name: str) -> list[str]:

@@ -2,7 +2,12 @@
 
 Layers, lowest to highest precedence (the one place this order is stated):
   1. the root env files (`.env`, then `.env.local`)
-  2. the service's own env files (`<cwd>/.env`, then `<cwd>/.env.local`)
+  1b. for a service whose framework loads env files itself (Next.js, Vite, bun, the
+     trigger.dev CLI, dotenv: `frameworks.detect_loader`), those files in the framework's
+     own order; they replace the default `<cwd>/.env` and `.env.local` (issue 12 item 4)
+  2. the service's own env files (`<cwd>/.env`, then `<cwd>/.env.local`); listed
+     explicitly, they are what a dotenv wrapper would put in the environment, so they
+     beat the framework's files
   3. the shell environment devstack was started from
   4. values set in devstack.yaml: `port:` (as PORT), then global `env`, then the service's
   5. `--env NAME=value` on the command line
@@ -13,12 +18,17 @@ here: `devstack env`, `run` and `export` must not hand a run's markers to proces
 that are not the run's.
 
 In strict mode the root files and the shell contribute only names that an `env` rule
-lists (or a system basic such as PATH); the service's own files and set values always
+lists, that turbo's strict mode always passes (`turboenv.STRICT_PASS_THROUGH`), or that
+match the env prefixes of the framework turbo infers from the service's package.json
+(`NEXT_PUBLIC_*` for Next.js); the service's own files and set values always
 contribute. `!NAME` keeps a name out of every layer but `--env`. Loose mode lets every
 name through. Interpolations in values (compose-spec's: `$NAME`, `${NAME:-default}`,
 `${NAME:?message}` ..., see interpolate.py) see what lower layers (and earlier lines of
 the same layer) define, then the shell; each value keeps the sources of the names it
 used. An undefined `${NAME}` with no default is an error, not compose's empty string.
+
+Last, PATH gets `<cwd>/node_modules/.bin` and each ancestor's up to the repo root in
+front, as npm, pnpm, yarn and bun do for a script (issue 12 item 2).
 """
 
 from __future__ import annotations
@@ -26,6 +36,7 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import functools
+import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +44,7 @@ from typing import Literal
 
 from devstack.envfile import EnvFile, read_env_file
 from devstack.errors import Location, Problem, closest_names
+from devstack.frameworks import EnvLoader, detect_loader
 from devstack.interpolate import (
     UNCLOSED,
     InvalidTemplate,
@@ -41,21 +53,26 @@ from devstack.interpolate import (
     expand,
     interpolate,
 )
-from devstack.model import EnvRule, Project, Service
+from devstack.model import EnvFileRef, EnvRule, Project, Service
 from devstack.secrets import is_secret, masked
+from devstack.turboenv import (
+    STRICT_PASS_THROUGH,
+    TurboFramework,
+    infer_framework,
+    matching_wildcard,
+    package_dependencies,
+)
 
-SourceKind = Literal["root-file", "service-file", "shell", "config", "port", "cli"]
-
-# What every process needs to run at all; strict mode lets these through from the shell
-# and root files without an `env` rule.
-SYSTEM_BASICS = frozenset(
-    {
-        "PATH", "HOME", "USER", "LOGNAME", "SHELL", "TERM", "COLORTERM", "LANG",
-        "LANGUAGE", "TZ", "TMPDIR", "TEMP", "TMP", "XDG_RUNTIME_DIR", "SSH_AUTH_SOCK",
-        "DISPLAY", "WAYLAND_DISPLAY", "HOSTNAME", "NO_COLOR", "FORCE_COLOR",
-    }
-)  # fmt: skip
-SYSTEM_BASIC_PREFIXES = ("LC_",)
+SourceKind = Literal[
+    "root-file",
+    "framework-file",
+    "service-file",
+    "shell",
+    "config",
+    "port",
+    "cli",
+    "package-manager",
+]
 
 
 @dataclass(frozen=True)
@@ -112,6 +129,8 @@ class ProjectEnv:
     env_files: tuple[Path, ...]  # every env file that feeds some service, present or not
     files: dict[Path, EnvFile]
     shell: Mapping[str, str]
+    # service -> the framework that reads env files itself, and the files it reads
+    loaders: dict[str, tuple[EnvLoader, tuple[EnvFileRef, ...]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -120,6 +139,7 @@ class Admission:
 
     mode: str
     rules: tuple[EnvRule, ...]
+    framework: TurboFramework | None = None
 
     def negated(self, name: str) -> bool:
         return any(fnmatch.fnmatchcase(name, pattern) for pattern in self._by_kind[0])
@@ -142,7 +162,41 @@ class Admission:
     def admits(self, name: str) -> bool:
         if self.negated(name):
             return False
-        return self.mode == "loose" or self.listed(name) or is_system_basic(name)
+        return self.mode == "loose" or self.listed(name) or self.why_builtin(name) is not None
+
+    def why_builtin(self, name: str) -> str | None:
+        """Why strict mode lets `name` in without an `env` rule, as turbo would; or None."""
+        pattern = matching_wildcard(name, STRICT_PASS_THROUGH)
+        if pattern is not None:
+            shown = name if pattern == name else f"{name} ({pattern})"
+            return f"turbo passes {shown} in strict mode"
+        framework = self.framework
+        if framework is not None:
+            pattern = matching_wildcard(name, framework.env_wildcards)
+            if pattern is not None:
+                return f"framework {framework.slug}: {pattern}"
+        return None
+
+    def why_admitted(self, name: str) -> str:
+        """One line on why `name` passes (or not) for this service."""
+        if self.negated(name):
+            return self.reason_dropped(name)
+        rule = next(
+            (
+                r
+                for r in self.rules
+                if (r.kind in ("pass", "set") and r.name == name)
+                or (r.kind == "glob" and fnmatch.fnmatchcase(name, r.name))
+            ),
+            None,
+        )
+        if rule is not None:
+            listed = name if rule.kind != "glob" else rule.name
+            return f"listed as {listed} in `env` at {_line_of(rule.location)}"
+        builtin = self.why_builtin(name)
+        if builtin is not None:
+            return builtin
+        return "loose mode passes every name" if self.mode == "loose" else self.reason_dropped(name)
 
     def reason_dropped(self, name: str) -> str:
         negation = next(
@@ -151,15 +205,19 @@ class Admission:
         )
         if negation is not None:
             return f"excluded by '!{negation.name}' at {negation.location}"
-        return "strict mode: not listed in any `env`"
+        framework = f" or {self.framework.slug}'s prefixes" if self.framework else ""
+        return f"strict mode: not listed in any `env`, not one turbo always passes{framework}"
 
 
 def is_system_basic(name: str) -> bool:
-    return name in SYSTEM_BASICS or name.startswith(SYSTEM_BASIC_PREFIXES)
+    """A name strict mode passes from the shell with no `env` rule: one turbo always
+    passes (`turboenv.STRICT_PASS_THROUGH`); a framework's prefixes aside."""
+    return matching_wildcard(name, STRICT_PASS_THROUGH) is not None
 
 
 def admission(project: Project, service: Service) -> Admission:
-    return Admission(project.env_mode, (*project.env, *service.env))
+    framework = infer_framework(package_dependencies(service.cwd))
+    return Admission(project.env_mode, (*project.env, *service.env), framework)
 
 
 def resolve_project(
@@ -179,25 +237,93 @@ def resolve_project(
     # One (immutable) Source per shell variable, shared by every service.
     shell_sources = {name: Source("shell", "shell", value) for name, value in shell.items()}
     services = {}
+    loaders: dict[str, tuple[EnvLoader, tuple[EnvFileRef, ...]]] = {}
     for service in project.services.values():
         # A service at the repo root shares the root files: they stay filtered.
-        own_files = [
-            read(ref.path, ref.display) for ref in service.env_files if ref.path not in root_paths
-        ]
+        loader, framework_refs, own_refs = _framework_files(project, service)
+        if loader is not None:
+            loaders[service.name] = (loader, framework_refs)
+        framework_files = [read(ref.path, ref.display) for ref in framework_refs]
+        own_files = [read(ref.path, ref.display) for ref in own_refs if ref.path not in root_paths]
         resolver = _ServiceResolver(project, service, shell, cli, shell_sources)
-        services[service.name] = resolver.resolve(root_files, own_files)
+        services[service.name] = resolver.resolve(root_files, own_files, framework_files)
+        _put_package_bins_on_path(project, service, services[service.name])
+        _pwd_is_the_cwd(project, service, services[service.name])
         for problem in resolver.problems:
             problems.setdefault((problem.location, problem.message), problem)
     for ref in (*project.env_files, *(r for s in project.services.values() for r in s.env_files)):
         env_file = files.get(ref.path)
         if ref.explicit and env_file is not None and not env_file.exists:
-            problem = _missing_file(ref.display, ref.location)
+            problem = _missing_file(ref)
             problems.setdefault((problem.location, problem.message), problem)
     for env_file in files.values():
         for problem in env_file.problems:
             problems.setdefault((problem.location, problem.message), problem)
     ordered = sorted(problems.values(), key=_problem_order)
-    return ProjectEnv(services, ordered, tuple(files), files, shell)
+    return ProjectEnv(services, ordered, tuple(files), files, shell, loaders)
+
+
+def _framework_files(
+    project: Project, service: Service
+) -> tuple[EnvLoader | None, tuple[EnvFileRef, ...], tuple[EnvFileRef, ...]]:
+    """(loader, the files it reads lowest precedence first, the service's own files).
+    The framework's files replace the default `.env`/`.env.local`; explicit env_files stay
+    on top, and a file that is both is read once, as the explicit one."""
+    loader = detect_loader(service.cwd, service.cmd)
+    if loader is None:
+        return None, (), service.env_files
+    own = tuple(ref for ref in service.env_files if ref.explicit)
+    taken = {ref.path for ref in own}
+    refs = tuple(
+        EnvFileRef(path, project.display_path(path), False, None)
+        for path in (service.cwd / name for name in reversed(loader.files))
+        if path not in taken
+    )
+    return loader, refs, own
+
+
+def package_bin_dirs(root: Path, cwd: Path) -> list[Path]:
+    """`<cwd>/node_modules/.bin` and each ancestor's up to `root`, nearest first: the
+    directories npm, pnpm, yarn and bun put on PATH for a script. Only those that exist,
+    so a Python service's PATH stays as it was."""
+    chain = [cwd]
+    if cwd.is_relative_to(root):
+        chain += [parent for parent in cwd.parents if parent.is_relative_to(root)]
+    bins = (directory / "node_modules" / ".bin" for directory in chain)
+    return [directory for directory in bins if directory.is_dir()]
+
+
+def _put_package_bins_on_path(project: Project, service: Service, env: ServiceEnv) -> None:
+    """PATH as the package manager would give it: the bin directories, then the PATH the
+    layers resolved (which the Variable keeps as the source it shadows)."""
+    if admission(project, service).negated("PATH"):
+        return
+    dirs = package_bin_dirs(project.root, service.cwd)
+    if not dirs:
+        return
+    current = env.variables.get("PATH")
+    value = os.pathsep.join([*(str(d) for d in dirs), *([current.value] if current else [])])
+    label = ", ".join(project.display_path(d) for d in dirs) + " (as npm/pnpm/bun run scripts)"
+    if current is not None:
+        label += f" + {current.source.label}"
+    shadowed = (current.source, *current.shadowed) if current is not None else ()
+    env.variables["PATH"] = Variable(
+        "PATH", value, Source("package-manager", label, value), shadowed
+    )
+    env.values["PATH"] = value
+
+
+def _pwd_is_the_cwd(project: Project, service: Service, env: ServiceEnv) -> None:
+    """turbo passes the shell's PWD and the package manager then sets it to the package
+    folder; a process exec'd without a shell would otherwise see devstack's own cwd."""
+    current = env.variables.get("PWD")
+    if current is None or current.source.kind != "shell":
+        return
+    value = str(service.cwd)
+    label = "the service's cwd (as npm/pnpm/bun run scripts)"
+    source = Source("package-manager", label, value)
+    env.variables["PWD"] = Variable("PWD", value, source, (current.source, *current.shadowed))
+    env.values["PWD"] = value
 
 
 def _line_of(location: Location) -> str:
@@ -209,12 +335,16 @@ def _problem_order(problem: Problem) -> tuple[int, Location]:
     return (0 if problem.severity == "error" else 1, problem.location or Location(""))
 
 
-def _missing_file(display: str, where: Location | None) -> Problem:
+def _missing_file(ref: EnvFileRef) -> Problem:
+    from devstack.examples import example_for
+
+    hint = f"create {ref.display}, or remove it from env_files"
+    example = example_for(ref.path)
+    if example is not None:  # issue 12 item 5: the cp a new clone forgot
+        shown = os.path.join(os.path.dirname(ref.display), example.name)
+        hint = f"cp {shown} {ref.display}, then fill in its values"
     return Problem(
-        f"env file {display} does not exist",
-        where,
-        f"create {display}, or remove it from env_files",
-        code="missing-env-file",
+        f"env file {ref.display} does not exist", ref.location, hint, code="missing-env-file"
     )
 
 
@@ -239,10 +369,17 @@ class _ServiceResolver:
         self.context: dict[str, Source] = {}  # everything defined so far, for ${NAME}
         self.problems: list[Problem] = []
 
-    def resolve(self, root_files: Iterable[EnvFile], own_files: Iterable[EnvFile]) -> ServiceEnv:
+    def resolve(
+        self,
+        root_files: Iterable[EnvFile],
+        own_files: Iterable[EnvFile],
+        framework_files: Iterable[EnvFile] = (),
+    ) -> ServiceEnv:
         admits, negated = self.admission.admits, self.admission.negated
         for env_file in root_files:
             self.add_file(env_file, "root-file", admits)
+        for env_file in framework_files:
+            self.add_file(env_file, "framework-file", lambda name: not negated(name))
         for env_file in own_files:
             self.add_file(env_file, "service-file", lambda name: not negated(name))
         for name, source in self.shell_sources.items():

@@ -18,13 +18,23 @@ EXIT_USAGE = 2  # bad command line or bad configuration, as argparse does
 Severity = Literal["error", "warning"]
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class Location:
-    """A place in a file, as shown to people: `services/jobs/.env:7`."""
+    """A place in a file, as shown to people: `services/jobs/.env:7`.
+
+    Ordered by file, then line, then column; a missing line or column sorts first
+    (a whole-file problem before its lines), never compared with a number (issue 11).
+    """
 
     file: str
     line: int | None = None
     column: int | None = None
+
+    def sort_key(self) -> tuple[str, int, int]:
+        return (self.file, -1 if self.line is None else self.line, self.column or -1)
+
+    def __lt__(self, other: Location) -> bool:
+        return self.sort_key() < other.sort_key()
 
     def __str__(self) -> str:
         if self.line is None:

@@ -87,8 +87,26 @@ def select(
         chosen = set(requested) if no_deps else with_dependencies(edges, requested)
     else:
         roots = [name for name in edges if autostart.get(name, True)]
+        if not roots and edges:
+            raise DevstackError(
+                [
+                    Problem(
+                        "every service has autostart: false, so `devstack up` has nothing to start",
+                        hint=f"name the ones to start (devstack up {next(iter(edges))}),"
+                        " or set autostart: true on one",
+                    )
+                ]
+            )
         chosen = with_dependencies(edges, roots)
+    left_out = set(excluded) & chosen
     chosen -= set(excluded)
     if not chosen:
-        raise DevstackError([Problem("no service left to start", hint="check --except")])
+        raise DevstackError(
+            [
+                Problem(
+                    f"--except {' '.join(sorted(left_out))} leaves no service to start",
+                    hint="name fewer services after --except",
+                )
+            ]
+        )
     return start_order(edges, chosen)

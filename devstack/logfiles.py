@@ -17,8 +17,13 @@ def log_dir(root: Path) -> Path:
 
 
 def log_name(name: str) -> str:
-    """The name of service `name`'s log file in a `log_dir` (`.1` once rotated)."""
+    """The name of service `name`'s log file in a `log_dir`."""
     return f"{name}.log"
+
+
+def rotated_name(log: str) -> str:
+    """What a log file (by name) is renamed to once it is full: one generation kept."""
+    return log + ".1"
 
 
 def log_file(directory: Path, name: str) -> Path:

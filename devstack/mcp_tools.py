@@ -479,7 +479,7 @@ def read_log(path: Path, since: str) -> LogChunk:
         parts = [(path, offset)]
     else:
         inode, offset = parse_cursor(since)
-        older = path.with_name(path.name + ".1")
+        older = path.with_name(logfiles.rotated_name(path.name))
         if current is not None and current[0] == inode and offset <= current[1]:
             parts = [(path, offset)]
         elif (previous := _identity(older)) is not None and previous[0] == inode:

@@ -117,7 +117,9 @@ class Service:
     tty: bool = False
     watch: WatchSpec | None = None
     restart_dependents: bool = False
-    package: str | None = None  # the JS package it runs (`@v1/jobs`), from `package:`
+    # The npm package name given by `package:`; else packages.package_name reads
+    # <cwd>/package.json, so `@v1/jobs` can be typed wherever `jobs` can (issue 12 item 7).
+    package: str | None = None
     image: str | None = None  # for `devstack export compose|kubernetes`
 
     @property

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
+
 from devstack.envresolve import ProjectEnv
-from devstack.model import Project
-from devstack.secrets import masked
+from devstack.interpolate import InvalidTemplate, interpolate
+from devstack.model import Project, ReadyProbe
+from devstack.secrets import hide_url_passwords as masked_url
+from devstack.secrets import mask_argv, masked
 
 
 def service_plan(
@@ -12,7 +17,7 @@ def service_plan(
 ) -> dict[str, object]:
     service = project.services[name]
     plan: dict[str, object] = {
-        "argv": list(service.argv),
+        "argv": list(service.argv) if reveal else mask_argv(service.argv),
         "cwd": project.display_path(service.cwd) or ".",
         "depends_on": {d.name: d.condition for d in service.depends_on},
         "env": {
@@ -27,8 +32,9 @@ def service_plan(
     if service.port is not None:
         plan["port"] = service.port
     if service.ready is not None:
+        probe, _ = resolved_probe(service.ready, env.services[name].values)
         plan["ready"] = {
-            service.ready.kind: service.ready.target,
+            probe.kind: masked_url(probe.target),
             "timeout": service.ready.timeout,
             "interval": service.ready.interval,
         }
@@ -43,3 +49,21 @@ def service_plan(
     if service.tty:
         plan["tty"] = True
     return plan
+
+
+def resolved_probe(probe: ReadyProbe, values: Mapping[str, str]) -> tuple[ReadyProbe, list[str]]:
+    """The probe with `${NAME}` in an http/tcp target expanded from the service's own
+    environment (`http://localhost:${PORT}/health`), and what went wrong, as phrases
+    ("uses ${PORT}, which is not set").
+
+    A log regex and a probe command are left as written: `$` is a regex anchor, and
+    the shell expands a command's variables itself."""
+    if probe.kind not in ("http", "tcp") or "$" not in probe.target:
+        return probe, []
+    try:
+        expansion = interpolate(probe.target, values.get)
+    except InvalidTemplate as error:
+        return probe, [f"is not a valid interpolation: {error}"]
+    problems = [f"uses {reference}, which is not set" for reference in expansion.undefined]
+    problems += [str(missing) for missing in expansion.missing]
+    return dataclasses.replace(probe, target=expansion.value), problems

@@ -30,12 +30,14 @@ class Verdict:
 
 def check_run(project: Project, env: ProjectEnv, names: Iterable[str]) -> Verdict:
     """Whether `project` and `env` may run the services `names`, and what to warn of."""
-    from devstack.doctor import diagnose
+    from devstack.doctor import diagnose, narrowed
 
-    env_errors = tuple(problem for problem in env.problems if problem.severity == "error")
+    chosen = dataclasses.replace(project, services={name: project.services[name] for name in names})
+    # Only the env files that feed these services: one left out must not block the run.
+    narrow = narrowed(chosen, env)
+    env_errors = tuple(problem for problem in narrow.problems if problem.severity == "error")
     if env_errors:
         return Verdict(env_errors=env_errors)
-    chosen = dataclasses.replace(project, services={name: project.services[name] for name in names})
     problems = diagnose(chosen, env, check_ports=False)
     return Verdict(
         errors=tuple(problem for problem in problems if problem.severity == "error"),

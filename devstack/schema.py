@@ -60,6 +60,14 @@ _WATCH: dict[str, Any] = {
     ],
 }
 
+# compose's names are accepted too: service_started, service_healthy (ready),
+# service_completed_successfully; and its shorthand `db: service_healthy`.
+_CONDITION = {
+    "enum": [
+        "started", "ready", "completed",
+        "service_started", "service_healthy", "service_completed_successfully",
+    ]
+}  # fmt: skip
 _DEPENDS_ON: dict[str, Any] = {
     "oneOf": [
         _STRINGS,
@@ -68,9 +76,10 @@ _DEPENDS_ON: dict[str, Any] = {
             "additionalProperties": {
                 "oneOf": [
                     {"type": "null"},
+                    _CONDITION,
                     {
                         "type": "object",
-                        "properties": {"condition": {"enum": ["started", "ready", "completed"]}},
+                        "properties": {"condition": _CONDITION},
                         "additionalProperties": False,
                     },
                 ]
@@ -78,6 +87,8 @@ _DEPENDS_ON: dict[str, Any] = {
         },
     ]
 }
+# `x-*` keys hold YAML anchors and are ignored, as in compose.
+_EXTENSIONS: dict[str, Any] = {"^x-": {}}
 
 _IMAGE: dict[str, Any] = {
     "type": "string",
@@ -89,6 +100,7 @@ _SERVICE: dict[str, Any] = {
     "type": "object",
     "required": ["cmd"],
     "additionalProperties": False,
+    "patternProperties": _EXTENSIONS,
     "properties": {
         "cmd": {
             "description": "a string runs under /bin/sh -c; a list is exec'd directly",
@@ -108,7 +120,11 @@ _SERVICE: dict[str, Any] = {
         "tty": {"type": "boolean", "default": False},
         "watch": _WATCH,
         "restart_dependents": {"type": "boolean", "default": False},
-        "package": {"type": "string", "description": "the JS package it runs, e.g. @v1/jobs"},
+        "package": {
+            "type": "string",
+            "description": "the package name, accepted wherever the service name is "
+            "(default: the name in <cwd>/package.json)",
+        },
         "image": _IMAGE,
     },
 }
@@ -133,6 +149,7 @@ def devstack_schema() -> dict[str, Any]:
         "title": "devstack.yaml",
         "type": "object",
         "additionalProperties": False,
+        "patternProperties": _EXTENSIONS,
         "required": ["services"],
         "properties": {
             "env_mode": {"enum": ["strict", "loose"], "default": "strict"},

@@ -334,15 +334,6 @@ def gone(record: Record) -> bool:
     return not record.alive and not record.spawning
 
 
-def state_changes(before: Stack, after: Stack) -> list[str]:
-    """The services whose state changed (or that joined the run) from one stack to the next."""
-    return [
-        name
-        for name, record in after.records.items()
-        if name not in before.records or before.records[name].state is not record.state
-    ]
-
-
 def exit_status(stack: Stack) -> int:
     """1 after an internal error, 128 + the signal that stopped the stack, 1 if a
     service failed, else 0."""

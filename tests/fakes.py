@@ -37,6 +37,7 @@ class FakeStack:
         self.said: asyncio.Queue[str] = asyncio.Queue()
         self.shutdowns = 0
         self.applied: list[tuple[Any, Any]] = []
+        self.typed: list[tuple[str, bytes]] = []
         self.output_subscribers: list[OutputCallback] = []
         self.state_subscribers: list[StateCallback] = []
 
@@ -55,6 +56,13 @@ class FakeStack:
         """`name` wrote `lines`."""
         for callback in list(self.output_subscribers):
             callback(name, list(lines))
+
+    def change(self, name: str, state: str) -> None:
+        """`name` is in `state` now: the state subscribers hear every service's status."""
+        self.states[name] = state
+        for status in self.status():
+            for callback in list(self.state_subscribers):
+                callback(status)
 
     # -- StackAPI ------------------------------------------------------------------------
 
@@ -118,6 +126,9 @@ class FakeStack:
     def subscribe_states(self, callback: StateCallback) -> Unsubscribe:
         self.state_subscribers.append(callback)
         return lambda: self.state_subscribers.remove(callback)
+
+    def write_input(self, name: str, data: bytes) -> None:
+        self.typed.append((name, data))
 
     async def _act(self, op: str, names: Iterable[str], state: str) -> None:
         names = list(names)

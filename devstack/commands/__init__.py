@@ -62,9 +62,12 @@ def env_overrides(items: list[str]) -> dict[str, str]:
     for item in items:
         name, equals, value = item.partition("=")
         if not equals or not VALID_NAME.match(name):
-            problems.append(
-                Problem(f"--env {item!r} is not NAME=value", hint="for example: --env DEBUG=1")
-            )
+            # The value is not shown: it may be a secret (issue 11 §4).
+            shown = f"{name}=..." if equals else "an item without '='"
+            hint = "for example: --env DEBUG=1"
+            if equals and VALID_NAME.match(name.strip()):
+                hint = f"no spaces around '=': --env {name.strip()}=..."
+            problems.append(Problem(f"--env {shown} is not NAME=value", hint=hint))
         else:
             overrides[name] = value
     if problems:
@@ -83,11 +86,11 @@ def resolved(args: argparse.Namespace) -> tuple[Project, ProjectEnv]:
     return project, resolve_project(project, os.environ, overrides)
 
 
-def require_service(project: Project, name: str) -> None:
-    from devstack.errors import DevstackError, unknown_name_error
+def require_service(project: Project, name: str) -> str:
+    """The service `name` means: a service name, or a package name (`@v1/jobs`)."""
+    from devstack.packages import service_names
 
-    if name not in project.services:
-        raise DevstackError([unknown_name_error("service", name, project.services)])
+    return service_names(project, [name])[0]
 
 
 def fail_on_env_errors(env: ProjectEnv) -> None:

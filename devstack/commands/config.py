@@ -23,10 +23,9 @@ def run(args: argparse.Namespace) -> int:
     from devstack.plan import service_plan
 
     project, env = resolved(args)
-    for name in args.names:
-        require_service(project, name)
+    named = [require_service(project, name) for name in args.names]
     fail_on_env_errors(env)
-    names = args.names or list(project.services)
+    names = named or list(project.services)
     plan = {
         "root": str(project.root),
         "env_mode": project.env_mode,

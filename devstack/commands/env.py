@@ -26,13 +26,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--format",
         choices=("table", "dotenv", "shell"),
         default="table",
-        help="dotenv or shell: print the environment for reuse",
+        help="dotenv or shell: print the environment for reuse (secrets only with --reveal)",
     )
     add_env_overrides(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     import json
+    import sys
 
     from devstack import envreport
     from devstack.commands import fail_on_env_errors, require_service, resolved
@@ -45,8 +46,8 @@ def run(args: argparse.Namespace) -> int:
             raise DevstackError([Problem("--diff needs two services: devstack env --diff A B")])
     elif len(names) > 2:
         raise DevstackError([Problem("give one service, and optionally one variable name")])
-    for service in names[: 2 if args.diff else 1]:
-        require_service(project, service)
+    count = 2 if args.diff else 1
+    names = [require_service(project, name) for name in names[:count]] + names[count:]
     fail_on_env_errors(env)
     shown = envreport.Shown(project, reveal=args.reveal)
     if args.diff:
@@ -67,10 +68,13 @@ def run(args: argparse.Namespace) -> int:
     service_env = env.services[service]
     if args.json:
         print(json.dumps(envreport.variables_json(service_env, shown), indent=2))
-    elif args.format == "dotenv":
-        print(envreport.as_dotenv(service_env, shown), end="")
-    elif args.format == "shell":
-        print(envreport.as_shell(service_env, shown), end="")
+    elif args.format in ("dotenv", "shell"):
+        values, left_out = envreport.exportable(service_env, shown)
+        export = envreport.as_dotenv if args.format == "dotenv" else envreport.as_shell
+        print(export(values), end="")
+        note = envreport.left_out_note(left_out)
+        if note:
+            print(note, file=sys.stderr)
     else:
         print(_table(envreport.variable_rows(service_env, shown)))
     return 0

@@ -35,12 +35,11 @@ def run(args: argparse.Namespace) -> int:
     from devstack.commands import project_from_args, require_service
 
     project = project_from_args(args)
-    names = list(dict.fromkeys(args.names)) or list(project.services)
-    for name in names:
-        require_service(project, name)
+    named = [require_service(project, name) for name in args.names]
+    names = list(dict.fromkeys(named)) or list(project.services)
     width = max(len(name) for name in names)
     if args.follow:
-        return _follow(project.root, args.names, args.lines, width)
+        return _follow(project.root, list(dict.fromkeys(named)), args.lines, width)
     return _show_files(project.root, names, args.lines, width)
 
 

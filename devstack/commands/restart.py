@@ -33,7 +33,7 @@ def act(args: argparse.Namespace, op: str) -> int:
     """Ask the running stack to `op` the services; report each; 0 if all went as asked."""
     from devstack.runtime import control
 
-    names = list(dict.fromkeys(args.names))
+    names = list(dict.fromkeys(_service_names(args)))
     reply = control.request(control.repo_root(args.config_file), op, services=names)
     rows = {row["name"]: row for row in reply["services"]}
     ok = True
@@ -47,6 +47,23 @@ def act(args: argparse.Namespace, op: str) -> int:
         print(line)
         ok &= went_well
     return 0 if ok else 1
+
+
+def _service_names(args: argparse.Namespace) -> list[str]:
+    """Package names (`@v1/jobs`) as the services they name, when devstack.yaml is at hand;
+    without it the running stack judges the names itself."""
+    from devstack.commands import project_from_args
+    from devstack.errors import DevstackError
+    from devstack.packages import packages_of
+
+    try:
+        project = project_from_args(args)
+    except DevstackError:
+        return list(args.names)
+    if all(name in project.services for name in args.names):
+        return list(args.names)
+    packages = packages_of(project)
+    return [packages.get(name, name) for name in args.names]
 
 
 def describe_outcome(row: dict[str, Any], wanted: frozenset[str]) -> tuple[str, bool]:

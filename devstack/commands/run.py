@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     from devstack.errors import EXIT_FAILURE, DevstackError, Problem
 
     project, env = resolved(args)
-    require_service(project, args.service)
+    args.service = require_service(project, args.service)
     fail_on_env_errors(env)
     service = project.services[args.service]
     argv = args.command[1:] if args.command[:1] == ["--"] else args.command

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from devstack.model import Project
     from devstack.runtime.membership import RunCgroup
     from devstack.runtime.supervisor import Supervisor
+    from devstack.ui.foreground import HeldTerminal
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -45,6 +46,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="leave these services out, even if something depends on them",
     )
     parser.add_argument(
+        "--filter",
+        dest="filters",
+        action="append",
+        default=[],
+        metavar="FILTER",
+        help="turbo's forms: NAME or @scope/pkg (globs too), pkg... (with the packages it "
+        "depends on), ...pkg (with its dependents), ./apps/* (by folder), !pkg (leave out)",
+    )
+    parser.add_argument(
         "--abort-on-exit",
         action="store_true",
         help="stop everything as soon as any service exits",
@@ -58,6 +68,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     # The background `up` that `-d` starts: where it says that the services settled.
     parser.add_argument("--ready-fd", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--ui", action="store_true", help="show the stack in devstack ui; quit it to stop"
+    )
     add_env_overrides(parser)
 
 
@@ -73,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
     # A plain copy: os.environ decodes every key and value again for each service.
     env = resolve_project(project, dict(os.environ), overrides)
     _check(project, env, names)
+    if args.ui:
+        args.held_terminal = _terminal_for_the_ui(args)
     if args.detach and args.ready_fd is None:
         from devstack.runtime import detach
 
@@ -80,10 +95,28 @@ def run(args: argparse.Namespace) -> int:
     return _run_stack(project, env, names, args, overrides, _stream(project, args))
 
 
-def _stream(project: Project, args: argparse.Namespace) -> BinaryIO:
-    """Where `up` prints: the terminal, or up.log for the background `up` of `-d`."""
+def _terminal_for_the_ui(args: argparse.Namespace) -> HeldTerminal:
+    """`up --ui`: the terminal, held for the UI while it runs."""
     import sys
 
+    from devstack.errors import DevstackError
+    from devstack.ui.foreground import HeldTerminal
+
+    if args.detach:
+        raise DevstackError.single("choose -d or --ui", hint="`devstack ui` opens on a -d stack")
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise DevstackError.single("devstack up --ui needs a terminal")
+    return HeldTerminal(sys.stdout.buffer)
+
+
+def _stream(project: Project, args: argparse.Namespace) -> BinaryIO:
+    """Where `up` prints: the terminal (held back while `--ui` shows the UI), or up.log
+    for the background `up` of `-d`."""
+    import sys
+
+    held: HeldTerminal | None = getattr(args, "held_terminal", None)
+    if held is not None:
+        return held  # type: ignore[return-value]  # write and flush: all Output needs
     if args.ready_fd is None:
         return sys.stdout.buffer
     from devstack.runtime import detach
@@ -94,12 +127,15 @@ def _stream(project: Project, args: argparse.Namespace) -> BinaryIO:
 
 def _selection(project: Project, args: argparse.Namespace) -> list[str]:
     from devstack.graph import select
+    from devstack.packages import apply_filters, service_names
 
     edges = {name: service.dependency_names for name, service in project.services.items()}
     autostart = {name: service.autostart for name, service in project.services.items()}
-    return select(
-        edges, args.names, autostart=autostart, no_deps=args.no_deps, excluded=args.excluded
-    )
+    # Package names (`@v1/jobs`) and --filter become service names first (issue 12 item 7).
+    filtered = apply_filters(project, args.filters)
+    names = [*service_names(project, args.names), *filtered.requested]
+    excluded = [*service_names(project, args.excluded), *filtered.excluded]
+    return select(edges, names, autostart=autostart, no_deps=args.no_deps, excluded=excluded)
 
 
 def _check(project: Project, env: ProjectEnv, names: list[str]) -> None:
@@ -166,10 +202,13 @@ def _run_stack(
                 run_id=run.run_id,
                 colour=colour,
                 abort_on_exit=args.abort_on_exit,
-                start_new_services=not args.names,
+                start_new_services=not (args.names or args.filters),
             )
             _watch_children_with_pidfds()
-            status = asyncio.run(_supervise(supervisor, project, overrides, cgroup, args.ready_fd))
+            held = getattr(args, "held_terminal", None)
+            status = asyncio.run(
+                _supervise(supervisor, project, overrides, cgroup, args.ready_fd, held)
+            )
             membership.remove_record(project.state_dir)  # swept: nothing left to find
             return status
         finally:
@@ -260,6 +299,7 @@ async def _supervise(
     overrides: Mapping[str, str],
     cgroup: RunCgroup | None,
     ready_fd: int | None = None,
+    held: HeldTerminal | None = None,
 ) -> int:
     """The supervisor, with the control socket, the file watcher and the `r` key beside it.
 
@@ -286,7 +326,11 @@ async def _supervise(
         tasks.append(task)
 
     start(control.serve(supervisor, project=project, listener=listener))
-    start(_start_after_first_spawns(supervisor, overrides, start))
+    if held is not None:  # `up --ui`: the socket is already bound, the UI can connect
+        from devstack.ui.foreground import run_ui
+
+        start(run_ui(supervisor, project.config_path, held))
+    start(_start_after_first_spawns(supervisor, overrides, start, keys=held is None))
     start(_keep_record(supervisor, project, cgroup))
     if ready_fd is not None:  # the background `up` of `up -d`: tell the waiting parent
         from devstack.runtime import detach
@@ -353,6 +397,8 @@ async def _start_after_first_spawns(
     supervisor: Supervisor,
     overrides: Mapping[str, str],
     start: Callable[[Coroutine[Any, Any, None]], None],
+    *,
+    keys: bool = True,
 ) -> None:
     """Start the file watcher, and the key reader on a terminal, once the services that
     could start at once are spawned."""
@@ -362,12 +408,13 @@ async def _start_after_first_spawns(
 
     await supervisor.first_spawns_done.wait()
     # In a thread: the loop keeps passing the services' output on meanwhile.
-    watcher, keys = await asyncio.to_thread(_import_companions, sys.stdin.isatty())
+    interactive = keys and sys.stdin.isatty()  # under `--ui` the UI reads the keys
+    watcher, reader = await asyncio.to_thread(_import_companions, interactive)
     if supervisor.shutting_down:  # Ctrl+C came first: "watching for changes" would be odd
         return
     start(watcher.watch_project(supervisor, shell=os.environ, cli_env=overrides))
-    if keys is not None:
-        start(keys.read_keys(supervisor))
+    if reader is not None:
+        start(reader.read_keys(supervisor))
 
 
 def _import_companions(interactive: bool) -> tuple[ModuleType, ModuleType | None]:

@@ -154,7 +154,9 @@ def _split_env(
     basics: set[str] = set()
     for key, value in sorted(resolved.values.items()):
         variable = resolved.variables.get(key)
-        if variable is not None and variable.source.kind == "shell" and is_system_basic(key):
+        # PATH and PWD as the package manager sets them derive from this machine's shell too.
+        machine = ("shell", "package-manager")
+        if variable is not None and variable.source.kind in machine and is_system_basic(key):
             basics.add(key)
         else:
             (secret if has_hidden_part(key, value, project.vars) else plain)[key] = value

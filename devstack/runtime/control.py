@@ -12,8 +12,10 @@ also checks the peer's uid and refuses other users. A socket left behind by a ki
 One request per connection: `{"v": 1, "op": "ps"}` and a reply line `{"v": 1,
 "ok": true, ...}` or `{"v": 1, "ok": false, "error": ..., "problems": [...], "exit": N}`.
 `logs-follow` replies, then streams `{"name", "lines", "from"}` records until the
-client leaves. A message that is not JSON, not an object, of another version or
-longer than MAX_MESSAGE gets an error reply; the server carries on.
+client leaves; `watch` replies with every service's status, then sends them all again
+each time one changes (`devstack ui`). `input` types text at a `tty: true` service.
+A message that is not JSON, not an object, of another version or longer than
+MAX_MESSAGE gets an error reply; the server carries on.
 
 Every wait is bounded (issue 11 §2). A client gets REQUEST_TIMEOUT to send its
 request; at most MAX_IDLE connections may wait for theirs (a new one pushes the
@@ -44,7 +46,7 @@ import tempfile
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from devstack import logfiles
 from devstack.errors import EXIT_FAILURE, EXIT_USAGE, DevstackError, Problem, unknown_name_error
@@ -58,7 +60,7 @@ if TYPE_CHECKING:
 
 PROTOCOL_VERSION = 1
 MAX_MESSAGE = 64 * 1024
-OPS = frozenset({"ps", "restart", "start", "stop", "down", "logs-follow", "env"})
+OPS = frozenset({"ps", "restart", "start", "stop", "down", "logs-follow", "env", "watch", "input"})
 NEEDS_SERVICES = frozenset({"restart", "start", "stop"})
 SOCKET_NAME = "control.sock"
 PATH_RECORD = "control.path"
@@ -88,6 +90,7 @@ class Request:
     services: tuple[str, ...] = ()
     tail: int = 0  # logs-follow: lines from each log file before the live ones
     by: str = ""  # restart: the client that asks ("devstack mcp"), said in the reason
+    data: str = ""  # input: the text to type
 
 
 def encode(message: Mapping[str, Any]) -> bytes:
@@ -128,15 +131,18 @@ def parse_request(message: Mapping[str, Any]) -> Request:
         raise ProtocolError("'services' must be a list of service names")
     if op in NEEDS_SERVICES and not services:
         raise ProtocolError(f"{op} needs at least one service name")
-    if op == "env" and len(services) != 1:
-        raise ProtocolError("env needs exactly one service name")
+    if op in ("env", "input") and len(services) != 1:
+        raise ProtocolError(f"{op} needs exactly one service name")
+    data = message.get("data", "")
+    if not isinstance(data, str) or (op == "input" and not data):
+        raise ProtocolError("input needs 'data': the text to type")
     tail = message.get("tail", 0)
     if not isinstance(tail, int) or isinstance(tail, bool) or tail < 0:
         raise ProtocolError("'tail' must be a number of lines, 0 or more")
     by = message.get("by", "")
     if not isinstance(by, str) or len(by) > MAX_BY:
         raise ProtocolError(f"'by' must be a client's name of at most {MAX_BY} characters")
-    return Request(op=op, services=tuple(services), tail=tail, by=by)
+    return Request(op=op, services=tuple(services), tail=tail, by=by, data=data)
 
 
 def error_reply(problems: Sequence[Problem], exit_status: int = EXIT_USAGE) -> dict[str, Any]:
@@ -444,6 +450,9 @@ class ControlServer:
             if request.op == "logs-follow":
                 await self._follow(request, reader, writer)
                 return
+            if request.op == "watch":
+                await self._watch(reader, writer)
+                return
             reply = await self._reply_with_heartbeats(request, writer)
         except DevstackError as error:
             reply = error_reply(error.problems, error.exit_status)
@@ -483,6 +492,8 @@ class ControlServer:
             return {"ok": True, "pid": os.getpid()}
         elif request.op == "env":
             return self._env(names[0])
+        elif request.op == "input":
+            supervisor.write_input(names[0], request.data.encode())
         return {"ok": True, **self._statuses(names)}
 
     def _statuses(self, names: Sequence[str] = ()) -> dict[str, Any]:
@@ -525,12 +536,14 @@ class ControlServer:
             if not wanted or name in wanted:
                 backlog.put(name, lines)
 
-        # The tail and the subscription in one step of the loop: no line falls between.
-        past = self._tails(request) if request.tail else []
+        # The log files opened (their ends noted) and the subscription in one step of the
+        # loop: no line falls between. The tails are read in a thread, up to those ends:
+        # 10,000 lines of each service (devstack ui) would hold the loop up ~16 ms each.
+        opened = self._open_logs(request) if request.tail else []
         unsubscribe = self.supervisor.subscribe_output(take)
         try:
             await _send(writer, {"ok": True})
-            for record in past:
+            for record in await asyncio.to_thread(_read_tails, opened, request.tail):
                 await _send(writer, record)
             client_left = asyncio.ensure_future(reader.read())
             try:
@@ -540,15 +553,46 @@ class ControlServer:
         finally:
             unsubscribe()
 
-    def _tails(self, request: Request) -> list[dict[str, Any]]:
+    async def _watch(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Every service's status now, and again after each change, until the client
+        leaves. Changes that come while a send is under way go out as one: a slow
+        client gets the latest statuses, never a growing backlog."""
+        changed = asyncio.Event()
+        unsubscribe = self.supervisor.subscribe_states(lambda _status: changed.set())
+        try:
+            await _send(writer, {"ok": True, "pid": os.getpid(), **self._statuses()})
+            client_left = asyncio.ensure_future(reader.read())
+            try:
+                while True:
+                    waiting = asyncio.ensure_future(changed.wait())
+                    await asyncio.wait({waiting, client_left}, return_when=asyncio.FIRST_COMPLETED)
+                    if client_left.done():
+                        waiting.cancel()
+                        return
+                    changed.clear()
+                    await _send(writer, self._statuses())
+            finally:
+                client_left.cancel()
+        finally:
+            unsubscribe()
+
+    def _open_logs(self, request: Request) -> list[tuple[str, list[tuple[BinaryIO, int]]]]:
+        """Each service's log files, oldest first, open, with where each ends now."""
         names = request.services or tuple(self.supervisor.project.services)
         log_dir = logfiles.log_dir(self.root)
-        records = []
-        for name in names:
-            lines = tail_lines(logfiles.log_file(log_dir, name), request.tail)
-            if lines:
-                records.append({"name": name, "lines": lines, "from": "file"})
-        return records
+        opened: list[tuple[str, list[tuple[BinaryIO, int]]]] = []
+        try:
+            for name in names:
+                files: list[tuple[BinaryIO, int]] = []
+                opened.append((name, files))
+                current = logfiles.log_file(log_dir, name)
+                for path in (current.with_name(logfiles.rotated_name(current.name)), current):
+                    if (log := open_log(path)) is not None:
+                        files.append(log)
+        except BaseException:
+            _read_tails(opened, 0)  # closes them
+            raise
+        return opened
 
     async def _pump(
         self,
@@ -630,30 +674,65 @@ def tail_lines(path: Path, count: int, block: int = 64 * 1024) -> list[str]:
     """The last `count` lines of a log file (fewer if it is shorter; none if missing)."""
     if count <= 0:
         return []
+    opened = open_log(path)
+    if opened is None:
+        return []
+    file, end = opened
+    with file:
+        return _tail_of(file, end, count, block)
+
+
+def open_log(path: Path) -> tuple[BinaryIO, int] | None:
+    """A log file open for reading and where it ends now; None if there is none."""
     try:
         # Non-blocking, and then only a regular file is read: a FIFO in its place
         # must not hang `logs` (or the `up` answering `logs -f -n N`).
         descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except (FileNotFoundError, NotADirectoryError):
-        return []
+        return None
     except OSError as error:
         raise DevstackError.single(
             f"cannot read {path}: {error.strerror or error}", exit_status=EXIT_FAILURE
         ) from None
     file = os.fdopen(descriptor, "rb")
-    with file:
-        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
-            return []
-        end = file.seek(0, os.SEEK_END)
-        position, data = end, b""
-        # Read backwards until there are more newlines than lines wanted (or the start).
-        while position > 0 and data.count(b"\n") <= count:
-            step = min(block, position)
-            position -= step
-            file.seek(position)
-            data = file.read(step) + data
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        file.close()
+        return None
+    return file, file.seek(0, os.SEEK_END)
+
+
+def _tail_of(file: BinaryIO, end: int, count: int, block: int = 64 * 1024) -> list[str]:
+    """The last `count` lines of `file` before offset `end`."""
+    if count <= 0:
+        return []
+    position, data = end, b""
+    # Read backwards until there are more newlines than lines wanted (or the start).
+    while position > 0 and data.count(b"\n") <= count:
+        step = min(block, position)
+        position -= step
+        file.seek(position)
+        data = file.read(step) + data
     lines = data.decode("utf-8", "replace").splitlines()
     return lines[-count:]
+
+
+def _read_tails(
+    opened: list[tuple[str, list[tuple[BinaryIO, int]]]], count: int
+) -> list[dict[str, Any]]:
+    """`logs-follow`'s tail records from log files opened beforehand; closes them."""
+    records = []
+    try:
+        for name, files in opened:
+            lines: list[str] = []
+            for file, end in reversed(files):  # the current file first, then `.log.1`
+                lines = _tail_of(file, end, count - len(lines)) + lines
+            if lines:
+                records.append({"name": name, "lines": lines, "from": "file"})
+    finally:
+        for _name, files in opened:
+            for file, _end in files:
+                file.close()
+    return records
 
 
 def is_separator(line: str) -> bool:

@@ -42,7 +42,9 @@ EXIT_WAIT = 10.0  # seconds for a child that closed the pipe to finish exiting
 TAIL_LINES = 10  # lines of a failed service's log shown
 OK_STATES = frozenset({"ready", "running", "exited"})
 # `up` options the child gets as given; the test of this module keeps the list complete.
-FORWARDED = ("names", "no_deps", "excluded", "abort_on_exit", "timestamps", "env_overrides")
+FORWARDED = (
+    "names", "no_deps", "excluded", "filters", "abort_on_exit", "timestamps", "env_overrides"
+)  # fmt: skip
 
 Outcome = Literal["settled", "ended", "timeout"]
 
@@ -114,6 +116,8 @@ def child_argv(project: Project, args: argparse.Namespace, ready_fd: int) -> lis
         argv.append("--no-deps")
     for name in args.excluded:
         argv += ["--except", name]
+    for item in args.filters:
+        argv.append(f"--filter={item}")
     if args.abort_on_exit:
         argv.append("--abort-on-exit")
     if args.timestamps:

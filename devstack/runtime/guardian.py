@@ -228,12 +228,14 @@ def _read(path: str) -> bytes:
 
 def _command(pid: str) -> str:
     """A process's command line as shown to people, as `reaper.command_of` does."""
+    from devstack.secrets import mask_argv  # imports only `re`
+
     try:
-        raw = _read(f"/proc/{pid}/cmdline").replace(b"\0", b" ").strip()
-        raw = raw or _read(f"/proc/{pid}/comm").strip()
+        argv = _read(f"/proc/{pid}/cmdline").rstrip(b"\0").split(b"\0")
+        argv = argv if argv != [b""] else [_read(f"/proc/{pid}/comm").strip()]
     except OSError:
-        raw = b"?"
-    text = raw.decode(errors="replace")
+        argv = [b"?"]
+    text = " ".join(mask_argv([word.decode(errors="replace") for word in argv]))
     return text if len(text) <= COMMAND_WIDTH else text[: COMMAND_WIDTH - 1] + "…"
 
 

@@ -12,12 +12,11 @@ everywhere else unless `reveal`.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from devstack.secrets import MASK, hide_url_passwords, is_secret, masked
+from devstack.secrets import mask_argv, masked
 
 if TYPE_CHECKING:
     import psutil
@@ -29,7 +28,6 @@ if TYPE_CHECKING:
 WRAPPER_NAMES = frozenset({"PWD", "OLDPWD", "SHLVL", "_", "INIT_CWD", "NODE", "COLOR", "EDITOR"})
 WRAPPER_PREFIXES = ("npm_", "NPM_", "npm_config_", "YARN_", "PNPM_", "BERRY_")
 MARKER_PREFIX = "DEVSTACK_"  # devstack's own markers are what they are
-_ASSIGNMENT = re.compile(r"(?<![\w])(?P<name>[A-Za-z_][A-Za-z0-9_]*)=(?P<value>\S*)")
 
 
 @dataclass(frozen=True)
@@ -114,16 +112,8 @@ def leaf_process(pid: int) -> tuple[psutil.Process, list[psutil.Process]]:
 
 
 def mask_command(argv: list[str]) -> list[str]:
-    """A command line fit to show: `API_TOKEN=...` assignments and URL passwords
-    masked, since a wrapper like `sh -c 'TOKEN=x app'` carries values in its argv."""
-    shown = []
-    for word in argv:
-        for assignment in _ASSIGNMENT.finditer(word):
-            name, value = assignment["name"], assignment["value"]
-            if is_secret(name):
-                word = word.replace(f"{name}={value}", f"{name}={MASK}")
-        shown.append(hide_url_passwords(word))
-    return shown
+    """A command line fit to show (a wrapper like `sh -c 'TOKEN=x app'` carries values)."""
+    return mask_argv(argv)
 
 
 def describe(proc: psutil.Process) -> str:

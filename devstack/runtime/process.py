@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import signal
 import subprocess
@@ -59,6 +60,7 @@ class ServiceProcess:
         self._family: set[psutil.Process] = set()  # descendants and escaped ones seen so far
         self._stopping: asyncio.Task[int] | None = None
         self._killed = False
+        self._terminal: asyncio.ReadTransport | None = None  # the pty's master (tty: true)
 
     @classmethod
     async def spawn(
@@ -106,7 +108,8 @@ class ServiceProcess:
                 *argv,
                 cwd=cwd,
                 env=dict(env),
-                stdin=subprocess.DEVNULL,
+                # Its terminal is its stdin too: what `devstack ui` types reaches it.
+                stdin=slave,
                 stdout=slave,
                 stderr=slave,
                 start_new_session=True,
@@ -122,6 +125,23 @@ class ServiceProcess:
             os.fdopen(master, "rb", buffering=0),
         )
         self._transports.append(reader)
+        self._terminal = reader
+
+    def write_input(self, data: bytes) -> None:
+        """Type `data` at a `tty: true` service's terminal (`devstack ui`, issue 17).
+
+        Never blocks the loop: a service that does not read its terminal fills the
+        pty's buffer, and the rest is refused with an OSError saying so."""
+        terminal = self._terminal
+        if terminal is None or terminal.is_closing():
+            raise OSError(errno.EPIPE, "it has no terminal open (not tty: true, or it ended)")
+        fd = terminal.get_extra_info("pipe").fileno()
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[os.write(fd, view) :]
+            except BlockingIOError:
+                raise OSError(errno.EAGAIN, "it is not reading its terminal") from None
 
     # -- waiting ---------------------------------------------------------------------
 

@@ -310,8 +310,10 @@ def command_of(proc: psutil.Process, width: int = 80) -> str:
     """A process's command line as shown to people, shortened to `width`."""
     import psutil
 
-    try:
-        text = " ".join(proc.cmdline()) or proc.name()
+    from devstack.secrets import mask_argv
+
+    try:  # masked before shortening, so a cut never leaves half a token (issue 11 §4)
+        text = " ".join(mask_argv(proc.cmdline())) or proc.name()
     except psutil.Error:
         text = "?"
     return text if len(text) <= width else text[: width - 1] + "…"

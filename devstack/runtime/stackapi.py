@@ -9,7 +9,8 @@ so will the terminal UI, `up -d` and the MCP server. It gives:
 - commands: `start`, `stop`, `restart` (with a reason, said and kept), `apply` (a
   reloaded config and env), `request_shutdown`; `settled` waits for the dust;
 - subscriptions: `subscribe_output` (each service's lines as they are written) and
-  `subscribe_states` (a snapshot each time a service's state changes);
+  `subscribe_states` (a snapshot each time one changes: state, pid, detail ...);
+- input: `write_input` types at the terminal of a `tty: true` service;
 - what it runs: `project`, `env`, `selection` (which services a reload may check),
   `service_env` (the environment a service's process gets), `say` (a line of
   devstack's own in the terminal and the log).
@@ -104,4 +105,10 @@ class StackAPI(Protocol):
 
     def subscribe_output(self, callback: OutputCallback) -> Unsubscribe: ...
 
-    def subscribe_states(self, callback: StateCallback) -> Unsubscribe: ...
+    def subscribe_states(self, callback: StateCallback) -> Unsubscribe:
+        """`callback(snapshot)` each time a service's snapshot changes."""
+        ...
+
+    def write_input(self, name: str, data: bytes) -> None:
+        """Type `data` at the terminal of `name` (a `tty: true` service that runs)."""
+        ...

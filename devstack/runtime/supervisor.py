@@ -50,6 +50,8 @@ class ProcessHandle(Protocol):
 
     def kill(self) -> None: ...
 
+    def write_input(self, data: bytes) -> None: ...
+
 
 # spawn(name=, argv=, cwd=, env=, tty=, output=) -> a running process: ServiceProcess.spawn
 SpawnFunction = Callable[..., Awaitable[ProcessHandle]]
@@ -114,6 +116,7 @@ class Supervisor:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._waiters: list[tuple[stackpolicy.WaitFor, asyncio.Future[None]]] = []
         self._state_subscribers: list[StateCallback] = []
+        self._published: dict[str, ServiceStatus] = {}  # what subscribers last heard
         self._finished = asyncio.Event()
         self._killing = False
         self._exiting: set[ProcessHandle] = set()  # ended; leftovers of its group going
@@ -165,11 +168,11 @@ class Supervisor:
         self._draining = True
         try:
             while self._queue:
-                before = self.stack
-                self.stack, actions = stackpolicy.step(before, self._queue.popleft(), self._clock())
+                event = self._queue.popleft()
+                self.stack, actions = stackpolicy.step(self.stack, event, self._clock())
                 for action in actions:
                     self._perform(action)
-                self._publish_changes(before)
+                self._publish_changes()
         finally:
             self._draining = False
         self._wake_waiters()
@@ -444,6 +447,23 @@ class Supervisor:
         self._state_subscribers.append(callback)
         return lambda: self._state_subscribers.remove(callback)
 
+    def write_input(self, name: str, data: bytes) -> None:
+        """Type `data` at the terminal of `name` (a `tty: true` service that runs)."""
+        self._known([name], allow_unmanaged=True)  # unknown: an error with the closest names
+        handles = self._handles.get(name)
+        process = handles.process if handles is not None else None
+        if process is None:
+            raise DevstackError.single(f"{name} is not running", hint=f"devstack start {name}")
+        if not self.stack.configs[name].tty:
+            raise DevstackError.single(
+                f"{name} reads no input: its stdin is /dev/null",
+                hint=f"set `tty: true` on {name} in devstack.yaml to type into it",
+            )
+        try:
+            process.write_input(data)
+        except OSError as error:
+            raise DevstackError.single(f"cannot type into {name}: {error.strerror}") from None
+
     # -- helpers -----------------------------------------------------------------------
 
     def _snapshot(self, name: str) -> ServiceStatus:
@@ -460,13 +480,16 @@ class Supervisor:
             reason=record.reason,
         )
 
-    def _publish_changes(self, before: Stack) -> None:
+    def _publish_changes(self) -> None:
+        """Tell the state subscribers each snapshot that changed since they last heard."""
         if not self._state_subscribers:
             return
-        for name in stackpolicy.state_changes(before, self.stack):
+        for name in self.stack.records:
             snapshot = self._snapshot(name)
-            for callback in list(self._state_subscribers):
-                callback(snapshot)
+            if self._published.get(name) != snapshot:
+                self._published[name] = snapshot
+                for callback in list(self._state_subscribers):
+                    callback(snapshot)
 
     async def _command(self, event: stackpolicy.StackEvent) -> None:
         """Feed a command; return once what the policy says it waits for came about."""

@@ -133,7 +133,12 @@ CASES = {
         },
     ),
 }
-FILES = {"documenso-turbo1": {".env.local": "BOTH=from-env-local\n"}}
+FILES = {
+    "documenso-turbo1": {".env.local": "BOTH=from-env-local\n"},
+    # the apps' .env that midday's README says to copy from .env.example (else doctor, and
+    # so up, stops: issue 12 item 5); empty, so Next's own files add nothing on either side
+    "midday-v1": {f"apps/{app}/.env": "" for app in ("api", "app", "web")},
+}
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

@@ -22,8 +22,9 @@ services:
   jobs: {cmd: work, ready: {log: ready, timeout: 5}}
   mail: {cmd: catch}
 """
-# Options of `up` that only the parent acts on, or that the child gets another way.
-NOT_FORWARDED = {"help", "detach", "ready_fd", "config_file"}
+# Options of `up` that only the parent acts on, or that the child gets another way
+# (`--ui` never: `up` refuses it together with -d).
+NOT_FORWARDED = {"help", "detach", "ready_fd", "config_file", "ui"}
 
 
 def parsed(*argv: str) -> argparse.Namespace:
@@ -40,7 +41,8 @@ def test_every_up_option_reaches_the_background_up(tmp_path: Path) -> None:
     assert options == set(detach.FORWARDED), "forward the new option in detach.child_argv"
 
     project = parse_project(CONFIG, tmp_path / "devstack.yaml")
-    given = ("api", "--no-deps", "--except", "mail", "--abort-on-exit", "--timestamps")
+    given = ("api", "--no-deps", "--except", "mail", "--filter", "!@v1/x", "--abort-on-exit",
+             "--timestamps")  # fmt: skip
     args = parsed("-d", *given, "--env", "A=1 2", "-f", "x.yaml")
     argv = detach.child_argv(project, args, 7)
     assert argv[1:6] == ["-m", "devstack", "-f", str(tmp_path / "devstack.yaml"), "up"]

@@ -145,6 +145,90 @@ def test_schema_names_the_same_keys_as_the_parser() -> None:
     assert set(var["properties"]) == set(VAR_KEYS)
 
 
+def test_commands_resolve_against_the_services_own_path_and_cwd(tmp_path: Path) -> None:
+    """Issue 12 item 2: tools in node_modules/.bin are found, as the package manager
+    would find them; a relative PATH entry from `env:` is relative to the service cwd."""
+    config = """\
+    services:
+      web: {cmd: next dev, cwd: apps/web}
+      docs: {cmd: astro dev, cwd: apps/docs}
+      tool: {cmd: mytool, cwd: apps/tool, env: ["PATH=bin:/usr/bin"]}
+      missing: {cmd: vite, cwd: apps/docs}
+    """
+    files = {"apps/web/x": "", "apps/tool/bin/mytool": "", "apps/docs/x": ""}
+    for name in ("node_modules/.bin/astro", "apps/web/node_modules/.bin/next"):
+        files[name] = ""
+    for name in files:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("#!/bin/sh\n")
+        (tmp_path / name).chmod(0o755)
+    problems = check(tmp_path, config)
+    assert [(p.code, p.message) for p in problems] == [
+        ("command-not-found", "missing: command 'vite' not found")
+    ]
+
+
+EXAMPLES = """\
+env: [DATABASE_URL]
+services:
+  web: {cmd: sh -c true, cwd: apps/web}
+  api: {cmd: sh -c true, cwd: apps/api}
+"""
+
+
+def test_example_files_missing_env_file_and_unset_names(tmp_path: Path) -> None:
+    """Issue 12 item 5: a missing env file whose example exists is an error with the cp
+    to run; names the example lists that nothing sets are reported with their line."""
+    problems = check(
+        tmp_path,
+        EXAMPLES,
+        {
+            "apps/web/.env.example": "# web\nSTRIPE_KEY=\nWEB_URL=http://x\nDATABASE_URL=\n",
+            "apps/web/.env.production.example": "ONLY_IN_PROD=\n",  # not read in dev
+            "apps/api/.env-example": "API_TOKEN=\nPORT=\nDATABASE_URL=\n",
+            "apps/api/.env.local": "PORT=1\n",
+            "apps/api/.env.sample": "PORT=\n",
+            ".env": "DATABASE_URL=postgres://db\n",
+        },
+    )
+    found = {(p.code, str(p.location)): p for p in problems}
+    web = found[("missing-env-file", "apps/web/.env.example")]
+    assert web.severity == "error" and web.message.startswith("apps/web/.env does not exist")
+    assert web.hint == "cp apps/web/.env.example apps/web/.env, then fill in its values"
+    # apps/api/.env is absent but .env.local is there: the example is satisfied as a file,
+    # and only API_TOKEN is set nowhere (DATABASE_URL comes from the root .env)
+    api = found[("example-not-set", "apps/api/.env-example:1")]
+    assert api.message.startswith("apps/api/.env-example lists API_TOKEN (line 1), set in")
+    assert "ONLY_IN_PROD" not in str(problems) and "apps/api/.env.sample" not in str(problems)
+
+
+def test_empty_secrets_are_reported_public_prefixes_are_not_secret(tmp_path: Path) -> None:
+    problems = check(
+        tmp_path,
+        "vars:\n  PLAIN: {secret: true}\nservices:\n  web: {cmd: sh -c true, cwd: web}\n",
+        {"web/.env": "STRIPE_SECRET_KEY=\nPLAIN=\nNEXT_PUBLIC_STRIPE_KEY=\nOTHER=\n"},
+    )
+    empty = sorted(str(p.location) for p in problems if p.code == "empty-secret")
+    assert empty == ["web/.env:1", "web/.env:2"]
+
+
+def test_a_wrapper_file_that_is_missing_names_its_example_once(tmp_path: Path) -> None:
+    """`env_files: [../../.env]` (a dotenv wrapper, imported by init) and a root
+    .env.example: one error for the root .env, with the cp to run, paths normalized."""
+    problems = check(
+        tmp_path,
+        "services:\n  web: {cmd: sh -c true, cwd: apps/web, env_files: [../../.env]}\n",
+        {".env.example": "AUTH_SECRET=\n", "apps/web/x": ""},
+    )
+    assert [(p.code, p.message, p.hint) for p in problems] == [
+        (
+            "missing-env-file",
+            "env file .env does not exist",
+            "cp .env.example .env, then fill in its values",
+        )
+    ]
+
+
 # -- the open-file limit (issue 11 §2: 50 of 200 services failed at `ulimit -n 512`) -------
 
 

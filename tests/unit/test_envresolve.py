@@ -126,7 +126,7 @@ def test_strict_mode_filters_root_files_and_shell_but_not_own_files(tmp_path: Pa
         tmp_path,
         TWO_SERVICES,
         {".env": "SHARED=1\nUNLISTED=root\n", "services/jobs/.env": "UNLISTED=jobs-own\n"},
-        shell={"UNLISTED": "shell", "PATH": "/bin", "LC_ALL": "C", "RANDOM_SHELL": "x"},
+        shell={"UNLISTED": "shell", "PATH": "/bin", "LANG": "C", "RANDOM_SHELL": "x"},
     )
     api, jobs = env.services["api"], env.services["jobs"]
     assert "UNLISTED" not in api.values
@@ -134,7 +134,7 @@ def test_strict_mode_filters_root_files_and_shell_but_not_own_files(tmp_path: Pa
     # The worker's own file always contributes; the shell's copy stays filtered out.
     assert jobs.values["UNLISTED"] == "jobs-own"
     assert jobs.values["SHARED"] == "1"
-    assert api.values["PATH"] == "/bin" and api.values["LC_ALL"] == "C"
+    assert api.values["PATH"] == "/bin" and api.values["LANG"] == "C"
     assert "RANDOM_SHELL" not in api.values and "RANDOM_SHELL" not in api.dropped
 
 

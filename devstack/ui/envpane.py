@@ -1,0 +1,100 @@
+"""The `e` screen of `devstack ui`: a service's environment as `devstack env SVC`
+shows it (envreport's rows, secrets masked), and the story of the chosen variable.
+
+It reads devstack.yaml and the env files afresh, as the env command does, in a
+thread: a config broken by an edit shows its problems here, and the UI runs on.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+from devstack.errors import DevstackError
+
+
+class EnvScreen(Screen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,e,q", "app.pop_screen", "back"),
+    ]
+    DEFAULT_CSS = """
+    EnvScreen #env-title { height: 1; background: $boost; padding: 0 1; }
+    EnvScreen #variables { height: 1fr; }
+    EnvScreen #story { height: auto; max-height: 40%; border-top: solid $accent; padding: 0 1; }
+    """
+
+    def __init__(self, service: str, config_file: Path | None) -> None:
+        super().__init__()
+        self.service = service
+        self.config_file = config_file
+        self.stories: dict[str, str] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Static(Text(f"env of {self.service} (secrets masked)"), id="env-title")
+        table: DataTable[str] = DataTable(id="variables", cursor_type="row")
+        yield table
+        yield Static(id="story")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#variables", DataTable)
+        table.add_columns("NAME", "SOURCE", "VALUE")
+        table.focus()
+        self.load()
+
+    @work(thread=True)
+    def load(self) -> None:
+        try:
+            rows, stories = env_report(self.service, self.config_file)
+        except DevstackError as error:
+            self.app.call_from_thread(self._show_problem, error.render())
+            return
+        self.app.call_from_thread(self._show, rows, stories)
+
+    def _show(self, rows: list[tuple[str, str, str]], stories: dict[str, str]) -> None:
+        self.stories = stories
+        table = self.query_one("#variables", DataTable)
+        for name, value, source in rows:
+            # Text: values and sources are never read as markup.
+            table.add_row(Text(name), Text(source), Text(value), key=name)
+        if not rows:
+            self._show_problem(f"{self.service} gets no variables")
+
+    def _show_problem(self, message: str) -> None:
+        self.query_one("#story", Static).update(Text(message))
+
+    @on(DataTable.RowHighlighted, "#variables")
+    def _variable_chosen(self, event: DataTable.RowHighlighted) -> None:
+        name = event.row_key.value
+        if name is not None:
+            self.query_one("#story", Static).update(Text(self.stories.get(name, "")))
+
+
+def env_report(
+    service: str, config_file: Path | None
+) -> tuple[list[tuple[str, str, str]], dict[str, str]]:
+    """(name, masked value, source) rows and each variable's story, for `service`."""
+    import os
+
+    from devstack import envreport
+    from devstack.config import find_config, load_project
+    from devstack.envresolve import resolve_project
+    from devstack.errors import unknown_name_error
+
+    project = load_project(config_file or find_config(Path.cwd()))
+    if service not in project.services:
+        raise DevstackError([unknown_name_error("service", service, project.services)])
+    env = resolve_project(project, dict(os.environ), {})
+    shown = envreport.Shown(project)
+    rows = envreport.variable_rows(env.services[service], shown)
+    stories = {
+        name: envreport.variable_story(project, env, service, name, shown) for name, _, _ in rows
+    }
+    return rows, stories

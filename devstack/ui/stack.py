@@ -1,0 +1,143 @@
+"""The running stack as the UI sees it: one client of the control socket.
+
+The UI runs in another process than `devstack up` and reaches it only through
+here (JSON lines on `.devstack/control.sock`, see runtime/control.py). The calls
+mirror the StackAPI of issue 14 (statuses, a subscription to state changes and to
+output, start/stop/restart with a reason), so the UI follows it when the supervisor
+exposes it in-process. Each call opens its own connection: several UIs at once, and
+closing one, change nothing for the stack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from devstack.errors import DevstackError
+from devstack.runtime import control
+
+CLIENT = "devstack ui"  # restarts read "asked by `devstack ui`"
+# One record may carry a whole log file's tail (files rotate at 5 MB; JSON may escape).
+MAX_RECORD = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ServiceRow:
+    """One service's status, as the running stack reports it."""
+
+    name: str
+    state: str
+    pid: int | None = None
+    started_at: float | None = None
+    restarts: int = 0
+    last_exit: int | None = None
+    port: int | None = None
+    detail: str = ""
+    reason: str = ""  # why it last restarted
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> ServiceRow:
+        # `reason` is the StackAPI's name (issue 14); `restart_reason` that of `ps --json`.
+        return cls(
+            name=str(row["name"]),
+            state=str(row["state"]),
+            pid=row.get("pid"),
+            started_at=row.get("started_at"),
+            restarts=int(row.get("restarts") or 0),
+            last_exit=row.get("last_exit"),
+            port=row.get("port"),
+            detail=str(row.get("detail") or ""),
+            reason=str(row.get("reason") or row.get("restart_reason") or ""),
+        )
+
+
+@dataclass(frozen=True)
+class LogBatch:
+    name: str  # "" for devstack's own line about every service
+    lines: list[str]
+    from_file: bool  # the log file's past (it may hold start separators), not live
+
+
+class StackClient:
+    """Talks to the `devstack up` running for `root`; errors are DevstackError."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    async def statuses(self) -> AsyncIterator[list[ServiceRow]]:
+        """Every service's status now, then again after each change, until the stack ends."""
+        async for message in self._stream("watch"):
+            yield [ServiceRow.of(row) for row in message["services"]]
+
+    async def output(self, tail: int) -> AsyncIterator[LogBatch]:
+        """The last `tail` lines of each service's log file, then live lines, until the end."""
+        first = True
+        async for message in self._stream("logs-follow", tail=tail):
+            if first:
+                first = False
+                continue  # the server's yes
+            if "skipped" in message:  # the UI fell behind: the log files have them all
+                said = f"[devstack] {message['skipped']} lines skipped: the UI fell behind"
+                yield LogBatch("", [said], from_file=False)
+            else:
+                yield LogBatch(message["name"], list(message["lines"]), message["from"] == "file")
+
+    async def restart(self, name: str) -> None:
+        await self._request("restart", services=[name], by=CLIENT)
+
+    async def stop(self, name: str) -> None:
+        await self._request("stop", services=[name])
+
+    async def start(self, name: str) -> None:
+        await self._request("start", services=[name])
+
+    async def type_into(self, name: str, text: str) -> None:
+        """Type `text` at the terminal of a `tty: true` service."""
+        await self._request("input", services=[name], data=text)
+
+    async def _request(self, op: str, **fields: Any) -> dict[str, Any]:
+        async for message in self._stream(op, **fields):
+            return message
+        raise AssertionError("unreachable: _stream yields or raises")
+
+    async def _stream(self, op: str, **fields: Any) -> AsyncIterator[dict[str, Any]]:
+        reader, writer = await self._connect()
+        try:
+            writer.write(control.encode({"op": op, **fields}))
+            with contextlib.suppress(ConnectionError):
+                await writer.drain()
+            answered = False
+            while line := await self._read_line(reader):
+                message = json.loads(line)  # replies: control.decode's limit is for requests
+                if not message.get("ok", True):
+                    raise control.error_from_reply(message)
+                if message.get("alive"):
+                    continue  # a sign of life while an answer takes long
+                answered = True
+                yield message
+            if not answered:
+                raise control.not_running(self.root)
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+
+    async def _read_line(self, reader: asyncio.StreamReader) -> bytes:
+        try:
+            return await reader.readline()
+        except (ValueError, ConnectionError) as error:  # ValueError: past MAX_RECORD
+            raise DevstackError.single(
+                f"lost the devstack up of {self.root}: {error}", exit_status=1
+            ) from None
+
+    async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        path = control.recorded_socket_path(self.root)
+        try:
+            return await asyncio.open_unix_connection(path, limit=MAX_RECORD)
+        except OSError:
+            raise control.not_running(self.root) from None

@@ -1,0 +1,164 @@
+"""`devstack ui` against a real running stack: Textual's pilot presses the keys, the
+real `devstack up` (run as a process, as a user would) answers on its control socket.
+
+One stack per test; each test proves several things of the same screen to keep the
+suite lean.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import DataTable, Static
+
+from devstack.errors import DevstackError
+from devstack.runtime import control
+from devstack.ui.app import DevstackApp
+from devstack.ui.envpane import EnvScreen
+from devstack.ui.stack import StackClient
+from tests.support import DEVSTACK, TIMEOUT, Running, clean_env, make_repo
+
+PY = sys.executable
+SECRET = "hunter2-very-secret"
+CONFIG = f"""\
+services:
+  api:
+    cmd: [{PY}, -u, -c, "print('hello from api'); import time; time.sleep(3600)"]
+    env:
+      API_TOKEN: {SECRET}
+      GREETING: hi
+  echo:
+    cmd: [sh, -c, 'echo echo ready; while read line; do echo "got $line"; done']
+    tty: true
+"""
+
+
+def start_stack(repo: Path) -> Running:
+    make_repo(repo, CONFIG)
+    running = Running("up", cwd=repo)
+    running.wait_for_each(r"api +\| hello from api", r"echo +\| echo ready")
+    return running
+
+
+def stop_stack(running: Running) -> None:
+    running.interrupt()
+    assert running.wait() == 130
+    running.close()
+
+
+async def until(pilot: Pilot[int], ready: Callable[[], bool], what: str) -> None:
+    """Let the app run until `ready()` holds (the stack answers over a real socket)."""
+    deadline = time.monotonic() + TIMEOUT
+    while not ready():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.05)
+
+
+def shown_log(app: DevstackApp) -> list[str]:
+    return [str(line) for line in app.log_pane.lines]
+
+
+def ui_for(repo: Path) -> DevstackApp:
+    return DevstackApp(StackClient(repo), config_file=repo / "devstack.yaml", tty_services={"echo"})
+
+
+def test_restart_key_search_and_the_log_before_and_after(repo: Path) -> None:
+    running = start_stack(repo)
+    try:
+        asyncio.run(_restart_and_search(ui_for(repo)))
+    finally:
+        stop_stack(running)
+
+
+async def _restart_and_search(app: DevstackApp) -> None:
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: "hello from api" in shown_log(app), "api's earlier lines")
+        first_pid = app.rows["api"].pid
+        # A second UI's stream, open at the same time, hears of the restart too.
+        other = StackClient(app.stack.root).statuses()
+        assert any(row.pid == first_pid for row in await anext(other))
+        await pilot.press("r")
+        await until(
+            pilot,
+            lambda: app.rows["api"].restarts == 1 and app.rows["api"].state == "running",
+            "api to be restarted",
+        )
+        row = app.rows["api"]
+        assert row.pid != first_pid and row.reason == "asked by `devstack ui`"
+        while not any(row.restarts == 1 and row.pid for row in await anext(other)):
+            pass
+        await other.aclose()
+        table = app.query_one("#services", DataTable)
+        assert str(table.get_cell("api", table.ordered_columns[-1].key)) == "asked by `devstack ui`"
+        # The new instance's first line arrives live, after the UI opened.
+        await until(pilot, lambda: shown_log(app).count("hello from api") == 2, "the live line")
+        said = f"[devstack] started (pid {row.pid}): asked by `devstack ui`"
+        assert said in shown_log(app)
+        await pilot.press("slash", *"hello", "enter")
+        assert shown_log(app) == ["hello from api", "hello from api"]
+        title = app.query_one("#pane-title", Static).render()
+        assert "/hello: 2 lines" in str(title)
+        await pilot.press("escape")
+        assert len(shown_log(app)) > 2  # the separators are back
+
+
+def test_typing_into_a_tty_service_and_the_env_pane_masks_secrets(repo: Path) -> None:
+    running = start_stack(repo)
+    try:
+        asyncio.run(_type_and_env(ui_for(repo)))
+        with pytest.raises(DevstackError, match="api reads no input"):
+            control.request(repo, "input", services=["api"], data="x")
+        with pytest.raises(DevstackError, match="did you mean 'echo'"):
+            control.request(repo, "input", services=["ecko"], data="x")
+    finally:
+        stop_stack(running)
+
+
+async def _type_and_env(app: DevstackApp) -> None:
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: "echo" in app.rows, "the services")
+        await pilot.press("j", "i", *"ping", "enter")
+        await until(pilot, lambda: "got ping" in shown_log(app), "the echo of what was typed")
+        await pilot.press("escape", "k", "e")
+        assert isinstance(app.screen, EnvScreen)
+        env = app.screen
+        table = env.query_one("#variables", DataTable)
+        await until(pilot, lambda: table.row_count > 0, "the env rows")
+        cells = [str(cell) for row in range(table.row_count) for cell in table.get_row_at(row)]
+        assert "API_TOKEN" in cells and "hi" in cells
+        assert not any(SECRET in cell for cell in cells)
+        table.move_cursor(row=[str(c) for c in table.get_column_at(0)].index("API_TOKEN"))
+        await pilot.pause()
+        story = str(env.query_one("#story", Static).render())
+        assert "API_TOKEN for api" in story and "devstack.yaml:5" in story
+        assert SECRET not in story
+
+
+def test_the_ui_needs_a_terminal_and_a_running_stack(repo: Path) -> None:
+    make_repo(repo, CONFIG)
+    cases = {
+        ("ui",): "no devstack up is running",
+        ("up", "--ui"): "devstack up --ui needs a terminal",
+        ("up", "--ui", "-d"): "choose -d or --ui",
+    }
+    for args, said in cases.items():
+        done = subprocess.run(
+            [DEVSTACK, *args],
+            cwd=repo,
+            env=clean_env(),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            check=False,
+        )
+        assert done.returncode != 0 and said in done.stderr, (args, done.stderr)
+    assert not (repo / ".devstack" / "logs").exists()  # nothing was started
