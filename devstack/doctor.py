@@ -685,6 +685,24 @@ def fd_limit_problems(services: int, hard_limit: int | None = None) -> list[Prob
     ]
 
 
+# -- the platform (issue 15) -----------------------------------------------------------
+
+
+def platform_note(system: str, caveat: str) -> str | None:
+    """What doctor tells a user once (one note, not a problem of the stack) where a
+    guarantee of devstack is weaker than on Linux: macOS, or DEVSTACK_PORTABLE=1."""
+    if not caveat:  # Linux: nothing weaker
+        return None
+    where = "macOS" if system == "darwin" else "this platform"
+    if system.startswith("linux"):
+        where = "DEVSTACK_PORTABLE=1 (macOS's code paths)"
+    return (
+        f"note: on {where}, {caveat}\n"
+        "  hint: run such a daemon in the foreground (most have a flag for it), or keep"
+        " DEVSTACK_RUN_ID in its environment; README: Platforms"
+    )
+
+
 def _names(names: list[str]) -> str:
     return ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0]
 

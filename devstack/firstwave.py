@@ -412,7 +412,7 @@ def end_child(child: Child, sig: int) -> None:
 def launch(argv: list[str], environ: Mapping[str, str], version: str) -> Early | None:
     """Spawn the first wave of a plain `devstack up` from the kept plan; None when the
     ordinary path must do everything (no plan, a key that changed, anything unusual)."""
-    if argv != ["up"] or environ.get(OFF_VAR) == "0" or not _supported():
+    if argv != ["up"] or environ.get(OFF_VAR) == "0" or not _supported(environ):
         return None
     try:
         config_path = _find_config(os.getcwd())
@@ -455,9 +455,11 @@ def launch(argv: list[str], environ: Mapping[str, str], version: str) -> Early |
     return early
 
 
-def _supported() -> bool:
-    # pidfds to learn of an adopted child's exit, POSIX_SPAWN_SETSID for its session
-    return sys.platform.startswith("linux") and hasattr(os, "pidfd_open")
+def _supported(environ: Mapping[str, str]) -> bool:
+    # pidfds to learn of an adopted child's exit, POSIX_SPAWN_SETSID for its session:
+    # Linux's platform (runtime/platform.py), not the portable one DEVSTACK_PORTABLE=1 picks
+    portable = environ.get("DEVSTACK_PORTABLE", "") not in ("", "0")
+    return sys.platform.startswith("linux") and hasattr(os, "pidfd_open") and not portable
 
 
 def _find_config(start: str) -> str | None:

@@ -9,8 +9,6 @@ as a command, so the background stack is exactly the one the CLI starts.
 
 from __future__ import annotations
 
-import os
-import select
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -94,23 +92,13 @@ class Stack:
 
 
 def _wait_for_exit(pid: int, timeout: float) -> bool:
-    """Whether process `pid` exited within `timeout` seconds (awaited on a pidfd)."""
-    try:
-        descriptor = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return True
-    except (AttributeError, OSError):
-        import psutil
+    """Whether process `pid` exited within `timeout` seconds (a pidfd or kqueue)."""
+    import psutil
 
-        try:
-            psutil.Process(pid).wait(timeout)
-        except psutil.NoSuchProcess:
-            return True
-        except psutil.TimeoutExpired:
-            return False
-        return True
+    from devstack.runtime import platform
+
     try:
-        readable, _, _ = select.select([descriptor], [], [], timeout)
-    finally:
-        os.close(descriptor)
-    return bool(readable)
+        process = psutil.Process(pid)
+    except psutil.NoSuchProcess:
+        return True
+    return not platform.current().wait_gone([process], timeout)

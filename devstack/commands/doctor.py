@@ -37,6 +37,8 @@ def run(args: argparse.Namespace) -> int:
         project, env, check_ports=not args.no_ports, port_holder=_holder_outside_stack(project)
     )
     errors = sum(problem.severity == "error" for problem in problems)
+    if not args.json:
+        _note_platform()
     if args.json:
         print(json.dumps({"problems": [p.as_dict() for p in problems]}, indent=2))
     else:
@@ -44,6 +46,16 @@ def run(args: argparse.Namespace) -> int:
             print(problem.render())
         print(_summary(errors, len(problems) - errors, len(project.services)))
     return EXIT_FAILURE if errors else 0
+
+
+def _note_platform() -> None:
+    import sys
+
+    from devstack.doctor import platform_note
+    from devstack.runtime import platform
+
+    if note := platform_note(sys.platform, platform.current().caveat):
+        print(note, file=sys.stderr)
 
 
 def _holder_outside_stack(project: Project) -> Callable[[int], str | None]:

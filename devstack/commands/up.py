@@ -301,7 +301,10 @@ def _watch_children_with_pidfds() -> None:
     import sys
     import warnings
 
-    if sys.version_info >= (3, 12) or not hasattr(os, "pidfd_open"):
+    from devstack.runtime import platform
+
+    # DEVSTACK_PORTABLE=1: the thread per child, as on macOS.
+    if sys.version_info >= (3, 12) or not platform.current().procfs:
         return
     try:
         os.close(os.pidfd_open(os.getpid()))

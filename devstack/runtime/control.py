@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from devstack import logfiles
 from devstack.errors import EXIT_FAILURE, EXIT_USAGE, DevstackError, Problem, unknown_name_error
 from devstack.files import write_atomically
+from devstack.runtime import platform
 
 if TYPE_CHECKING:
     from devstack.logfmt import Level
@@ -63,7 +64,6 @@ OPS = frozenset({"ps", "restart", "start", "stop", "down", "logs-follow", "env",
 NEEDS_SERVICES = frozenset({"restart", "start", "stop"})
 SOCKET_NAME = "control.sock"
 PATH_RECORD = "control.path"
-AF_UNIX_LIMIT = 107  # sun_path is 108 bytes on Linux, one of them the terminating NUL
 # Characters of live output queued for one `logs -f` client; past it, lines are skipped.
 FOLLOW_BACKLOG = 1024 * 1024
 REQUEST_TIMEOUT = 5.0  # seconds a connection gets to send its request line
@@ -169,7 +169,8 @@ def error_from_reply(reply: Mapping[str, Any]) -> DevstackError:
 
 
 def fits_af_unix(path: Path) -> bool:
-    return len(os.fsencode(path)) <= AF_UNIX_LIMIT
+    # The OS's own sun_path: 108 bytes on Linux, 104 on macOS (issue 15).
+    return len(os.fsencode(path)) <= platform.current().socket_path_limit
 
 
 def choose_socket_path(root: Path, environ: Mapping[str, str], uid: int) -> Path:
@@ -280,12 +281,9 @@ def bind_socket(root: Path, environ: Mapping[str, str], uid: int) -> socket.sock
 
 
 def peer_uid(sock: socket.socket) -> int | None:
-    """The uid of the process at the other end, where the OS tells (Linux)."""
-    if not hasattr(socket, "SO_PEERCRED"):
-        return None
-    credentials = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    _pid, uid, _gid = struct.unpack("3i", credentials)
-    return uid
+    """The uid of the process at the other end (SO_PEERCRED, LOCAL_PEERCRED, or the
+    owner of the socket's private directory: `platform`); None if unknown."""
+    return platform.current().peer_uid(sock)
 
 
 async def serve(
@@ -867,28 +865,14 @@ def open_stream(
 def wait_for_exit(pid: int, root: Path, check_every: float = CLIENT_TIMEOUT) -> None:
     """Return once process `pid` (the `up` of `root`) has exited; a DevstackError if it
     is stopped (Ctrl+Z) meanwhile, which it is checked for every `check_every` seconds.
-    Stopping may take long (each service's stop_timeout), so there is no overall bound."""
-    import select
-
+    Stopping may take long (each service's stop_timeout), so there is no overall bound.
+    The exit is awaited on a pidfd or kqueue where the OS has them (`platform`)."""
     import psutil
 
     try:
-        descriptor = os.pidfd_open(pid)
-    except ProcessLookupError:
+        process = psutil.Process(pid)
+    except psutil.NoSuchProcess:
         return
-    except (AttributeError, OSError):
-        with contextlib.suppress(psutil.NoSuchProcess):
-            while True:
-                try:
-                    psutil.Process(pid).wait(check_every)
-                    return
-                except psutil.TimeoutExpired:
-                    if _is_stopped(pid):
-                        raise no_answer(root, check_every) from None
-        return
-    try:
-        while not select.select([descriptor], [], [], check_every)[0]:
-            if _is_stopped(pid):
-                raise no_answer(root, check_every)
-    finally:
-        os.close(descriptor)
+    while platform.current().wait_gone([process], check_every):
+        if _is_stopped(pid):
+            raise no_answer(root, check_every)

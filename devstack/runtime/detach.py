@@ -188,18 +188,13 @@ def _describe_status(status: int | None) -> str:
 
 
 def _wait_for_exit(child: subprocess.Popen[bytes], timeout: float) -> None:
-    """Until our child has exited, at most `timeout` seconds; a pidfd is awaited."""
-    try:
-        descriptor = os.pidfd_open(child.pid)
-    except (AttributeError, OSError):
-        # No pidfds (macOS): Popen's own bounded wait, for a child already exiting.
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            child.wait(timeout)
-        return
-    try:
-        select.select([descriptor], [], [], timeout)
-    finally:
-        os.close(descriptor)
+    """Until our child has exited, at most `timeout` seconds (a pidfd or kqueue)."""
+    import psutil
+
+    from devstack.runtime import platform
+
+    with contextlib.suppress(psutil.NoSuchProcess):
+        platform.current().wait_gone([psutil.Process(child.pid)], timeout)
 
 
 def _new_lines(path: Path, start: int) -> list[str]:

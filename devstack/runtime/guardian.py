@@ -128,7 +128,8 @@ def stop_run(marker: str, log: str) -> int:
 
 
 class _NoPidfds(Exception):
-    """Not Linux, or a kernel before 5.3: no pidfds to find and signal processes by."""
+    """Not Linux (or DEVSTACK_PORTABLE=1), or a kernel before 5.3: no pidfds to find
+    and signal processes by."""
 
 
 def _path(text: str) -> Path:
@@ -176,7 +177,9 @@ def _marked(marker: bytes, members: set[int]) -> dict[int, str]:
     The pidfd is opened before the environment is read, so it is that process's for
     sure: were the pid reused meanwhile, the pidfd would stand for the one that ended.
     """
-    if not hasattr(os, "pidfd_open") or not os.path.isdir("/proc/self"):
+    from devstack.runtime import platform
+
+    if not platform.current().procfs or not hasattr(os, "pidfd_open"):
         raise _NoPidfds
     me = os.getpid()
     found: dict[int, str] = {}

@@ -24,13 +24,13 @@ import contextlib
 import json
 import os
 import signal
-import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from devstack.files import write_atomically
+from devstack.runtime import platform
 
 if TYPE_CHECKING:
     import psutil
@@ -46,7 +46,7 @@ CGROUP_PREFIX = "devstack-"
 def start_time(pid: int) -> int | None:
     """When `pid` started, in clock ticks since boot (Linux), or its create time in
     milliseconds (elsewhere); None if it is gone. Tells a pid reused from another."""
-    if sys.platform.startswith("linux"):
+    if platform.current().procfs:
         try:
             with open(f"/proc/{pid}/stat", "rb") as file:
                 # "pid (comm) state ppid ...": field 22 is starttime; comm may hold ")".
@@ -77,22 +77,7 @@ def descendants_of(pid: int) -> set[int]:
 
 def _children(pid: int) -> set[int] | None:
     """The children of every thread of `pid` (/proc), or None where /proc cannot tell."""
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except FileNotFoundError:
-        return set()  # gone meanwhile
-    except OSError:
-        return None
-    children: set[int] = set()
-    for task in tasks:
-        try:
-            with open(f"/proc/{pid}/task/{task}/children", "rb") as file:
-                children.update(int(child) for child in file.read().split())
-        except FileNotFoundError:
-            continue  # the thread ended meanwhile
-        except OSError:
-            return None  # a kernel without CONFIG_PROC_CHILDREN
-    return children
+    return platform.current().children(pid)
 
 
 def _descendants_with_psutil(pid: int) -> set[int]:
@@ -117,7 +102,8 @@ class RunCgroup:
     def create(cls, run_id: str, environ: Mapping[str, str] = os.environ) -> RunCgroup | None:
         """Move this process into a new cgroup for the run; None where no cgroup is
         delegated to us (not Linux, cgroup v1 only, not writable) or it is turned off."""
-        if environ.get("DEVSTACK_CGROUP", "1") == "0" or not sys.platform.startswith("linux"):
+        # Not under DEVSTACK_PORTABLE=1 either: macOS has no cgroups (issue 15).
+        if environ.get("DEVSTACK_CGROUP", "1") == "0" or not platform.current().procfs:
             return None
         parent = own_cgroup()
         if parent is None or not os.access(parent / "cgroup.procs", os.W_OK):

@@ -12,13 +12,13 @@ be made here only.
 
 from __future__ import annotations
 
-import contextlib
 import importlib
-import os
 import threading
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
+
+from devstack.runtime import platform
 
 if TYPE_CHECKING:
     from watchfiles._rust_notify import RustNotify
@@ -73,10 +73,11 @@ class Notifier:
 
 def open_notify(root: Path) -> tuple[Notifier, int | None]:
     """A watcher of `root` (blocking: adding a watch per directory takes a while), and
-    its inotify descriptor (None where there is none: not Linux, or polling)."""
+    its inotify descriptor (None where there is none: not Linux, DEVSTACK_PORTABLE=1,
+    or polling)."""
     from watchfiles._rust_notify import RustNotify
 
-    before = _inotify_descriptors()
+    before = platform.current().inotify_descriptors()
     notify = RustNotify(
         [str(root)],  # watch_paths
         False,  # debug
@@ -85,19 +86,6 @@ def open_notify(root: Path) -> tuple[Notifier, int | None]:
         True,  # recursive
         True,  # ignore_permission_denied: an unreadable directory is not an error
     )
-    new = _inotify_descriptors() - before
+    new = platform.current().inotify_descriptors() - before
     descriptor = new.pop() if len(new) == 1 else None
     return Notifier(notify, descriptor), descriptor
-
-
-def _inotify_descriptors() -> set[int]:
-    found: set[int] = set()
-    try:
-        names = os.listdir("/proc/self/fd")
-    except OSError:
-        return found
-    for name in names:
-        with contextlib.suppress(OSError):
-            if os.readlink(f"/proc/self/fd/{name}") == "anon_inode:inotify":
-                found.add(int(name))
-    return found

@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from devstack.runtime import membership, reaper
+from devstack.runtime import membership, platform, reaper
 
 if TYPE_CHECKING:
     import psutil
@@ -542,35 +542,13 @@ async def _gone_by(
 ) -> list[psutil.Process]:
     """Wait up to `timeout` for the main process and `procs` to exit; those still running.
 
-    Waits on pidfds (an event per process, not a poll); without them, psutil waits
-    in a thread.
+    Each exit is an event where the OS has one (pidfds on Linux, kqueue on macOS),
+    without a thread (`platform.await_gone`).
     """
-    loop = asyncio.get_running_loop()
-    timeout = max(timeout, 0.0)
-    fds = reaper.pidfds(procs)
-    if fds is None:
-        waiting = asyncio.to_thread(reaper.wait_gone, procs, timeout)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(main), timeout)
-        return await waiting
-    remaining = dict(fds)
-    all_gone = loop.create_future()
-
-    def exited(fd: int) -> None:
-        loop.remove_reader(fd)
-        remaining.pop(fd, None)
-        if not remaining and not all_gone.done():
-            all_gone.set_result(None)
-
-    for fd in fds:
-        loop.add_reader(fd, exited, fd)
-    if not fds:
-        all_gone.set_result(None)
+    others = asyncio.ensure_future(platform.current().await_gone(procs, max(timeout, 0.0)))
     try:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.gather(asyncio.shield(main), all_gone), timeout)
-        return list(remaining.values())
+            await asyncio.wait_for(asyncio.shield(main), max(timeout, 0.0))
+        return await others
     finally:
-        for fd in fds:
-            loop.remove_reader(fd)
-            os.close(fd)
+        others.cancel()  # cancelled meanwhile: no wait is left behind (done: a no-op)

@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import select
 import signal
-import sys
-import time
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from devstack.runtime import platform
 
 if TYPE_CHECKING:
     import asyncio
@@ -39,8 +38,6 @@ RUN_ID_VAR = "DEVSTACK_RUN_ID"
 SERVICE_VAR = "DEVSTACK_SERVICE"
 REPO_VAR = "DEVSTACK_REPO"
 
-_PR_SET_CHILD_SUBREAPER = 36
-_PR_GET_CHILD_SUBREAPER = 37
 # asyncio's child watcher reaps its own children as soon as they exit (a thread
 # blocked in waitpid in 3.11, a pidfd reader in 3.12). A zombie still there this
 # long after SIGCHLD is one nobody waits for: an adopted orphan.
@@ -52,23 +49,11 @@ ORPHAN_GRACE = 1.0
 
 def become_subreaper(enable: bool = True) -> bool:
     """Make orphaned descendants re-parent to this process (Linux); False elsewhere."""
-    if not sys.platform.startswith("linux"):
-        return False
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    return libc.prctl(_PR_SET_CHILD_SUBREAPER, int(enable), 0, 0, 0) == 0
+    return platform.current().become_subreaper(enable)
 
 
 def is_subreaper() -> bool:
-    if not sys.platform.startswith("linux"):
-        return False
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    flag = ctypes.c_int(0)
-    libc.prctl(_PR_GET_CHILD_SUBREAPER, ctypes.byref(flag), 0, 0, 0)
-    return bool(flag.value)
+    return platform.current().is_subreaper()
 
 
 def own_children() -> list[Entry] | None:
@@ -77,14 +62,11 @@ def own_children() -> list[Entry] | None:
     Read from /proc/self/task/PID/children, not from the whole process table: the
     main thread forks the services, and the kernel hands adopted orphans to it too.
     """
-    me = os.getpid()
-    try:
-        with open(f"/proc/{me}/task/{me}/children", "rb") as file:
-            pids = [int(pid) for pid in file.read().split()]
-    except OSError:  # not Linux, or a kernel without CONFIG_PROC_CHILDREN
+    pids = platform.current().children(os.getpid())
+    if pids is None:  # not Linux, or a kernel without CONFIG_PROC_CHILDREN
         return None
     children = []
-    for pid in pids:
+    for pid in sorted(pids):
         with contextlib.suppress(OSError):  # gone meanwhile
             children.append(_entry(pid))
     return children
@@ -281,15 +263,7 @@ def descendants(table: Iterable[Entry], roots: Iterable[int]) -> set[int]:
 
 def _stat(pid: int) -> tuple[int, int, bool]:
     """(parent pid, process group, is a zombie) of `pid`."""
-    if sys.platform.startswith("linux"):
-        with open(f"/proc/{pid}/stat", "rb") as file:
-            # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
-            fields = file.read().rpartition(b")")[2].split()
-        return int(fields[1]), int(fields[2]), fields[0] == b"Z"
-    import psutil
-
-    proc = psutil.Process(pid)
-    return proc.ppid(), os.getpgid(pid), proc.status() == psutil.STATUS_ZOMBIE
+    return platform.current().stat(pid)
 
 
 def select_live(table: Iterable[Entry], selector: Selector | None = None) -> list[psutil.Process]:
@@ -322,20 +296,7 @@ def marked_processes(
 
 
 def _environ(pid: int) -> dict[str, str]:
-    if sys.platform.startswith("linux"):
-        # Straight from /proc: this runs for every process on the machine.
-        try:
-            with open(f"/proc/{pid}/environ", "rb") as file:
-                raw = file.read()
-        except OSError:
-            return {}
-        pairs = (item.partition(b"=") for item in raw.split(b"\0") if item)
-        return {
-            key.decode(errors="replace"): value.decode(errors="replace") for key, _, value in pairs
-        }
-    import psutil
-
-    return psutil.Process(pid).environ()
+    return platform.current().environ(pid)
 
 
 def describe(procs: Iterable[psutil.Process], limit: int = 3) -> str:
@@ -361,60 +322,12 @@ def command_of(proc: psutil.Process, width: int = 80) -> str:
 # -- waiting and terminating -----------------------------------------------------------
 
 
-def pidfds(procs: Iterable[psutil.Process]) -> dict[int, psutil.Process] | None:
-    """A pidfd per process still running (readable once it exits); None if unsupported.
-
-    A process already gone gets none. A pidfd, unlike a pid, cannot come to mean
-    another process, and works for processes that are not our children.
-    """
-    if not hasattr(os, "pidfd_open"):
-        return None
-    fds: dict[int, psutil.Process] = {}
-    for proc in procs:
-        try:
-            fd = os.pidfd_open(proc.pid)
-        except ProcessLookupError:
-            continue
-        except OSError:  # ENOSYS: a kernel before 5.3
-            for opened in fds:
-                os.close(opened)
-            return None
-        if proc.is_running():  # same create time: the pid was not reused meanwhile
-            fds[fd] = proc
-        else:
-            os.close(fd)
-    return fds
-
-
 def wait_gone(procs: Iterable[psutil.Process], timeout: float) -> list[psutil.Process]:
     """Block until every process has exited or `timeout`; the ones still running.
 
     A zombie counts as gone: it holds no port and no file, and its parent reaps it.
     """
-    procs = list(procs)
-    fds = pidfds(procs)
-    if fds is None:
-        import psutil
-
-        _, alive = psutil.wait_procs(procs, timeout=timeout)
-        return alive
-    try:
-        poller = select.poll()
-        for fd in fds:
-            poller.register(fd, select.POLLIN)
-        deadline = time.monotonic() + timeout
-        remaining = dict(fds)
-        while remaining:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            for fd, _ in poller.poll(left * 1000):
-                poller.unregister(fd)
-                remaining.pop(fd, None)
-        return list(remaining.values())
-    finally:
-        for fd in fds:
-            os.close(fd)
+    return platform.current().wait_gone(procs, timeout)
 
 
 def terminate(procs: Iterable[psutil.Process], grace: float) -> list[psutil.Process]:

@@ -66,6 +66,9 @@ BUSY_QUIET_MS = 20
 # Without a ring, look anyway this often: for a change that watchfiles' thread
 # recorded later than NOTIFY_LAG_MS after its ring, on a very busy machine.
 SWEEP_S = 1.0
+# Without a doorbell, look this often: the idle cost of a 100 ms poll, and at most
+# that much more latency from a save to its restart (issue 15).
+POLL_S = 0.1
 # Linux's fcntl(2) values, which Python's fcntl module does not name.
 F_SETOWN_EX = 15
 F_OWNER_TID = 0
@@ -221,10 +224,15 @@ class ProjectWatcher:
                     bell.close()  # before `notify` closes its descriptor, which may be reused
 
     async def _poll(self, feed: Feed) -> None:
-        """Without a doorbell (not Linux, the loop not in the main thread): poll as
-        watchfiles does, STEP_MS at a time."""
+        """Without a doorbell (no inotify descriptor: macOS, DEVSTACK_PORTABLE=1; the
+        loop not in the main thread): look every POLL_S, and while changes keep coming,
+        STEP_MS at a time (watchfiles' own STEP_MS polling cost 200 wake-ups a second)."""
         while True:
-            await self._take(feed, partial(feed.notify.watch, BATCH_CAP_MS, STEP_MS, 0))
+            busy = await self._take(feed, partial(look_every, feed.notify, POLL_S))
+            while busy:
+                busy = await self._take(
+                    feed, partial(feed.notify.watch, BATCH_CAP_MS, STEP_MS, BUSY_QUIET_MS)
+                )
 
     async def _answer_rings(self, feed: Feed, bell: Doorbell) -> None:
         """After a ring, take the change that rang and poll while more keep coming, the
@@ -470,6 +478,17 @@ def collect(notify: Notifier, lag_ms: int, stop: threading.Event) -> RawChanges:
         return first
     rest = notify.watch(BATCH_CAP_MS, STEP_MS, 1, stop)
     return first | rest if isinstance(rest, set) else first
+
+
+def look_every(notify: Notifier, interval: float, stop: threading.Event) -> RawChanges:
+    """Without a doorbell (blocking, for a thread): look for a change every `interval`
+    seconds; the first batch, or "stop". The looks stay in the thread: a hop to the
+    loop and back for each would cost three times the CPU of the look itself."""
+    while not stop.wait(interval):
+        found = collect(notify, 1, stop)
+        if found != "timeout":
+            return found
+    return "stop"
 
 
 class Doorbell:
