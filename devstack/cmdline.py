@@ -49,4 +49,9 @@ def plain_words(cmd: str) -> tuple[str, ...] | None:
     words = tuple(shlex.split(cmd))
     if not words or words[0] in _SHELL_WORDS:
         return None
+    if "/" in words[0] and not words[0].startswith("/"):
+        # The repo's own script (`./bin/dev`, `scripts/run.sh`): one without a `#!` line
+        # runs under sh (a shell's ENOEXEC fallback), but exec'd it fails with "Exec
+        # format error". dash execs a lone command anyway, so the shell costs no process.
+        return None
     return words

@@ -194,3 +194,15 @@ def test_a_port_in_the_command_is_checked_before_start(repo: Path) -> None:
     assert "nothing started" in result.stderr
     assert "other ran" not in result.stdout
     assert "web started" not in result.stdout
+
+
+def test_a_script_without_a_shebang_runs_as_under_a_shell(repo: Path) -> None:
+    """A repo script with no `#!` line runs under sh, as it did before commands were
+    exec'd directly (exec alone fails with "Exec format error")."""
+    make_repo(
+        repo, "services:\n  tool: {cmd: ./bin/tool hello}\n", {"bin/tool": 'echo "tool says $1"\n'}
+    )
+    (repo / "bin" / "tool").chmod(0o755)
+    result = run_cli("up", cwd=repo)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "tool | tool says hello" in result.stdout

@@ -15,7 +15,6 @@ DIRECT = [
     ("node server.js", ("node", "server.js")),
     ("  python  -m   api ", ("python", "-m", "api")),
     ("bun\trun dev", ("bun", "run", "dev")),
-    ("./bin/run --port 3000", ("./bin/run", "--port", "3000")),
     ("npx next dev -p 3001", ("npx", "next", "dev", "-p", "3001")),
     ("uvicorn app.main:app --reload", ("uvicorn", "app.main:app", "--reload")),
     ("/usr/bin/env python3 worker.py", ("/usr/bin/env", "python3", "worker.py")),
@@ -58,6 +57,8 @@ SHELL = [
     "true",
     ". ./env.sh",
     "source env.sh",
+    "./bin/run --port 3000",  # may have no #! line: sh runs it, exec would not
+    "scripts/dev.sh",
     "if",
     "",
     "   ",
