@@ -17,10 +17,10 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from types import ModuleType
 
-    from devstack.firstwave import Early
+    from devstack.runtime.firstwave import Early
 
 # argparse, the command modules and errors are imported inside the functions: a plain
-# `devstack up` spawns its first services before them (devstack.firstwave, issue 16).
+# `devstack up` spawns its first services before them (devstack.runtime.firstwave, issue 16).
 
 # name -> one-line help; the module is devstack.commands.<name with - as _>
 COMMANDS: dict[str, str] = {
@@ -111,7 +111,7 @@ def _require_working_directory(config_file: str | None) -> None:
     traceback; with an absolute -f, devstack works from that file's directory."""
     import os
 
-    from devstack.errors import DevstackError
+    from devstack.core.errors import DevstackError
 
     try:
         os.getcwd()
@@ -138,7 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None, early: Early | None) -> int:
-    from devstack.errors import EXIT_FAILURE, DevstackError
+    from devstack.core.errors import EXIT_FAILURE, DevstackError
 
     parser = build_parser(argv)
     args = parser.parse_args(argv)
@@ -169,6 +169,6 @@ def _first_wave() -> Early | None:
         return None
     import os
 
-    from devstack import firstwave
+    from devstack.runtime import firstwave
 
     return firstwave.launch(sys.argv[1:], os.environ, __version__)

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from devstack.errors import DevstackError, unknown_name_error
+from devstack.core.errors import DevstackError, unknown_name_error
 from devstack.runtime.stackapi import (
     Level,
     OutputCallback,
@@ -44,8 +44,8 @@ class FakeStack:
     @classmethod
     def of_repo(cls, root: Path) -> FakeStack:
         """A stack running every service of the repo at `root`, as configured there."""
-        from devstack.config import load_project
-        from devstack.envresolve import resolve_project
+        from devstack.core.config import load_project
+        from devstack.core.envresolve import resolve_project
 
         project = load_project(root / "devstack.yaml")
         return cls(project, resolve_project(project, {}, {}))

@@ -6,15 +6,15 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from devstack.model import Project
+from devstack.core.model import Project
 
 if TYPE_CHECKING:
-    from devstack.envresolve import ProjectEnv
+    from devstack.core.envresolve import ProjectEnv
 
 
 def project_from_args(args: argparse.Namespace) -> Project:
     """The project named by -f, or found by walking up from the current directory."""
-    from devstack.config import find_config, load_project
+    from devstack.core.config import find_config, load_project
 
     path = Path(args.config_file) if args.config_file else find_config(Path.cwd())
     _refuse_special_file(path)
@@ -26,7 +26,7 @@ def _refuse_special_file(path: Path) -> None:
     (issue 11 §2), so it is refused. A missing path is load_project's to report."""
     import stat
 
-    from devstack.errors import DevstackError
+    from devstack.core.errors import DevstackError
 
     try:
         mode = path.stat().st_mode
@@ -54,8 +54,8 @@ def add_env_overrides(parser: argparse.ArgumentParser) -> None:
 
 def env_overrides(items: list[str]) -> dict[str, str]:
     """`--env NAME=value` items as a mapping; every malformed item is reported at once."""
-    from devstack.envfile import VALID_NAME
-    from devstack.errors import DevstackError, Problem
+    from devstack.core.envfile import VALID_NAME
+    from devstack.core.errors import DevstackError, Problem
 
     overrides: dict[str, str] = {}
     problems = []
@@ -79,7 +79,7 @@ def resolved(args: argparse.Namespace) -> tuple[Project, ProjectEnv]:
     """The project and every service's environment, as `up` would give it."""
     import os
 
-    from devstack.envresolve import resolve_project
+    from devstack.core.envresolve import resolve_project
 
     project = project_from_args(args)
     overrides = env_overrides(getattr(args, "env_overrides", []))
@@ -88,14 +88,14 @@ def resolved(args: argparse.Namespace) -> tuple[Project, ProjectEnv]:
 
 def require_service(project: Project, name: str) -> str:
     """The service `name` means: a service name, or a package name (`@v1/jobs`)."""
-    from devstack.packages import service_names
+    from devstack.core.packages import service_names
 
     return service_names(project, [name])[0]
 
 
 def fail_on_env_errors(env: ProjectEnv) -> None:
     """Env files that do not parse or undefined `${NAME}`s: nothing can be trusted."""
-    from devstack.errors import EXIT_USAGE, DevstackError
+    from devstack.core.errors import EXIT_USAGE, DevstackError
 
     errors = [problem for problem in env.problems if problem.severity == "error"]
     if errors:

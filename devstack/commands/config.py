@@ -20,7 +20,7 @@ def run(args: argparse.Namespace) -> int:
     import yaml
 
     from devstack.commands import fail_on_env_errors, require_service, resolved
-    from devstack.plan import service_plan
+    from devstack.core.plan import service_plan
 
     project, env = resolved(args)
     named = [require_service(project, name) for name in args.names]

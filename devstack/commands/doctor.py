@@ -10,7 +10,7 @@ from devstack.commands import add_env_overrides
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from devstack.model import Project
+    from devstack.core.model import Project
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -23,8 +23,8 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from devstack.commands import resolved
-    from devstack.doctor import diagnose
-    from devstack.errors import EXIT_FAILURE, DevstackError
+    from devstack.core.doctor import diagnose
+    from devstack.core.errors import EXIT_FAILURE, DevstackError
 
     try:
         project, env = resolved(args)
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
 def _note_platform() -> None:
     import sys
 
-    from devstack.doctor import platform_note
+    from devstack.core.doctor import platform_note
     from devstack.runtime import platform
 
     if note := platform_note(sys.platform, platform.current().caveat):

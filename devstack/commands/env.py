@@ -35,9 +35,9 @@ def run(args: argparse.Namespace) -> int:
     import json
     import sys
 
-    from devstack import envreport
     from devstack.commands import fail_on_env_errors, require_service, resolved
-    from devstack.errors import DevstackError, Problem
+    from devstack.core import envreport
+    from devstack.core.errors import DevstackError, Problem
 
     project, env = resolved(args)
     names = args.names

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 from devstack.commands import add_env_overrides
 
 if TYPE_CHECKING:
+    from devstack.core.model import Project
     from devstack.export.stack import File
-    from devstack.model import Project
 
 FORMATS = ("compose", "kubernetes", "systemd", "supervisord")
 
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         written = _write(project, export.files, output, private=args.output is None)
     except OSError as error:
-        from devstack.errors import DevstackError
+        from devstack.core.errors import DevstackError
 
         where = error.filename or output
         raise DevstackError.single(
@@ -76,7 +76,7 @@ def _write(project: Project, files: tuple[File, ...], output: Path, *, private: 
     import os
 
     from devstack.export.stack import PRIVATE
-    from devstack.files import write_atomically
+    from devstack.runtime.files import write_atomically
 
     if private:  # .devstack/export/FORMAT: private, like everything devstack keeps there
         for folder in (project.state_dir, output.parent, output):

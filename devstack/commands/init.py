@@ -48,9 +48,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from devstack.config import CONFIG_NAME
-    from devstack.errors import EXIT_USAGE, DevstackError, Problem
-    from devstack.files import write_atomically
+    from devstack.core.config import CONFIG_NAME
+    from devstack.core.errors import EXIT_USAGE, DevstackError, Problem
+    from devstack.runtime.files import write_atomically
 
     here = Path.cwd()
     if getattr(args, "config_file", None):
@@ -102,8 +102,8 @@ def _shown(target: Path, here: Path) -> str:
 def _from_procfile(procfile: Path) -> tuple[str, str]:
     import sys
 
-    from devstack.errors import EXIT_USAGE, DevstackError
-    from devstack.procfile import convert
+    from devstack.core.errors import EXIT_USAGE, DevstackError
+    from devstack.core.procfile import convert
 
     conversion = convert(procfile.read_text(errors="replace"), str(procfile.name))
     errors = [p for p in conversion.problems if p.severity == "error"]
@@ -119,10 +119,10 @@ def _from_js_workspace(root: Path, task: str) -> tuple[str, str] | None:
     """devstack.yaml for a JS/TS monorepo at `root`, or None if `root` is not one."""
     import sys
 
-    from devstack.errors import EXIT_USAGE, DevstackError, Problem
-    from devstack.jsimport import plan_import, render
-    from devstack.jsworkspace import find_workspace
-    from devstack.turbo import read_turbo
+    from devstack.core.errors import EXIT_USAGE, DevstackError, Problem
+    from devstack.core.jsimport import plan_import, render
+    from devstack.core.jsworkspace import find_workspace
+    from devstack.core.turbo import read_turbo
 
     workspace = find_workspace(root)
     if workspace is None:

@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _show_files(root: Path, names: Sequence[str], count: int, width: int) -> int:
-    from devstack import logfiles
+    from devstack.core import logfiles
     from devstack.runtime.control import tail_lines
 
     log_dir = logfiles.log_dir(root)
@@ -60,7 +60,7 @@ def _show_files(root: Path, names: Sequence[str], count: int, width: int) -> int
 
 
 def _follow(root: Path, names: Sequence[str], count: int, width: int) -> int:
-    from devstack.errors import DevstackError
+    from devstack.core.errors import DevstackError
     from devstack.runtime import control
 
     try:
@@ -86,14 +86,14 @@ def _follow(root: Path, names: Sequence[str], count: int, width: int) -> int:
 
 def _skipped_message(count: object, root: Path) -> str:
     """Where lines are missing because this terminal read slower than the services wrote."""
-    from devstack import logfiles
+    from devstack.core import logfiles
 
     log_dir = logfiles.log_dir(root)
     return f"[devstack] {count} lines skipped: this `logs -f` fell behind (all are in {log_dir})"
 
 
 def _logged(root: Path) -> list[str]:
-    from devstack import logfiles
+    from devstack.core import logfiles
 
     return logfiles.logged_services(logfiles.log_dir(root))
 

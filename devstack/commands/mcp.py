@@ -18,9 +18,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from devstack.config import find_config
+    from devstack.core.config import find_config
 
     path = Path(args.config_file).resolve() if args.config_file else find_config(Path.cwd())
-    from devstack import mcp_server
+    from devstack.mcp import server as mcp_server
 
     return mcp_server.serve(path)

@@ -53,8 +53,8 @@ def _service_names(args: argparse.Namespace) -> list[str]:
     """Package names (`@v1/jobs`) as the services they name, when devstack.yaml is at hand;
     without it the running stack judges the names itself."""
     from devstack.commands import project_from_args
-    from devstack.errors import DevstackError
-    from devstack.packages import packages_of
+    from devstack.core.errors import DevstackError
+    from devstack.core.packages import packages_of
 
     try:
         project = project_from_args(args)
@@ -68,7 +68,7 @@ def _service_names(args: argparse.Namespace) -> list[str]:
 
 def describe_outcome(row: dict[str, Any], wanted: frozenset[str]) -> tuple[str, bool]:
     """`api: ready (pid 4242)` or `jobs: crashed (exited 1)`, and whether that is wanted."""
-    from devstack.policy import describe_exit
+    from devstack.core.policy import describe_exit
 
     state = row["state"]
     went_well = state in wanted and not (state == "exited" and row.get("last_exit"))

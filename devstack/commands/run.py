@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     import shutil
 
     from devstack.commands import fail_on_env_errors, require_service, resolved
-    from devstack.errors import EXIT_FAILURE, DevstackError, Problem
+    from devstack.core.errors import EXIT_FAILURE, DevstackError, Problem
 
     project, env = resolved(args)
     args.service = require_service(project, args.service)

@@ -7,15 +7,15 @@ import argparse
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.epilog = (
-        "Editors: save it (devstack schema > devstack.schema.json) and add "
-        "`# yaml-language-server: $schema=devstack.schema.json` at the top of devstack.yaml."
+        "Editors: save it (devstack schema > devstack.core.schema.json) and add "
+        "`# yaml-language-server: $schema=devstack.core.schema.json` at the top of devstack.yaml."
     )
 
 
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from devstack.schema import devstack_schema
+    from devstack.core.schema import devstack_schema
 
     print(json.dumps(devstack_schema(), indent=2))
     return 0

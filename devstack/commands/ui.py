@@ -23,8 +23,8 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
-    from devstack.config import find_config
-    from devstack.errors import DevstackError
+    from devstack.core.config import find_config
+    from devstack.core.errors import DevstackError
     from devstack.runtime import control
 
     config_file = Path(args.config_file) if args.config_file else find_config(Path.cwd())
@@ -55,8 +55,8 @@ def run(args: argparse.Namespace) -> int:
 def _tty_services(config_file: Path) -> set[str]:
     """Services started with `tty: true` (they take typed keys); none if the config
     no longer loads: the UI still shows the stack that runs."""
-    from devstack.config import load_project
-    from devstack.errors import DevstackError
+    from devstack.core.config import load_project
+    from devstack.core.errors import DevstackError
 
     try:
         project = load_project(config_file)

@@ -19,9 +19,9 @@ if TYPE_CHECKING:
     from types import ModuleType
     from typing import Any, BinaryIO
 
-    from devstack.envresolve import ProjectEnv
-    from devstack.firstwave import Early
-    from devstack.model import Project
+    from devstack.core.envresolve import ProjectEnv
+    from devstack.core.model import Project
+    from devstack.runtime.firstwave import Early
     from devstack.runtime.membership import RunCgroup
     from devstack.runtime.supervisor import Supervisor
     from devstack.ui.foreground import HeldTerminal
@@ -79,9 +79,9 @@ def run(args: argparse.Namespace) -> int:
     import os
 
     from devstack.commands import env_overrides, project_from_args
-    from devstack.envresolve import resolve_project
+    from devstack.core.envresolve import resolve_project
 
-    early = getattr(args, "early", None)  # the first wave, spawned by devstack.firstwave
+    early = getattr(args, "early", None)  # the first wave, spawned by devstack.runtime.firstwave
     try:
         project = project_from_args(args)
         names = _selection(project, args)
@@ -106,7 +106,7 @@ def _terminal_for_the_ui(args: argparse.Namespace) -> HeldTerminal:
     """`up --ui`: the terminal, held for the UI while it runs."""
     import sys
 
-    from devstack.errors import DevstackError
+    from devstack.core.errors import DevstackError
     from devstack.ui.foreground import HeldTerminal
 
     if args.detach:
@@ -133,8 +133,8 @@ def _stream(project: Project, args: argparse.Namespace) -> BinaryIO:
 
 
 def _selection(project: Project, args: argparse.Namespace) -> list[str]:
-    from devstack.graph import select
-    from devstack.packages import apply_filters, service_names
+    from devstack.core.graph import select
+    from devstack.core.packages import apply_filters, service_names
 
     edges = {name: service.dependency_names for name, service in project.services.items()}
     autostart = {name: service.autostart for name, service in project.services.items()}
@@ -149,8 +149,8 @@ def _check(project: Project, env: ProjectEnv, names: list[str], early: Early | N
     """Env problems and doctor errors stop `up`; doctor warnings are printed."""
     import sys
 
-    from devstack.errors import EXIT_FAILURE, EXIT_USAGE, DevstackError
-    from devstack.preflight import check_run
+    from devstack.core.errors import EXIT_FAILURE, EXIT_USAGE, DevstackError
+    from devstack.core.preflight import check_run
 
     verdict = check_run(project, env, names)
     if verdict.env_errors or verdict.errors:
@@ -177,8 +177,8 @@ def _run_stack(
     import os
     import sys
 
-    from devstack import logfiles
-    from devstack.logfmt import should_colour
+    from devstack.core import logfiles
+    from devstack.core.logfmt import should_colour
     from devstack.runtime import adopt, membership, runstate
     from devstack.runtime.guardian import start_guardian
     from devstack.runtime.output import Output
@@ -253,8 +253,8 @@ SWEEP_GRACE = 2.0  # seconds a process the services left behind gets between SIG
 def raise_fd_limit(wanted: int | None = None) -> tuple[int, int]:
     """Raise the soft RLIMIT_NOFILE towards `wanted` (doctor.FD_LIMIT), never past the
     hard limit; the (soft, hard) limits in force afterwards."""
-    from devstack import firstwave  # which does it before its first spawn too
-    from devstack.doctor import FD_LIMIT
+    from devstack.core.doctor import FD_LIMIT
+    from devstack.runtime import firstwave  # which does it before its first spawn too
 
     return firstwave.raise_fd_limit(wanted or FD_LIMIT)
 
@@ -263,9 +263,9 @@ def _check_ports(project: Project, names: list[str], early: Early | None = None)
     """A chosen service's port taken by another process stops `up` before anything
     starts, as doctor reports it (issue 11 §5: `up` used to start the rest and
     blame a dependent)."""
-    from devstack.errors import EXIT_FAILURE, DevstackError, Problem
+    from devstack.core.errors import EXIT_FAILURE, DevstackError, Problem
+    from devstack.core.scripts import service_ports
     from devstack.runtime import ports
-    from devstack.scripts import service_ports
 
     problems = []
     for name in names:

@@ -13,7 +13,7 @@ import math
 import re
 from typing import Any
 
-from devstack.errors import DevstackError, Problem
+from devstack.core.errors import DevstackError, Problem
 from devstack.export.probes import attempts, http_parts, tcp_address
 from devstack.export.stack import (
     CONTAINER_ROOT,

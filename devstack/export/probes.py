@@ -13,7 +13,7 @@ import math
 import shlex
 from urllib.parse import urlsplit
 
-from devstack.model import ReadyProbe
+from devstack.core.model import ReadyProbe
 
 _PY_HTTP = "import sys, urllib.request as u; u.urlopen(sys.argv[1], timeout=5)"
 _NODE_HTTP = "fetch(process.argv[1]).then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))"

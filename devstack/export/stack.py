@@ -12,11 +12,11 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from devstack.envresolve import ProjectEnv, ServiceEnv, is_system_basic
-from devstack.errors import DevstackError, Location, Problem
-from devstack.graph import with_dependencies
-from devstack.model import Dependency, Project, ReadyProbe, RestartMode, WatchSpec
-from devstack.secrets import has_hidden_part
+from devstack.core.envresolve import ProjectEnv, ServiceEnv, is_system_basic
+from devstack.core.errors import DevstackError, Location, Problem
+from devstack.core.graph import with_dependencies
+from devstack.core.model import Dependency, Project, ReadyProbe, RestartMode, WatchSpec
+from devstack.core.secrets import has_hidden_part
 
 # Where compose mounts the repo and kubernetes expects the image to hold it.
 CONTAINER_ROOT = "/app"

@@ -14,9 +14,9 @@ import math
 import shlex
 from dataclasses import dataclass
 
+from devstack.core.graph import start_order
 from devstack.export.honchoexport import render
 from devstack.export.stack import PRIVATE, Export, ExportedService, File, Stack
-from devstack.graph import start_order
 
 # The signals supervisord's `stopsignal` accepts.
 STOP_SIGNALS = ("TERM", "HUP", "INT", "QUIT", "KILL", "USR1", "USR2")

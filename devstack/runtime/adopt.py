@@ -1,4 +1,4 @@
-"""The supervisor's side of the fast start (devstack.firstwave, issue 16): which
+"""The supervisor's side of the fast start (devstack.runtime.firstwave, issue 16): which
 services the plan holds, keeping the plan, and adopting the children spawned from it.
 
 A child is adopted only if the supervisor would spawn exactly it now (argv, cwd and
@@ -15,14 +15,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from devstack import __version__, firstwave
-from devstack.doctor import FD_LIMIT
-from devstack.envresolve import ProjectEnv, ServiceEnv, Source
-from devstack.model import Project
+from devstack import __version__
+from devstack.core.doctor import FD_LIMIT
+from devstack.core.envresolve import ProjectEnv, ServiceEnv, Source
+from devstack.core.model import Project
+from devstack.core.scripts import service_ports
+from devstack.core.secrets import mask_argv, masked
+from devstack.runtime import firstwave
 from devstack.runtime.output import Output
 from devstack.runtime.process import ServiceProcess
-from devstack.scripts import service_ports
-from devstack.secrets import mask_argv, masked
 
 
 def first_wave(project: Project, names: Sequence[str]) -> list[str]:

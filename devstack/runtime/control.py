@@ -48,14 +48,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from devstack import logfiles
-from devstack.errors import EXIT_FAILURE, EXIT_USAGE, DevstackError, Problem, unknown_name_error
-from devstack.files import write_atomically
+from devstack.core import logfiles
+from devstack.core.errors import (
+    EXIT_FAILURE,
+    EXIT_USAGE,
+    DevstackError,
+    Problem,
+    unknown_name_error,
+)
 from devstack.runtime import platform
+from devstack.runtime.files import write_atomically
 
 if TYPE_CHECKING:
-    from devstack.logfmt import Level
-    from devstack.model import Project
+    from devstack.core.logfmt import Level
+    from devstack.core.model import Project
     from devstack.runtime.stackapi import StackAPI
 
 PROTOCOL_VERSION = 1
@@ -749,7 +755,7 @@ def repo_root(config_file: str | None) -> Path:
     Only the path: a devstack.yaml broken by an edit must not stop `ps` or `down`."""
     if config_file:
         return Path(config_file).resolve().parent
-    from devstack.config import find_config
+    from devstack.core.config import find_config
 
     return find_config(Path.cwd()).parent
 

@@ -28,10 +28,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal, cast
 
-from devstack.errors import EXIT_FAILURE, DevstackError
+from devstack.core.errors import EXIT_FAILURE, DevstackError
 
 if TYPE_CHECKING:
-    from devstack.model import Project
+    from devstack.core.model import Project
     from devstack.runtime.supervisor import Supervisor
 
 LOG_NAME = "up.log"
@@ -182,7 +182,7 @@ def _report_early_end(child: subprocess.Popen[bytes], log_path: Path, log_start:
 def _describe_status(status: int | None) -> str:
     if status is None:
         return "still exiting"
-    from devstack.policy import describe_exit
+    from devstack.core.policy import describe_exit
 
     return describe_exit(status)
 
@@ -227,7 +227,7 @@ def _report_summary(project: Project, elapsed: float, *, timed_out: bool) -> int
     for row in rows:
         line, _ = describe_outcome(row, OK_STATES)
         print(f"  {line}")
-    from devstack import logfiles
+    from devstack.core import logfiles
 
     log_dir = logfiles.log_dir(project.root)
     for row in failed:

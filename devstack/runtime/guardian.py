@@ -228,7 +228,7 @@ def _read(path: str) -> bytes:
 
 def _command(pid: str) -> str:
     """A process's command line as shown to people, as `reaper.command_of` does."""
-    from devstack.secrets import mask_argv  # imports only `re`
+    from devstack.core.secrets import mask_argv  # imports only `re`
 
     try:
         argv = _read(f"/proc/{pid}/cmdline").rstrip(b"\0").split(b"\0")

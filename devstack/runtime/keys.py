@@ -16,7 +16,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from devstack.errors import DevstackError, Problem, unknown_name_error
+from devstack.core.errors import DevstackError, Problem, unknown_name_error
 
 if TYPE_CHECKING:
     from devstack.runtime.stackapi import StackAPI

@@ -16,13 +16,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from devstack.secrets import mask_argv, masked
+from devstack.core.secrets import mask_argv, masked
 
 if TYPE_CHECKING:
     import psutil
 
-    from devstack.envresolve import ProjectEnv
-    from devstack.model import Project, VarDecl
+    from devstack.core.envresolve import ProjectEnv
+    from devstack.core.model import Project, VarDecl
 
 # Set by shells and package managers on their own: not a difference worth a row.
 WRAPPER_NAMES = frozenset({"PWD", "OLDPWD", "SHLVL", "_", "INIT_CWD", "NODE", "COLOR", "EDITOR"})

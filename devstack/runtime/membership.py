@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from devstack.files import write_atomically
 from devstack.runtime import platform
+from devstack.runtime.files import write_atomically
 
 if TYPE_CHECKING:
     import psutil

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Literal
 
-from devstack import logfiles, logfmt
+from devstack.core import logfiles, logfmt
 
 if TYPE_CHECKING:
     import asyncio  # imported when a timer is armed: the fast start shows lines before it

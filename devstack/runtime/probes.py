@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
 
-from devstack.model import ReadyProbe
+from devstack.core.model import ReadyProbe
 
 ATTEMPT_TIMEOUT = 2.0  # one http/tcp/cmd try; a hung answer must not eat the whole timeout
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
@@ -247,7 +247,7 @@ def arm(
     spec: ReadyProbe, *, service: str, cwd: Path, env: Mapping[str, str], lines: LineSource
 ) -> Probe:
     """A probe for one instance of `service`; call before spawning it, then `wait()`."""
-    from devstack.plan import resolved_probe  # `${PORT}` in a ready URL (issue 11)
+    from devstack.core.plan import resolved_probe  # `${PORT}` in a ready URL (issue 11)
 
     spec, _ = resolved_probe(spec, env)  # undefined names: doctor stopped `up` already
     if spec.kind == "http":

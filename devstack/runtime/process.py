@@ -31,7 +31,7 @@ from devstack.runtime import membership, platform, reaper
 if TYPE_CHECKING:
     import psutil
 
-    from devstack.firstwave import Child
+    from devstack.runtime.firstwave import Child
     from devstack.runtime.output import Output
 
 Stream = Literal["out", "err"]
@@ -100,7 +100,7 @@ class ServiceProcess:
     async def adopt(
         cls, *, name: str, child: Child, run_id: str | None, output: Output
     ) -> ServiceProcess:
-        """Take over a child spawned before the loop ran (devstack.firstwave): its exit
+        """Take over a child spawned before the loop ran (devstack.runtime.firstwave): its exit
         is learnt through a pidfd, its pipes are read from here on, and whatever it
         printed meanwhile is still in them, so no line is lost."""
         process = cls(name, run_id)

@@ -310,7 +310,7 @@ def command_of(proc: psutil.Process, width: int = 80) -> str:
     """A process's command line as shown to people, shortened to `width`."""
     import psutil
 
-    from devstack.secrets import mask_argv
+    from devstack.core.secrets import mask_argv
 
     try:  # masked before shortening, so a cut never leaves half a token (issue 11 §4)
         text = " ".join(mask_argv(proc.cmdline())) or proc.name()

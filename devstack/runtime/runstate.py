@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from devstack.errors import EXIT_FAILURE, DevstackError
-from devstack.files import write_atomically
-from devstack.model import Project
+from devstack.core.errors import EXIT_FAILURE, DevstackError
+from devstack.core.model import Project
+from devstack.runtime.files import write_atomically
 
 RECORD = "members.json"  # membership.RECORD, without its import at every start
 LOCK_FILE = "up.lock"
@@ -76,7 +76,7 @@ def acquire(
     """Hold the repo for one `devstack up`; raise DevstackError if another holds it.
 
     `say` gets one line about a previous run's leftovers, if any (default: stderr).
-    `held`: the lock and run id the fast start took (devstack.firstwave), which found
+    `held`: the lock and run id the fast start took (devstack.runtime.firstwave), which found
     no leftovers to stop; the lock is released here at the end all the same.
     """
     state_dir = prepare_state_dir(project.root)

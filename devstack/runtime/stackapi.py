@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
 
 if TYPE_CHECKING:
-    from devstack.envresolve import ProjectEnv
-    from devstack.model import Project
+    from devstack.core.envresolve import ProjectEnv
+    from devstack.core.model import Project
 
 Level = Literal["info", "warn", "error"]
 OutputCallback = Callable[[str, list[str]], None]

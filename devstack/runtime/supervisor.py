@@ -24,16 +24,16 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, S
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from devstack import stackpolicy
-from devstack.errors import DevstackError, unknown_name_error
-from devstack.firstwave import spawn_env
-from devstack.model import Project, ReadyProbe, Service
+from devstack.core import stackpolicy
+from devstack.core.errors import DevstackError, unknown_name_error
+from devstack.core.model import Project, ReadyProbe, Service
+from devstack.core.scripts import service_ports
+from devstack.core.stackpolicy import Stack
+from devstack.runtime.firstwave import spawn_env
 from devstack.runtime.stackapi import Level, OutputCallback, ServiceStatus, StateCallback
-from devstack.scripts import service_ports
-from devstack.stackpolicy import Stack
 
 if TYPE_CHECKING:
-    from devstack.envresolve import ProjectEnv
+    from devstack.core.envresolve import ProjectEnv
     from devstack.runtime import probes
     from devstack.runtime.output import Output
 

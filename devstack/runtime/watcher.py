@@ -33,13 +33,13 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from devstack.errors import DevstackError, Problem
-from devstack.routing import GITIGNORE, IgnoreFilter, Router, Routing, load_gitignores
+from devstack.core.errors import DevstackError, Problem
+from devstack.core.routing import GITIGNORE, IgnoreFilter, Router, Routing, load_gitignores
 from devstack.runtime.notify import Notifier, RawChanges, open_notify, watch_errors
 
 if TYPE_CHECKING:
-    from devstack.envresolve import ProjectEnv
-    from devstack.model import Project
+    from devstack.core.envresolve import ProjectEnv
+    from devstack.core.model import Project
     from devstack.runtime.stackapi import Level, StackAPI
 
 # How long the repo must be quiet before watchfiles hands a batch over: small, since
@@ -357,9 +357,9 @@ class ProjectWatcher:
         self, config_changed: bool, old_project: Project, what: str
     ) -> tuple[Project, ProjectEnv] | None:
         """The new config and env, checked as `up` checks them; None if they are not good."""
-        from devstack.config import load_project
-        from devstack.envresolve import resolve_project
-        from devstack.preflight import check_run
+        from devstack.core.config import load_project
+        from devstack.core.envresolve import resolve_project
+        from devstack.core.preflight import check_run
 
         try:
             project = load_project(old_project.config_path) if config_changed else old_project
@@ -379,7 +379,7 @@ class ProjectWatcher:
 
     def _note_warnings_shown_by_up(self) -> None:
         """`up` printed the doctor's warnings already: a reload repeats only new ones."""
-        from devstack.preflight import check_run
+        from devstack.core.preflight import check_run
 
         project = self.stack.project
         verdict = check_run(project, self.stack.env, self.stack.selection(project))

@@ -26,7 +26,7 @@ from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Input, Log, Static
 
-from devstack.errors import DevstackError
+from devstack.core.errors import DevstackError
 from devstack.ui import view
 from devstack.ui.envpane import EnvScreen
 from devstack.ui.stack import LogBatch, ServiceRow

@@ -17,7 +17,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from devstack.errors import DevstackError
+from devstack.core.errors import DevstackError
 
 
 class EnvScreen(Screen[None]):
@@ -83,10 +83,10 @@ def env_report(
     """(name, masked value, source) rows and each variable's story, for `service`."""
     import os
 
-    from devstack import envreport
-    from devstack.config import find_config, load_project
-    from devstack.envresolve import resolve_project
-    from devstack.errors import unknown_name_error
+    from devstack.core import envreport
+    from devstack.core.config import find_config, load_project
+    from devstack.core.envresolve import resolve_project
+    from devstack.core.errors import unknown_name_error
 
     project = load_project(config_file or find_config(Path.cwd()))
     if service not in project.services:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from devstack.errors import DevstackError
+from devstack.core.errors import DevstackError
 from devstack.runtime import control
 
 CLIENT = "devstack ui"  # restarts read "asked by `devstack ui`"

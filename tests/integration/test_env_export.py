@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from dotenv import dotenv_values
 
-from devstack.envfile import parse_env_text
+from devstack.core.envfile import parse_env_text
 from tests.support import make_repo, run_cli
 
 TRICKY = {

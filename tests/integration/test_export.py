@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from devstack.envresolve import is_system_basic
+from devstack.core.envresolve import is_system_basic
 from tests.support import make_repo, run_cli
 
 REPO = Path(__file__).resolve().parents[2]

@@ -18,7 +18,7 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Static
 
-from devstack.errors import DevstackError
+from devstack.core.errors import DevstackError
 from devstack.runtime import control
 from devstack.ui.app import DevstackApp
 from devstack.ui.envpane import EnvScreen

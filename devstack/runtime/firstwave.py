@@ -1,0 +1,606 @@
+"""`devstack up`'s fast start (issue 16): the services that depend on nothing are
+spawned from a compiled plan before asyncio, yaml and the config code are imported;
+the asyncio supervisor adopts them once it runs.
+
+The plan is what the last plain `devstack up` resolved for those services (argv, cwd,
+env), kept in `.devstack/plan` (0600, written atomically, read with marshal, the
+standard library's fastest loader). It is trusted only while its key holds: the
+content of devstack.yaml and of every env file that fed any service (present or
+absent), the whole shell environment (hashed, never stored), whether stdout is a
+terminal (colour), and devstack's version and plan format. Anything else, and a run
+that differs in any way (arguments, another platform, a stale run to clean up, the
+lock held), takes the ordinary path. Services with a port, a readiness probe or a
+terminal of their own are left to the supervisor (a port is checked before a start).
+
+The guarantees hold from the first spawn: the repo's lock and the run id are taken
+first, the guardian is started and devstack becomes a subreaper before anything is
+spawned, each service gets a session of its own (setsid), SIGPIPE and SIGXFSZ back
+at their defaults (as subprocess does), the run's markers in its environment, and
+its stdout and stderr as pipes that hold what it prints until the supervisor
+adopts it and prefixes every line. The supervisor then resolves everything again
+and adopts a child only if argv, cwd and env are exactly what it would spawn;
+otherwise the child is stopped and the service spawned afresh.
+
+Until the supervisor takes over, a thread shows the children's lines through the
+real Output (so their log files and prefixes are what they always are), while the
+main thread imports the rest and checks the config and the environment as always;
+if that check now finds an error (something outside the key changed, such as a cwd
+that was removed), the children are killed again and `up` says so.
+
+At import, only `contextlib`, `marshal`, `os` and `sys`; the guardian (subprocess),
+ctypes for the subreaper, threading and Output come after the plan is found good.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import marshal
+import os
+import sys
+
+TYPE_CHECKING = False  # typing's costs an import this module exists to avoid
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+    from typing import Any
+
+    from devstack.runtime.membership import RunCgroup
+    from devstack.runtime.output import Output, Stream
+
+PLAN_FILE = "plan"
+PLAN_FORMAT = 1
+LOCK_FILE = "up.lock"  # runstate's: the same lock, taken the same way
+RUN_FILE = "run.json"  # runstate's: present only when a run did not end cleanly
+RECORD_FILE = "members.json"  # membership's: the same
+CONFIG_NAME = "devstack.yaml"
+OFF_VAR = "DEVSTACK_FAST_START"  # "0": always take the ordinary path
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+# -- the key --------------------------------------------------------------------------
+
+
+def _digest(data: bytes) -> str:
+    try:
+        from _blake2 import blake2b  # hashlib's own, without loading OpenSSL (~2 ms)
+    except ImportError:  # pragma: no cover - a Python built without it
+        from hashlib import blake2b
+    return blake2b(data, digest_size=32).hexdigest()
+
+
+def file_digest(path: str) -> str | None:
+    """The digest of a file's content; None when it does not exist (or is unreadable,
+    which makes the key differ from any run that could read it)."""
+    try:
+        with open(path, "rb") as file:
+            return _digest(file.read())
+    except OSError:
+        return None
+
+
+def environ_digest(environ: Mapping[str, str]) -> str:
+    """One digest of every shell variable, name and value: the values never reach disk."""
+    return _digest("\0".join(f"{k}={v}" for k, v in sorted(environ.items())).encode())
+
+
+def plan_key(
+    config_path: str,
+    env_files: Iterable[str],
+    environ: Mapping[str, str],
+    *,
+    tty: bool,
+    version: str,
+) -> dict[str, object]:
+    """What the plan depends on; a plan is used only if this is equal when read."""
+    files = [config_path, *sorted(set(env_files) - {config_path})]
+    return {
+        "format": PLAN_FORMAT,
+        "version": version,
+        "files": {path: file_digest(path) for path in files},
+        "environ": environ_digest(environ),
+        "tty": tty,
+    }
+
+
+# -- writing and reading the plan -------------------------------------------------------
+
+
+def write_plan(
+    state_dir: str,
+    key: dict[str, object],
+    *,
+    names: list[str],
+    colour: bool,
+    fd_limit: int,
+    services: list[dict[str, object]],
+) -> None:
+    """Keep the plan for the next run: private (0600) and atomic, like run.json.
+    `names`: every service the run shows (the first wave's lines are padded to them);
+    `fd_limit`: the open-file limit `up` raises itself to before it spawns."""
+    data = marshal.dumps(
+        {"key": key, "names": names, "colour": colour, "fd_limit": fd_limit, "services": services}
+    )
+    os.makedirs(state_dir, mode=0o700, exist_ok=True)
+    path = os.path.join(state_dir, PLAN_FILE)
+    temporary = f"{path}.{os.getpid()}.tmp"
+    try:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        descriptor = os.open(temporary, flags, 0o600)
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(data)
+        os.replace(temporary, path)
+    finally:
+        if os.path.lexists(temporary):
+            os.unlink(temporary)
+
+
+class Planned:
+    """One service of the first wave as the plan has it."""
+
+    __slots__ = ("argv", "cwd", "env", "name", "shell")
+
+    def __init__(
+        self, name: str, argv: list[str], cwd: str, env: dict[str, str], shell: list[str]
+    ) -> None:
+        self.name, self.argv, self.cwd, self.env = name, argv, cwd, env
+        self.shell = shell  # variables whose value is the shell's (never kept on disk)
+
+    def environment(self, environ: Mapping[str, str]) -> dict[str, str] | None:
+        """Its resolved env: the kept values and the shell's own; None if one is gone."""
+        if any(name not in environ for name in self.shell):
+            return None
+        return {**self.env, **{name: environ[name] for name in self.shell}}
+
+
+class Plan:
+    __slots__ = ("colour", "config_path", "fd_limit", "names", "services")
+
+    def __init__(
+        self,
+        config_path: str,
+        names: list[str],
+        colour: bool,
+        fd_limit: int,
+        services: list[Planned],
+    ) -> None:
+        self.config_path, self.names = config_path, names
+        self.colour, self.fd_limit, self.services = colour, fd_limit, services
+
+
+def read_plan(
+    state_dir: str, environ: Mapping[str, str], *, tty: bool, version: str
+) -> Plan | None:
+    """The plan kept in `state_dir` if its key still holds, else None."""
+    try:
+        descriptor = os.open(os.path.join(state_dir, PLAN_FILE), os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(descriptor, "rb") as file:
+            data = marshal.loads(file.read())
+    except (OSError, EOFError, ValueError, TypeError):
+        return None
+    if not _well_formed(data):
+        return None
+    files = list(data["key"]["files"])
+    if not files or not all(isinstance(path, str) for path in files):
+        return None
+    if plan_key(files[0], files[1:], environ, tty=tty, version=version) != data["key"]:
+        return None
+    services = [
+        Planned(s["name"], s["argv"], s["cwd"], s["env"], s["shell"]) for s in data["services"]
+    ]
+    return Plan(files[0], data["names"], data["colour"], data["fd_limit"], services)
+
+
+def _well_formed(plan: Any) -> bool:
+    """A dict of the shape write_plan writes, holding only plain values."""
+    if not isinstance(plan, dict) or not isinstance(plan.get("key"), dict):
+        return False
+    key, services = plan["key"], plan.get("services")
+    if not isinstance(key.get("files"), dict) or not isinstance(services, list):
+        return False
+    fd_limit = plan.get("fd_limit")
+    return (
+        isinstance(plan.get("colour"), bool)
+        and isinstance(fd_limit, int)
+        and not isinstance(fd_limit, bool)
+        and _strings(plan.get("names"))
+        and all(
+            isinstance(service, dict)
+            and isinstance(service.get("name"), str)
+            and isinstance(service.get("cwd"), str)
+            and _strings(service.get("argv"))
+            and isinstance(service.get("shell"), list)
+            and all(isinstance(name, str) for name in service["shell"])
+            and isinstance(service.get("env"), dict)
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in service["env"].items())
+            for service in services
+        )
+    )
+
+
+def _strings(value: object) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, str) for v in value)
+
+
+# -- the environment a service gets ----------------------------------------------------
+
+
+def spawn_env(
+    values: Mapping[str, str],
+    *,
+    run_id: str,
+    name: str,
+    colour: bool,
+    repo: str | None = None,
+    cwd: str | None = None,
+) -> dict[str, str]:
+    """The environment a service's process gets: its resolved env plus devstack's own."""
+    env = dict(values)
+    env.setdefault("PYTHONUNBUFFERED", "1")  # else Python services are silent through a pipe
+    if cwd is not None:
+        # What a shell exports: a command exec'd without one (devstack.core.cmdline) still
+        # finds PWD, as under npm, pnpm or turbo.
+        env.setdefault("PWD", cwd)
+    if colour:
+        env.setdefault("FORCE_COLOR", "1")
+    # The markers by which every process of this run is found again; never overridden.
+    env["DEVSTACK_RUN_ID"] = run_id
+    env["DEVSTACK_SERVICE"] = name
+    if repo is not None:
+        # The next `up` of this repo stops what carries it, even if run.json is gone.
+        env["DEVSTACK_REPO"] = repo
+    return env
+
+
+# -- the first wave ---------------------------------------------------------------------
+
+
+class Child:
+    """A service spawned from the plan, waiting to be adopted: its pid and the read
+    ends of its stdout and stderr pipes, and what it was spawned with. `announced`:
+    its start was said (and its log file began) before the supervisor ran."""
+
+    __slots__ = ("announced", "argv", "cwd", "env", "err", "out", "pid")
+
+    def __init__(
+        self, pid: int, out: int, err: int, argv: list[str], cwd: str, env: dict[str, str]
+    ) -> None:
+        self.pid, self.out, self.err = pid, out, err
+        self.argv, self.cwd, self.env = argv, cwd, env
+        self.announced = False
+
+    def matches(self, argv: Iterable[str], cwd: str, env: Mapping[str, str]) -> bool:
+        return self.argv == list(argv) and self.cwd == cwd and self.env == dict(env)
+
+
+class Early:
+    """What the fast start did: the lock it holds, the run id, the guardian it started,
+    and the children the supervisor is to adopt (`take`) or end (`abandon`).
+
+    Until the supervisor takes over (`hand_over`), a thread shows the children's
+    lines through the real Output, as the supervisor would, while the rest of devstack
+    is imported and the config checked.
+    """
+
+    def __init__(self, config_path: str, lock: int, run_id: str, colour: bool) -> None:
+        self.config_path = config_path
+        self.lock = lock
+        self.run_id = run_id
+        self.colour = colour
+        self.children: dict[str, Child] = {}
+        self.cgroup: RunCgroup | None = None
+        self.output: Output | None = None
+        self._pump: Any = None  # the thread
+        self._wake = (-1, -1)
+        self._failure: BaseException | None = None
+
+    def take(self, name: str) -> Child | None:
+        return self.children.pop(name, None)
+
+    def give_lock(self) -> tuple[int, str]:
+        """The lock and run id, for runstate.acquire, which releases the lock at the end."""
+        lock, self.lock = self.lock, -1
+        return lock, self.run_id
+
+    def take_cgroup(self) -> RunCgroup | None:
+        """The run's cgroup, for `up`, which removes it at the end."""
+        cgroup, self.cgroup = self.cgroup, None
+        return cgroup
+
+    def close(self) -> None:
+        """The run ends before the supervisor took everything: end the children not
+        adopted, and release the lock and remove the cgroup if nobody took them.
+        Safe to call again."""
+        self.abandon()
+        if self.lock >= 0:
+            os.close(self.lock)
+            self.lock = -1
+        cgroup = self.take_cgroup()
+        if cgroup is not None:
+            cgroup.leave_and_remove()
+
+    def start_pump(self, names: list[str]) -> None:
+        """Say that the children started and show their lines from a thread. The Output
+        is made here, in the main thread: importing it (asyncio) in the thread while
+        the main thread imports the rest held the first lines up by ~100 ms."""
+        import threading
+        from pathlib import Path
+
+        from devstack.core.logfiles import log_dir
+        from devstack.runtime.output import Output
+
+        root = Path(os.path.dirname(self.config_path))
+        self.output = output = Output(
+            names,
+            stream=sys.stdout.buffer,
+            color=self.colour,
+            timestamps=False,
+            log_dir=log_dir(root),
+        )
+        for name, child in self.children.items():
+            output.started(name, child.pid)
+            child.announced = True
+        self._wake = os.pipe()
+        # A daemon: should devstack end without a hand-over, the guardian ends the children.
+        self._pump = threading.Thread(
+            target=self._show, args=(output,), name="first-wave", daemon=True
+        )
+        self._pump.start()
+
+    def hand_over(self) -> Output | None:
+        """Stop showing lines here; the Output they went through, for the supervisor.
+        What the children print from now on waits in their pipes, and an unfinished
+        line in the Output."""
+        if self._pump is not None:
+            os.write(self._wake[1], b"x")
+            self._pump.join()
+            self._pump = None
+            for fd in self._wake:
+                os.close(fd)
+        if self._failure is not None:
+            raise self._failure
+        return self.output
+
+    def _show(self, output: Output) -> None:
+        try:
+            self._show_lines(output)
+        except BaseException as error:  # handed to the main thread by hand_over
+            self._failure = error
+
+    def _show_lines(self, output: Output) -> None:
+        import select
+
+        streams: dict[int, tuple[str, Stream]] = {}
+        poller = select.poll()
+        poller.register(self._wake[0], select.POLLIN)
+        for name, child in self.children.items():
+            streams[child.out], streams[child.err] = (name, "out"), (name, "err")
+            poller.register(child.out, select.POLLIN)
+            poller.register(child.err, select.POLLIN)
+        while True:
+            for fd, _ in poller.poll():
+                if fd == self._wake[0]:
+                    return
+                data = os.read(fd, 65536)
+                if data:
+                    output.feed(*streams[fd], data)
+                else:  # the end: the supervisor reads it again and closes the stream
+                    poller.unregister(fd)
+
+    def abandon(self) -> list[str]:
+        """End every child not adopted (SIGKILL to its session, then reaped); their names."""
+        import signal
+
+        with contextlib.suppress(Exception):  # the children end all the same
+            self.hand_over()
+        names = list(self.children)
+        for child in self.children.values():
+            end_child(child, signal.SIGKILL)
+        self.children.clear()
+        return names
+
+
+def end_child(child: Child, sig: int) -> None:
+    """Signal a child's whole session and reap it; close what it was read through."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(child.pid, sig)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(child.pid, 0)
+    for fd in (child.out, child.err):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+def launch(argv: list[str], environ: Mapping[str, str], version: str) -> Early | None:
+    """Spawn the first wave of a plain `devstack up` from the kept plan; None when the
+    ordinary path must do everything (no plan, a key that changed, anything unusual)."""
+    if argv != ["up"] or environ.get(OFF_VAR) == "0" or not _supported(environ):
+        return None
+    try:
+        config_path = _find_config(os.getcwd())
+    except OSError:  # the directory was deleted: the ordinary path says so
+        return None
+    if config_path is None:
+        return None
+    state_dir = os.path.join(os.path.dirname(config_path), ".devstack")
+    tty = sys.stdout.isatty()
+    plan = read_plan(state_dir, environ, tty=tty, version=version)
+    if plan is None or plan.config_path != config_path:
+        return None
+    lock = _take_lock(state_dir)
+    if lock is None:
+        return None
+    early = Early(config_path, lock, os.urandom(8).hex(), plan.colour)
+    try:
+        from pathlib import Path
+
+        from devstack.runtime import membership
+        from devstack.runtime.guardian import start_guardian
+
+        # What `up` does before its first spawn, in the same order.
+        raise_fd_limit(plan.fd_limit)
+        start_guardian(early.run_id, Path(state_dir))
+        _become_subreaper()
+        # After the guardian (which must not be in it), before the first spawn. Its
+        # record is written by `up` once runstate holds the run (it reads records as
+        # a dead run's leftovers).
+        early.cgroup = membership.RunCgroup.create(early.run_id)
+        _spawn_all(early, plan.services, environ)
+        if early.children:
+            early.start_pump(plan.names)
+    except OSError:
+        early.close()  # the ordinary path tries again, and says what fails
+        return None
+    except BaseException:
+        early.close()
+        raise
+    return early
+
+
+def _supported(environ: Mapping[str, str]) -> bool:
+    # pidfds to learn of an adopted child's exit, POSIX_SPAWN_SETSID for its session:
+    # Linux's platform (runtime/platform.py), not the portable one DEVSTACK_PORTABLE=1 picks
+    portable = environ.get("DEVSTACK_PORTABLE", "") not in ("", "0")
+    return sys.platform.startswith("linux") and hasattr(os, "pidfd_open") and not portable
+
+
+def _find_config(start: str) -> str | None:
+    """config.find_config's walk: the nearest devstack.yaml here or in a parent."""
+    directory = os.path.realpath(start)
+    while True:
+        candidate = os.path.join(directory, CONFIG_NAME)
+        if os.path.isfile(candidate):
+            return candidate
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            return None
+        directory = parent
+
+
+def _take_lock(state_dir: str) -> int | None:
+    """runstate.acquire's lock, when free and no earlier run left anything to clean up."""
+    import fcntl
+
+    try:
+        lock = os.open(os.path.join(state_dir, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(lock)
+        return None
+    if any(os.path.lexists(os.path.join(state_dir, name)) for name in (RUN_FILE, RECORD_FILE)):
+        os.close(lock)  # a run that did not end cleanly: runstate stops its leftovers
+        return None
+    return lock
+
+
+def raise_fd_limit(wanted: int) -> tuple[int, int]:
+    """Raise the soft RLIMIT_NOFILE towards `wanted`, never past the hard limit; the
+    (soft, hard) limits in force afterwards (`up` does it before any spawn: services
+    inherit it)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass  # kept as it was; doctor warns when it is too low for the stack
+    return soft, hard
+
+
+def _become_subreaper() -> None:
+    # reaper.become_subreaper's prctl, without importing reaper (dataclasses, typing)
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def _spawn_all(early: Early, services: list[Planned], environ: Mapping[str, str]) -> None:
+    import signal
+
+    _close_inherited_on_exec()
+    here = os.getcwd()
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    try:
+        for service in services:
+            values = service.environment(environ)
+            if values is None:
+                continue  # cannot be: the shell's digest matched; the supervisor spawns it
+            env = spawn_env(
+                values,
+                run_id=early.run_id,
+                name=service.name,
+                colour=early.colour,
+                repo=os.path.dirname(early.config_path),
+                cwd=service.cwd,
+            )
+            program = _which(service.argv[0], service.cwd, env.get("PATH", os.defpath))
+            if program is None:
+                continue  # the supervisor spawns it and says why it cannot
+            defaults = (signal.SIGPIPE, signal.SIGXFSZ)
+            child = _spawn(program, service.argv, service.cwd, env, devnull, defaults)
+            if child is not None:
+                early.children[service.name] = child
+    finally:
+        os.close(devnull)
+        os.chdir(here)
+
+
+def _close_inherited_on_exec() -> None:
+    """Mark every descriptor devstack inherited close-on-exec: subprocess closes them
+    all in the child (close_fds), which posix_spawn in Python 3.11 cannot."""
+    for entry in os.listdir("/proc/self/fd"):
+        fd = int(entry)
+        if fd > 2:
+            with contextlib.suppress(OSError):  # the listing's own descriptor, closed by now
+                os.set_inheritable(fd, False)
+
+
+def _spawn(
+    program: str,
+    argv: list[str],
+    cwd: str,
+    env: dict[str, str],
+    devnull: int,
+    defaults: tuple[int, ...],
+) -> Child | None:
+    out_read, out_write = os.pipe()
+    err_read, err_write = os.pipe()
+    try:
+        # posix_spawn has no chdir: the cwd is changed around it (no thread runs yet)
+        os.chdir(cwd)
+        pid = os.posix_spawn(
+            program,
+            argv,
+            env,
+            file_actions=[
+                (os.POSIX_SPAWN_DUP2, devnull, 0),
+                (os.POSIX_SPAWN_DUP2, out_write, 1),
+                (os.POSIX_SPAWN_DUP2, err_write, 2),
+            ],
+            setsid=True,
+            setsigdef=defaults,
+        )
+    except OSError:
+        os.close(out_read)
+        os.close(err_read)
+        return None  # the supervisor tries again and says why it cannot
+    finally:
+        os.close(out_write)
+        os.close(err_write)
+    return Child(pid, out_read, err_read, argv, cwd, env)
+
+
+def _which(command: str, cwd: str, path: str) -> str | None:
+    """The program execvpe would run for `command` with `path` (the service's PATH)."""
+    if "/" in command:
+        candidate = os.path.join(cwd, command)
+        return candidate if os.access(candidate, os.X_OK) else None
+    for directory in path.split(os.pathsep):
+        candidate = os.path.join(os.path.join(cwd, directory) if directory else cwd, command)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return None

@@ -1,0 +1,266 @@
+"""Env files, layer precedence, strict/loose filtering, interpolation, provenance."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from devstack.core.config import parse_project
+from devstack.core.envfile import parse_env_text
+from devstack.core.envresolve import ProjectEnv, resolve_project
+from devstack.core.model import Project
+
+
+def project(root: Path, config: str, files: dict[str, str] | None = None) -> Project:
+    for name, text in (files or {}).items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+    for service_dir in ("api", "jobs"):
+        (root / "services" / service_dir).mkdir(parents=True, exist_ok=True)
+    path = root / "devstack.yaml"
+    path.write_text(textwrap.dedent(config))
+    return parse_project(path.read_text(), path)
+
+
+def resolve(
+    root: Path,
+    config: str,
+    files: dict[str, str] | None = None,
+    shell: dict[str, str] | None = None,
+    cli: dict[str, str] | None = None,
+) -> ProjectEnv:
+    return resolve_project(project(root, config, files), shell or {}, cli or {})
+
+
+TWO_SERVICES = """\
+env: [SHARED]
+services:
+  api:
+    cmd: python -m api
+    cwd: services/api
+    env: [DATABASE_URL, "PORT=8000"]
+  jobs:
+    cmd: python -m worker
+    cwd: services/jobs
+"""
+
+
+# -- env files ---------------------------------------------------------------------
+
+
+def test_env_file_line_numbers_count_from_the_binding_not_the_blank_lines() -> None:
+    text = "\n\nA=1\n# note\n\n\nB=2\nbad line\n1X=3\n"
+    env_file = parse_env_text(text, Path(".env"), ".env")
+    assert [(e.name, e.location.line) for e in env_file.entries] == [("A", 3), ("B", 7)]
+    assert [(p.location.line if p.location else None) for p in env_file.problems] == [8, 9]
+    assert "not a valid variable name" in env_file.problems[1].message
+
+
+def test_single_quoted_values_are_not_interpolated() -> None:
+    env_file = parse_env_text("A='${B}'\nC=\"${B}\"\n", Path(".env"), ".env")
+    assert [e.interpolate for e in env_file.entries] == [False, True]
+
+
+# -- precedence --------------------------------------------------------------------
+
+
+def test_layers_in_order_with_provenance(tmp_path: Path) -> None:
+    env = resolve(
+        tmp_path,
+        TWO_SERVICES,
+        {
+            ".env": "SHARED=root\nDATABASE_URL=root-db\n",
+            ".env.local": "SHARED=root-local\n",
+            "services/api/.env": "DATABASE_URL=api-db\nOWN=api\n",
+        },
+        shell={"SHARED": "shell"},
+        cli={"OWN": "cli"},
+    )
+    api = env.services["api"]
+    assert api.values["SHARED"] == "shell"
+    assert [s.label for s in api.variables["SHARED"].shadowed] == [".env.local:1", ".env:1"]
+    assert api.variables["DATABASE_URL"].source.label == "services/api/.env:1"
+    assert api.variables["DATABASE_URL"].shadowed[0].label == ".env:2"
+    assert api.values["PORT"] == "8000"
+    assert api.variables["PORT"].source.label == "devstack.yaml:6"
+    assert api.variables["OWN"].source.label == "--env"
+    assert env.problems == []
+
+
+def test_config_values_beat_shell_and_service_beats_global(tmp_path: Path) -> None:
+    env = resolve(
+        tmp_path,
+        """\
+        env: {MODE: global, LEVEL: global}
+        services:
+          api: {cmd: run, env: {LEVEL: service}}
+        """,
+        shell={"MODE": "shell", "LEVEL": "shell"},
+    )
+    assert env.services["api"].values["MODE"] == "global"
+    assert env.services["api"].values["LEVEL"] == "service"
+
+
+def test_port_sets_PORT_and_can_be_interpolated(tmp_path: Path) -> None:
+    env = resolve(
+        tmp_path,
+        """\
+        services:
+          api: {cmd: run, port: 8400, env: ["API_URL=http://localhost:${PORT}"]}
+        """,
+    )
+    assert env.services["api"].values["PORT"] == "8400"
+    assert env.services["api"].values["API_URL"] == "http://localhost:8400"
+
+
+# -- strict and loose ----------------------------------------------------------------
+
+
+def test_strict_mode_filters_root_files_and_shell_but_not_own_files(tmp_path: Path) -> None:
+    env = resolve(
+        tmp_path,
+        TWO_SERVICES,
+        {".env": "SHARED=1\nUNLISTED=root\n", "services/jobs/.env": "UNLISTED=jobs-own\n"},
+        shell={"UNLISTED": "shell", "PATH": "/bin", "LANG": "C", "RANDOM_SHELL": "x"},
+    )
+    api, jobs = env.services["api"], env.services["jobs"]
+    assert "UNLISTED" not in api.values
+    assert api.dropped["UNLISTED"].reason.startswith("strict mode")
+    # The worker's own file always contributes; the shell's copy stays filtered out.
+    assert jobs.values["UNLISTED"] == "jobs-own"
+    assert jobs.values["SHARED"] == "1"
+    assert api.values["PATH"] == "/bin" and api.values["LANG"] == "C"
+    assert "RANDOM_SHELL" not in api.values and "RANDOM_SHELL" not in api.dropped
+
+
+def test_wildcards_and_negation(tmp_path: Path) -> None:
+    env = resolve(
+        tmp_path,
+        """\
+        env: ["NEXT_PUBLIC_*", "!NEXT_PUBLIC_DEBUG"]
+        services:
+          web: {cmd: run}
+        """,
+        {".env": "NEXT_PUBLIC_A=1\nNEXT_PUBLIC_DEBUG=1\nOTHER=1\n"},
+    )
+    web = env.services["web"]
+    assert web.values["NEXT_PUBLIC_A"] == "1"
+    assert "NEXT_PUBLIC_DEBUG" not in web.values
+    assert "!NEXT_PUBLIC_DEBUG" in web.dropped["NEXT_PUBLIC_DEBUG"].reason
+    assert "OTHER" in web.dropped
+
+
+def test_loose_mode_passes_everything_but_negations(tmp_path: Path) -> None:
+    env = resolve(
+        tmp_path,
+        """\
+        env_mode: loose
+        env: ["!HIDDEN"]
+        services:
+          web: {cmd: run}
+        """,
+        {".env": "FROM_FILE=1\nHIDDEN=1\n"},
+        shell={"FROM_SHELL": "1"},
+    )
+    web = env.services["web"]
+    assert web.values["FROM_FILE"] == "1" and web.values["FROM_SHELL"] == "1"
+    assert "HIDDEN" not in web.values
+
+
+# -- interpolation -----------------------------------------------------------------
+
+
+def test_interpolation_sees_lower_layers_then_shell(tmp_path: Path) -> None:
+    env = resolve(
+        tmp_path,
+        """\
+        env: [DB_URL, GREETING, PRICE]
+        services:
+          api: {cmd: run, env: ["FULL=${DB_URL}/app", "HOME_DIR=${HOME}"]}
+        """,
+        {".env": "DB_HOST=db\nDB_URL=postgres://${DB_HOST}:${DB_PORT:-5432}\nPRICE=$$5\n"},
+        shell={"HOME": "/home/me"},
+    )
+    api = env.services["api"]
+    assert api.values["DB_URL"] == "postgres://db:5432"
+    assert api.values["FULL"] == "postgres://db:5432/app"
+    assert api.values["HOME_DIR"] == "/home/me"
+    assert api.values["PRICE"] == "$5"
+
+
+def test_undefined_interpolation_is_an_error_with_location_and_suggestion(tmp_path: Path) -> None:
+    env = resolve(
+        tmp_path,
+        """\
+        services:
+          api: {cmd: run, env: ["KEY=${TRIGGER_API_KEY}"]}
+        """,
+        {".env": "TRIGGER_SECRET_KEY=x\n"},
+    )
+    [problem] = env.problems
+    assert str(problem.location) == "devstack.yaml:2:25"
+    assert "${TRIGGER_API_KEY}" in problem.message
+    assert problem.hint and "TRIGGER_SECRET_KEY" in problem.hint
+
+
+# -- bad input -----------------------------------------------------------------------
+
+
+def test_missing_explicit_env_file_and_parse_errors_are_reported_once(tmp_path: Path) -> None:
+    env = resolve(
+        tmp_path,
+        """\
+        env_files: [.env, .env.shared]
+        services:
+          a: {cmd: run}
+          b: {cmd: run}
+        """,
+        {".env": "GOOD=1\nthis is bad\n"},
+    )
+    rendered = [problem.render() for problem in env.problems]
+    assert len(rendered) == 2, rendered
+    assert any(".env:2: error: cannot parse" in text for text in rendered)
+    assert any("env file .env.shared does not exist" in text for text in rendered)
+
+
+def test_default_env_files_may_be_absent(tmp_path: Path) -> None:
+    env = resolve(tmp_path, "services:\n  a: {cmd: run}\n")
+    assert env.problems == []
+    assert tmp_path / ".env" in env.env_files
+
+
+@pytest.mark.parametrize("mode", ["strict", "loose"])
+def test_cli_wins_over_everything(tmp_path: Path, mode: str) -> None:
+    env = resolve(
+        tmp_path,
+        f"env_mode: {mode}\nenv: ['!X']\nservices:\n  a: {{cmd: run, env: ['X=config']}}\n",
+        cli={"X": "cli"},
+    )
+    assert env.services["a"].values["X"] == "cli"
+
+
+names = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,12}", fullmatch=True)
+plain_values = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters='"\\$'),
+    max_size=20,
+)
+
+
+@given(st.lists(st.tuples(names, plain_values, st.integers(0, 3)), max_size=8))
+def test_any_env_file_of_quoted_values_reads_back_with_true_line_numbers(
+    entries: list[tuple[str, str, int]],
+) -> None:
+    lines: list[str] = []
+    expected = []
+    for name, value, blank_lines_before in entries:
+        lines += [""] * blank_lines_before
+        lines.append(f'{name}="{value}"')
+        expected.append((name, value, len(lines)))
+    env_file = parse_env_text("\n".join(lines) + "\n", Path(".env"), ".env")
+    assert env_file.problems == ()
+    assert [(e.name, e.value, e.location.line) for e in env_file.entries] == expected

@@ -1,0 +1,138 @@
+"""Which names are secret, masking with fingerprints, URL passwords."""
+
+from __future__ import annotations
+
+import pytest
+
+from devstack.core.errors import Location
+from devstack.core.model import VarDecl
+from devstack.core.secrets import (
+    fingerprint,
+    has_hidden_part,
+    hide_url_passwords,
+    is_secret,
+    mask_argv,
+    mask_command_line,
+    masked,
+)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["JOBS_SECRET_KEY", "GITHUB_TOKEN", "PGPASSWORD", "STRIPE_API_KEY", "PRIVATE_PEM", "DB_PASS"],
+)
+def test_secret_looking_names(name: str) -> None:
+    assert is_secret(name)
+
+
+@pytest.mark.parametrize("name", ["PORT", "DATABASE_HOST", "NODE_ENV", "MONKEY", "KEYBOARD"])
+def test_plain_names(name: str) -> None:
+    assert not is_secret(name)
+
+
+def test_declared_secret() -> None:
+    declared = {"BRAND": VarDecl("BRAND", Location("devstack.yaml", 3), secret=True)}
+    assert is_secret("BRAND", declared)
+    assert masked("BRAND", "acme", declared).startswith("••••")
+
+
+def test_masked_value_shows_length_and_stable_fingerprint_only() -> None:
+    shown = masked("JOBS_SECRET_KEY", "tr_dev_abcdef")
+    assert "tr_dev" not in shown
+    assert shown == masked("JOBS_SECRET_KEY", "tr_dev_abcdef")
+    assert shown != masked("JOBS_SECRET_KEY", "tr_dev_abcdeg")
+    assert "13 chars" in shown and fingerprint("tr_dev_abcdef") in shown
+    assert masked("JOBS_SECRET_KEY", "tr_dev_abcdef", reveal=True) == "tr_dev_abcdef"
+
+
+def test_url_passwords_are_hidden_whatever_the_name() -> None:
+    shown = masked("DATABASE_URL", "postgres://app:hunter2@db:5432/app")
+    assert shown == "postgres://app:••••@db:5432/app"
+    assert has_hidden_part("DATABASE_URL", "postgres://app:hunter2@db/app")
+    assert masked("SITE", "https://example.com/a:b") == "https://example.com/a:b"
+
+
+# -- issue 11 §4: secrets by value, and in command lines --------------------------------
+
+PLANTED = "Zq9planted7Xw"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        f"Bearer {PLANTED}abc",
+        f"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.{PLANTED}",
+        f"-----BEGIN RSA PRIVATE KEY-----\nMIIE{PLANTED}\n-----END RSA PRIVATE KEY-----",
+        f"sk_live_{PLANTED}",
+        f"ghp_{PLANTED}abcdefghijklmnop",
+        "Basic dXNlcjpwYXNz",
+        "AKIAIOSFODNN7EXAMPLE",
+        f"xoxb-123456-{PLANTED}",
+        f"sk-ant-api03-{PLANTED}abcdefghijk",
+    ],
+)
+def test_secret_values_are_masked_whatever_the_name(value: str) -> None:
+    shown = masked("AUTH_HEADER_VALUE", value)
+    assert shown.startswith("••••") and PLANTED not in shown and "EXAMPLE" not in shown
+    assert has_hidden_part("X", value) and is_secret("X", value=value)
+
+
+@pytest.mark.parametrize("value", ["true", "http://localhost:8400", "sk_", "bearer", "debug"])
+def test_ordinary_values_are_shown(value: str) -> None:
+    assert masked("SOME_SETTING", value) == value
+
+
+@pytest.mark.parametrize(
+    ("argv", "shown"),
+    [
+        (["app", f"--token={PLANTED}"], "app --token=••••"),
+        (["app", "--password", PLANTED, "--port", "80"], "app --password •••• --port 80"),
+        (["app", "--api-key", PLANTED], "app --api-key ••••"),
+        (["mysql", "-uroot", f"-p{PLANTED}"], "mysql -uroot -p••••"),
+        (["redis-cli", "-a", PLANTED], "redis-cli -a ••••"),
+        (["uvicorn", "app:app", "-p", "8000"], "uvicorn app:app -p 8000"),
+        (["psql", f"postgres://app:{PLANTED}@db/app"], "psql postgres://app:••••@db/app"),
+        (["psql", f"postgres://app:p@ss{PLANTED}@db:5432/a"], "psql postgres://app:••••@db:5432/a"),
+        (["sh", "-c", f"API_TOKEN={PLANTED} node x --secret {PLANTED}"],
+         "sh -c API_TOKEN=•••• node x --secret ••••"),
+        (["curl", "-H", f"Authorization: Bearer {PLANTED}"], "curl -H Authorization: Bearer ••••"),
+        (["worker", f"sk_live_{PLANTED}"], "worker ••••"),
+    ],
+)  # fmt: skip
+def test_command_lines_are_masked(argv: list[str], shown: str) -> None:
+    assert " ".join(mask_argv(argv)) == shown
+    assert PLANTED not in mask_command_line(" ".join(argv))
+
+
+def test_url_password_with_at_sign_is_hidden_whole() -> None:
+    assert hide_url_passwords("redis://:p@ss@w0rd@cache:6379/0") == "redis://:••••@cache:6379/0"
+    assert hide_url_passwords("see https://a.com/x@y") == "see https://a.com/x@y"
+
+
+def test_secrets_module_imports_only_re() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, devstack.core.secrets;"
+        " print(sorted(m for m in sys.modules if m.startswith('devstack')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "['devstack', 'devstack.core', 'devstack.core.secrets']"
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["invalid token provided", "Bearer authentication required", "Basic authentication needed"],
+)
+def test_words_about_tokens_are_not_tokens(value: str) -> None:
+    assert masked("ERROR_MESSAGE", value) == value
+
+
+def test_public_prefixes_are_never_masked_unless_declared_secret() -> None:
+    assert not is_secret("NEXT_PUBLIC_STRIPE_KEY") and not is_secret("VITE_API_TOKEN")
+    assert not is_secret("EXPO_PUBLIC_API_KEY")
+    assert masked("NEXT_PUBLIC_STRIPE_KEY", "pk_test_1") == "pk_test_1"
+    assert masked("VITE_DB", "postgres://u:pw@h/db") == "postgres://u:••••@h/db"
+    declared = {"VITE_KEY": VarDecl("VITE_KEY", Location("devstack.yaml", 1), secret=True)}
+    assert is_secret("VITE_KEY", declared) and is_secret("STRIPE_SECRET_KEY")
