@@ -48,8 +48,10 @@ STEP_MS = 5
 # A batch ends when the repo is quiet for STEP_MS, or after this long at the latest.
 # Not `debounce_ms`: a burst cut in the middle would restart a service twice.
 BATCH_CAP_MS = 2_000
-# A batch with this many paths is taken for a burst that may not be over yet.
-BURST_PATHS = 10
+# A batch with this many paths is taken for a burst that may not be over yet: a save
+# is one path, and a `git checkout` that the writer's scheduling cut after a few files
+# (seen at 4 of 500 on a loaded 2-core machine) must still restart once.
+BURST_PATHS = 2
 # Batches bigger than this are hashed in a thread, so output keeps flowing meanwhile.
 INLINE_HASH_LIMIT = 32
 UNHASHABLE = b""  # a path that is not a regular file, or cannot be read
