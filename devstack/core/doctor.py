@@ -252,10 +252,12 @@ def _check_service(project: Project, env: ProjectEnv, service: Service) -> Itera
         return
     program = _program(service.cmd)
     if program is not None:
-        yield from _check_program(env, service, program)
+        yield from _check_program(env, service, program, project.root)
 
 
-def _check_program(env: ProjectEnv, service: Service, program: str) -> Iterator[Problem]:
+def _check_program(
+    env: ProjectEnv, service: Service, program: str, root: Path
+) -> Iterator[Problem]:
     """Whether the command's program can be exec'd, with the reason exec would give."""
     # The shell it was resolved from, passed in: the core never reads os.environ.
     values = env.services[service.name].values
@@ -277,6 +279,8 @@ def _check_program(env: ProjectEnv, service: Service, program: str) -> Iterator[
         hint = "install it, or fix `cmd` (PATH is the service's own PATH)"
         if "/" not in program and here.is_file():
             hint = f"it is in the service's cwd, which is not on PATH: write ./{program}"
+        elif "/" not in program and (install := _js_install_hint(service, root)):
+            hint = install
         problem = (f"command '{program}' not found", hint)
     elif os.path.isdir(candidate):
         problem = (f"command '{program}' is a directory", "fix `cmd`")
@@ -292,6 +296,27 @@ def _check_program(env: ProjectEnv, service: Service, program: str) -> Iterator[
         yield Problem(
             f"{service.name}: {message}", service.location, hint, code="command-not-found"
         )
+
+
+def _js_install_hint(service: Service, root: Path) -> str | None:
+    """A JS package whose dependencies were never installed: no `node_modules` from its
+    cwd up to the repo root, so none of its tools (next, vite, tsc) can be found."""
+    from devstack.core.jsworkspace import find_workspace
+
+    if not (service.cwd / "package.json").is_file():
+        return None
+    root, folder = root.resolve(), service.cwd.resolve()
+    for directory in (folder, *folder.parents):
+        if (directory / "node_modules").is_dir():
+            return None
+        if directory == root:
+            break
+    workspace = find_workspace(root)
+    manager = workspace.manager if workspace else "npm"
+    return (
+        "the JS dependencies are not installed (no node_modules up to the repo root):"
+        f" run `{manager} install` at the repo root"
+    )
 
 
 def _shebang_problem(path: str, program: str) -> tuple[str, str] | None:

@@ -287,3 +287,28 @@ def test_ports_in_commands_clash_and_are_checked(tmp_path: Path) -> None:
     messages = {(p.code, p.message) for p in problems}
     assert ("port-duplicate", "port 3003 is given to api and email") in messages
     assert ("port-in-use", "web: port 3100 is in use by pid 7 (node)") in messages
+
+
+@pytest.mark.parametrize(
+    ("files", "hint"),
+    [
+        (
+            {"pnpm-lock.yaml": "", "package.json": '{"workspaces": ["apps/*"]}'},
+            "the JS dependencies are not installed (no node_modules up to the repo root):"
+            " run `pnpm install` at the repo root",
+        ),
+        (
+            {"package.json": "{}", "node_modules/.keep": ""},
+            "install it, or fix `cmd` (PATH is the service's own PATH)",
+        ),
+    ],
+)
+def test_a_js_tool_not_found_before_install_says_to_install(
+    tmp_path: Path, files: dict[str, str], hint: str
+) -> None:
+    """A fresh clone of a JS monorepo has no node_modules: `next` is not a typo."""
+    files = {**files, "apps/web/package.json": '{"name": "web"}'}
+    problems = check(tmp_path, "services:\n  web: {cmd: next dev, cwd: apps/web}\n", files)
+    [problem] = [p for p in problems if p.code == "command-not-found"]
+    assert problem.message == "web: command 'next' not found"
+    assert problem.hint == hint
