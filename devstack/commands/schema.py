@@ -7,8 +7,8 @@ import argparse
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.epilog = (
-        "Editors: save it (devstack schema > devstack.core.schema.json) and add "
-        "`# yaml-language-server: $schema=devstack.core.schema.json` at the top of devstack.yaml."
+        "Editors: save it (devstack schema > devstack.schema.json) and add "
+        "`# yaml-language-server: $schema=devstack.schema.json` at the top of devstack.yaml."
     )
 
 

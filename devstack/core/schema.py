@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-SCHEMA_ID = "https://devstack.dev/schema/devstack.core.schema.json"
+SCHEMA_ID = "https://devstack.dev/schema/devstack.schema.json"
 
 _VAR_NAME = "^[A-Za-z_][A-Za-z0-9_]*$"
 _STRINGS = {"type": "array", "items": {"type": "string"}}
