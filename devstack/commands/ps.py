@@ -40,21 +40,12 @@ def _with_usage(row: dict[str, Any], now: float) -> dict[str, Any]:
 
 
 def _tree_usage(pid: int, uptime: float | None) -> tuple[float | None, int | None]:
-    import psutil
+    from devstack.runtime.usage import tree_usage
 
-    try:
-        root = psutil.Process(pid)
-        tree = [root, *root.children(recursive=True)]
-    except psutil.Error:
+    measured = tree_usage(pid)
+    if measured is None:
         return None, None
-    cpu_seconds, memory = 0.0, 0
-    for proc in tree:
-        try:
-            times = proc.cpu_times()
-            cpu_seconds += times.user + times.system
-            memory += proc.memory_info().rss
-        except psutil.Error:
-            continue  # ended meanwhile
+    cpu_seconds, memory = measured
     cpu = round(100 * cpu_seconds / uptime, 1) if uptime else None
     return cpu, memory
 

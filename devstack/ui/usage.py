@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-import psutil
+from devstack.runtime.usage import tree_usage
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class UsageSampler:
         usages: dict[int, Usage] = {}
         seen: dict[int, tuple[float, float]] = {}
         for pid in pids:
-            measured = _tree(pid)
+            measured = tree_usage(pid)
             if measured is None:
                 continue
             cpu_seconds, memory = measured
@@ -45,20 +45,3 @@ class UsageSampler:
             seen[pid] = (now, cpu_seconds)
         self._last = seen  # pids gone since are forgotten: nothing grows without bound
         return usages
-
-
-def _tree(pid: int) -> tuple[float, int] | None:
-    try:
-        root = psutil.Process(pid)
-        tree = [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return None
-    cpu_seconds, memory = 0.0, 0
-    for proc in tree:
-        try:
-            times = proc.cpu_times()
-            cpu_seconds += times.user + times.system
-            memory += proc.memory_info().rss
-        except psutil.Error:
-            continue  # ended meanwhile
-    return cpu_seconds, memory
