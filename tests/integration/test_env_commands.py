@@ -5,11 +5,18 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sys
 from pathlib import Path
 
-from tests.support import Running, assert_no_processes_under, clean_env, make_repo, run_cli
+from tests.support import (
+    Running,
+    assert_no_processes_under,
+    clean_env,
+    free_port,
+    held_port,
+    make_repo,
+    run_cli,
+)
 
 STACK = """\
 env: [JOBS_SECRET_KEY, DATABASE_URL]
@@ -99,10 +106,7 @@ def test_doctor_on_a_healthy_stack(repo: Path) -> None:
 
 
 def test_doctor_names_who_holds_a_service_port(repo: Path) -> None:
-    with socket.socket() as held:
-        held.bind(("127.0.0.1", 0))
-        held.listen()
-        port = held.getsockname()[1]
+    with held_port() as port:
         make_repo(repo, f"services:\n  web: {{cmd: python3 -V, port: {port}}}\n")
         result = run_cli("doctor", cwd=repo)
         skipped = run_cli("doctor", "--no-ports", cwd=repo)
@@ -117,13 +121,8 @@ SERVE += " s.listen(); print('listening', flush=True); time.sleep(60)"
 
 
 def test_doctor_beside_a_running_stack_counts_its_ports_as_its_own(repo: Path) -> None:
-    with socket.socket() as held:
-        held.bind(("127.0.0.1", 0))
-        held.listen()
-        taken = held.getsockname()[1]
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            own = probe.getsockname()[1]
+    with held_port() as taken:
+        own = free_port()
         make_repo(
             repo,
             f"""

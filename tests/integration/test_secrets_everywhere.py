@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import re
 import signal
-import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support import Running, clean_env, make_repo, run_cli
+from tests.support import Running, clean_env, free_port, make_repo, run_cli
 
 PLANT = "Zq9Pl"  # every planted value contains this; nothing devstack prints may
 STUBBORN = "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\ntime.sleep(120)\n"
@@ -28,12 +27,6 @@ LISTENER = (
     "print('listening', flush=True); time.sleep(120)\n"
 )
 SECRET_ARGS = f"--token={PLANT}antFlag --password {PLANT}antFlag2 postgres://u:{PLANT}antCmd@db/x"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture

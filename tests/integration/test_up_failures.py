@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 from pathlib import Path
 
-from tests.support import make_repo, run_cli
+from tests.support import held_port, make_repo, run_cli
 
 
 def test_a_service_that_cannot_start_fails_alone_and_its_dependent_names_why(
@@ -37,10 +36,7 @@ def test_a_service_that_cannot_start_fails_alone_and_its_dependent_names_why(
 
 
 def test_a_taken_port_stops_up_before_anything_starts_as_doctor_says(repo: Path) -> None:
-    with socket.socket() as holder:
-        holder.bind(("127.0.0.1", 0))
-        holder.listen()
-        port = holder.getsockname()[1]
+    with held_port() as port:
         make_repo(
             repo,
             f"""

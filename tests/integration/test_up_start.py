@@ -3,19 +3,12 @@
 from __future__ import annotations
 
 import os
-import socket
 import sys
 from pathlib import Path
 
-from tests.support import Running, make_repo, run_cli
+from tests.support import Running, free_port, held_port, make_repo, run_cli
 
 PY = sys.executable
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_parallel_start_and_prefixed_output_of_both_streams(repo: Path) -> None:
@@ -175,10 +168,7 @@ def test_probe_timeout_says_what_it_saw_and_dependents_keep_waiting(repo: Path) 
 
 def test_a_port_in_the_command_is_checked_before_start(repo: Path) -> None:
     """Issue 12 item 6: `next dev -p 3000` binds 3000 as surely as `port: 3000` does."""
-    with socket.socket() as holder:
-        holder.bind(("127.0.0.1", 0))
-        holder.listen()
-        port = holder.getsockname()[1]
+    with held_port() as port:
         make_repo(
             repo,
             f"""

@@ -9,10 +9,9 @@ any restart the earlier changes caused would have been printed.
 from __future__ import annotations
 
 import re
-import socket
 from pathlib import Path
 
-from tests.support import Running, make_repo
+from tests.support import Running, free_port, make_repo
 
 # Each instance says which run it is and what its watched file holds.
 RUNNER = """
@@ -228,12 +227,6 @@ print("serving", open("version.txt").read().strip(), flush=True)
 while True:
     time.sleep(600)
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_a_service_holding_a_port_never_runs_twice(repo: Path) -> None:
