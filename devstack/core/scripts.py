@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 _WORD = re.compile(r"""(?:[^\s'"]+|'[^']*'|"(?:\\.|[^"\\])*")+""")
 _ASSIGNMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(.*)\Z", re.S)
 _PORT_FLAG = re.compile(r"(?:-p|--port)(?:=(.+))?\Z")
-_PORT_DEFAULT = re.compile(r"\$\{PORT:?-(\d+)\}")
+_PORT_DEFAULT = re.compile(r"\$\{PORT:?-([0-9]+)\}")
 _SHELL_OPERATORS = frozenset({"&&", "||", ";", "|", "&"})
 # `pnpm X`, `pnpm run X`, `npm run X`, `yarn X`, `bun run X`: another script of the package.
 _RUNNERS = {"pnpm": ("run",), "npm": ("run", "run-script"), "yarn": ("run",), "bun": ("run",)}
@@ -75,7 +75,12 @@ def command_ports(command: str) -> tuple[int, ...]:
             continue
         if default := _PORT_DEFAULT.search(value):
             value = default.group(1)
-        if value.isdigit() and 0 < int(value) < 65536 and int(value) not in found:
+        if (
+            value.isascii()
+            and value.isdigit()
+            and 0 < int(value) < 65536
+            and int(value) not in found
+        ):
             found.append(int(value))
     return tuple(found)
 
