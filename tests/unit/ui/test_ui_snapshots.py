@@ -121,7 +121,3 @@ def test_all_services_with_a_search(app: DevstackApp, snap_compare: Compare) -> 
 
 def test_keys(app: DevstackApp, snap_compare: Compare) -> None:
     assert snap_compare(app, press=["question_mark"], run_before=settle)
-
-
-def test_env_pane_masks_secrets(app: DevstackApp, snap_compare: Compare) -> None:
-    assert snap_compare(app, press=["j", "e", "_", "_", "_"], run_before=settle)
