@@ -173,9 +173,13 @@ def _run_stack(
     overrides: Mapping[str, str],
     stream: BinaryIO,
 ) -> int:
-    import asyncio
     import os
     import sys
+
+    from devstack.runtime import lean
+
+    lean.import_asyncio()  # before any module imports it: ssl stays out of `up` (lean.py)
+    import asyncio
 
     from devstack.core import logfiles
     from devstack.core.logfmt import should_colour

@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import dataclasses
 import fcntl
-import hashlib
 import os
 import signal
 import stat
@@ -35,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from devstack.core.errors import DevstackError, Problem
 from devstack.core.routing import GITIGNORE, IgnoreFilter, Router, Routing, load_gitignores
+from devstack.runtime.lean import blake2b
 from devstack.runtime.notify import Notifier, RawChanges, open_notify, watch_errors
 
 if TYPE_CHECKING:
@@ -56,6 +56,7 @@ BURST_PATHS = 2
 INLINE_HASH_LIMIT = 32
 UNHASHABLE = b""  # a path that is not a regular file, or cannot be read
 HASH_LIMIT = 4 * 1024 * 1024  # bytes (~4 ms to hash): a bigger file is not read at all
+HASH_CHUNK = 256 * 1024  # read and hashed at a time
 # After a ring, watchfiles' thread records the change within microseconds: look every
 # CATCH_MS for CATCH_FOR_MS, then every STEP_MS until NOTIFY_LAG_MS (a busy machine);
 # then the ring is taken for an event that changes nothing (opening a file rings too).
@@ -153,7 +154,10 @@ def _digest(path: str) -> bytes | None:
         if not stat.S_ISREG(os.fstat(descriptor).st_mode):
             return UNHASHABLE
         try:
-            return hashlib.file_digest(file, lambda: hashlib.blake2b(digest_size=16)).digest()
+            digest = blake2b(digest_size=16)
+            while chunk := file.read(HASH_CHUNK):
+                digest.update(chunk)
+            return digest.digest()
         except OSError:
             return UNHASHABLE
 
