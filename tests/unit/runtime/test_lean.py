@@ -1,0 +1,50 @@
+"""runtime/lean.py: asyncio without ssl, and hashes without OpenSSL, that are the same."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+
+import pytest
+
+from devstack.runtime import lean
+
+
+@pytest.mark.parametrize("data", [b"", b"/home/me/repo", bytes(range(256)) * 1000])
+def test_the_hashes_are_hashlibs(data: bytes) -> None:
+    assert lean.sha256(data).hexdigest() == hashlib.sha256(data).hexdigest()
+    assert (
+        lean.blake2b(data, digest_size=16).digest()
+        == hashlib.blake2b(data, digest_size=16).digest()
+    )
+    streamed = lean.blake2b(digest_size=32)
+    streamed.update(data[:100])
+    streamed.update(data[100:])
+    assert streamed.digest() == hashlib.blake2b(data, digest_size=32).digest()
+
+
+FRESH = """
+import sys
+from devstack.runtime import lean
+lean.import_asyncio()
+lean.sha256(b"x"), lean.blake2b(b"x")
+import asyncio.base_events
+print(sorted({"ssl", "_ssl", "_hashlib"} & set(sys.modules)), asyncio.base_events.ssl)
+import ssl  # still importable, for the https probe
+print(ssl.OPENSSL_VERSION.split()[0], asyncio.base_events.ssl)
+"""
+
+
+def test_asyncio_is_imported_without_ssl_and_ssl_stays_importable() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", FRESH], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.splitlines() == ["[] None", "OpenSSL None"]
+
+
+def test_asyncio_already_imported_is_left_as_it_is() -> None:
+    import asyncio
+
+    assert lean.import_asyncio() is asyncio
+    assert "ssl" in sys.modules  # this test process imported asyncio with it
