@@ -80,10 +80,18 @@ __all__ = ["Doorbell", "ProjectWatcher", "collect", "open_notify", "watch_projec
 
 
 async def watch_project(
-    stack: StackAPI, *, shell: Mapping[str, str], cli_env: Mapping[str, str]
+    stack: StackAPI,
+    *,
+    shell: Mapping[str, str],
+    cli_env: Mapping[str, str],
+    set_up: asyncio.Event | None = None,
 ) -> None:
-    """Watch the repo and restart or reload what its changes concern, until cancelled."""
-    await ProjectWatcher(stack, shell=shell, cli_env=cli_env).run()
+    """Watch the repo and restart or reload what its changes concern, until cancelled;
+    `set_up` is set once the watches are in place (or watching failed)."""
+    watcher = ProjectWatcher(stack, shell=shell, cli_env=cli_env)
+    if set_up is not None:
+        watcher.set_up = set_up
+    await watcher.run()
 
 
 class ContentHashes:
@@ -177,6 +185,7 @@ class ProjectWatcher:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._reloading = asyncio.Lock()
         self._warnings_shown: set[str] = set()
+        self.set_up = asyncio.Event()  # the watches are in place, or watching failed
 
     @property
     def root(self) -> Path:
@@ -212,6 +221,8 @@ class ProjectWatcher:
         except errors as error:
             self._cannot_watch(error)
             return
+        finally:
+            self.set_up.set()
         feed = Feed(notify, batches)
         with notify:
             bell = Doorbell.install(descriptor)
