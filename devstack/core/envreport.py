@@ -1,7 +1,8 @@
 """What `devstack env` shows: a service's variables, one variable's story, a diff.
 
 Plain functions from a resolved `ProjectEnv` to rows, text or JSON-ready dicts; every
-value goes through `secrets.masked` unless the user asked to reveal it.
+value goes through `secrets.masked` (with the secrets it was built from) unless the user
+asked to reveal it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from devstack.core.envresolve import ProjectEnv, ServiceEnv, Source, admission
 from devstack.core.errors import closest_names
 from devstack.core.model import Project
-from devstack.core.secrets import has_hidden_part, is_secret, masked
+from devstack.core.secrets import is_secret, masked
 
 _SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
@@ -27,32 +28,39 @@ class Shown:
     reveal: bool = False
 
     def value(self, name: str, value: str) -> str:
+        """A value as such (a value as written, a live one): secret by name or value."""
         return masked(name, value, self.project.vars, self.reveal)
+
+    def source(self, name: str, source: Source) -> str:
+        """A layer's value for `name`, also masked where it holds a secret it interpolated."""
+        return masked(name, source.value, self.project.vars, self.reveal, source.derived)
 
 
 def variable_rows(service_env: ServiceEnv, shown: Shown) -> list[tuple[str, str, str]]:
     """(name, shown value, source) for every variable the service gets, by name."""
+    variables = service_env.variables
     return [
-        (name, shown.value(name, variable.value), variable.source.label)
-        for name, variable in sorted(service_env.variables.items())
+        (name, shown.source(name, variable.source), variable.source.label)
+        for name, variable in sorted(variables.items())
     ]
 
 
 def variables_json(service_env: ServiceEnv, shown: Shown) -> dict[str, object]:
+    variables = service_env.variables
     return {
         "service": service_env.name,
         "variables": [
             {
                 "name": name,
-                "value": shown.value(name, v.value),
-                "secret": is_secret(name, shown.project.vars, v.value),
+                "value": shown.source(name, v.source),
+                "secret": is_secret(name, shown.project.vars, v.value, v.source.derived),
                 "source": v.source.label,
                 "passed": _passed(shown.project, service_env.name, name, v.source),
                 "shadowed": [
-                    {"source": s.label, "value": shown.value(name, s.value)} for s in v.shadowed
+                    {"source": s.label, "value": shown.source(name, s)} for s in v.shadowed
                 ],
             }
-            for name, v in sorted(service_env.variables.items())
+            for name, v in sorted(variables.items())
         ],
         "dropped": [
             {"name": name, "reason": d.reason, "sources": [s.label for s in d.sources]}
@@ -71,10 +79,12 @@ def _passed(project: Project, service: str, name: str, source: Source) -> str | 
 def exportable(service_env: ServiceEnv, shown: Shown) -> tuple[dict[str, str], list[str]]:
     """(the variables to write for reuse, the names left out). Without --reveal a
     masked placeholder would be written as if it were the value (issue 11 §4), so
-    every value with a hidden part is left out; so is a name no shell can set."""
+    every value with a hidden part is left out (one built from a secret too); so is a
+    name no shell can set."""
     written, left_out = {}, []
+    masking = service_env.masking(shown.project.vars)
     for name, value in sorted(service_env.values.items()):
-        hidden = not shown.reveal and has_hidden_part(name, value, shown.project.vars)
+        hidden = not shown.reveal and masking.has_hidden_part(name, value)
         if hidden or not _SHELL_NAME.match(name):
             left_out.append(name)
         else:
@@ -124,7 +134,7 @@ def variable_story(project: Project, env: ProjectEnv, service: str, name: str, s
     lines = [f"{name} for {service}:"]
     variable = service_env.variables.get(name)
     if variable is not None:
-        lines.append(f"  value   {shown.value(name, variable.value)}")
+        lines.append(f"  value   {shown.source(name, variable.source)}")
         lines.append(f"  from    {variable.source.label}  ({_why_wins(variable.source)})")
         if variable.source.kind in ("shell", "root-file", "package-manager"):
             lines.append(
@@ -132,7 +142,7 @@ def variable_story(project: Project, env: ProjectEnv, service: str, name: str, s
             )
         lines += _uses(name, variable.source, shown)
         for source in variable.shadowed:
-            lines.append(f"  shadows {source.label}: {shown.value(name, source.value)}")
+            lines.append(f"  shadows {source.label}: {shown.source(name, source)}")
         if service in env.loaders and variable.source.kind == "framework-file":
             loader, refs = env.loaders[service]
             order = ", ".join(ref.display for ref in reversed(refs))
@@ -143,7 +153,7 @@ def variable_story(project: Project, env: ProjectEnv, service: str, name: str, s
     if dropped is not None:
         lines.append(f"  not passed: {dropped.reason}")
         for source in dropped.sources:
-            lines.append(f"    defined at {source.label}: {shown.value(name, source.value)}")
+            lines.append(f"    defined at {source.label}: {shown.source(name, source)}")
     if shell_value is not None and not rules.admits(name):
         lines.append(f"  your shell has {name} too, but {rules.reason_dropped(name)}")
     if (dropped is not None or shell_value is not None) and not rules.admits(name):
@@ -164,7 +174,7 @@ def _uses(name: str, source: Source, shown: Shown) -> list[str]:
         if use.source is None:
             lines.append(f"  uses    {use.name}: not defined")
             continue
-        value = shown.value(use.name, use.source.value)
+        value = shown.source(use.name, use.source)
         lines.append(f"  uses    {use.name} = {value}  (from {use.source.label})")
     return lines
 
@@ -234,18 +244,17 @@ class EnvDiff:
 
 def diff_services(env: ProjectEnv, left: str, right: str, shown: Shown) -> EnvDiff:
     a, b = env.services[left].values, env.services[right].values
+    masks = [env.services[side].masking(shown.project.vars) for side in (left, right)]
     differing = [
-        (name, _compare_view(name, a[name], shown), _compare_view(name, b[name], shown))
+        (
+            name,
+            masks[0].masked(name, a[name], shown.reveal),
+            masks[1].masked(name, b[name], shown.reveal),
+        )
         for name in sorted(a.keys() & b.keys())
         if a[name] != b[name]
     ]
     return EnvDiff(differing, sorted(a.keys() - b.keys()), sorted(b.keys() - a.keys()))
-
-
-def _compare_view(name: str, value: str, shown: Shown) -> str:
-    if not shown.reveal and has_hidden_part(name, value, shown.project.vars):
-        return masked(name, value, shown.project.vars)
-    return shown.value(name, value)
 
 
 def diff_text(diff: EnvDiff, left: str, right: str) -> str:

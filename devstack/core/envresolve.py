@@ -53,8 +53,8 @@ from devstack.core.interpolate import (
     expand,
     interpolate,
 )
-from devstack.core.model import EnvFileRef, EnvRule, Project, Service
-from devstack.core.secrets import is_secret, masked
+from devstack.core.model import EnvFileRef, EnvRule, Project, Service, VarDecl
+from devstack.core.secrets import Masking, derived_from, is_secret, masked
 from devstack.core.turboenv import (
     STRICT_PASS_THROUGH,
     TurboFramework,
@@ -85,6 +85,8 @@ class Source:
     location: Location | None = None
     written: str | None = None  # the value as written, when it used other variables
     uses: tuple[Use, ...] = ()  # those variables, in order
+    # The secret values it holds through those (`secrets.derived_from`): masked inside it.
+    derived: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,16 @@ class ServiceEnv:
     values: dict[str, str] = field(default_factory=dict)
     variables: dict[str, Variable] = field(default_factory=dict)
     dropped: dict[str, Dropped] = field(default_factory=dict)
+
+    def masking(self, declared: Mapping[str, VarDecl] | None) -> Masking:
+        """How this service's values are shown: secrets by name and value, and those
+        built from a secret by interpolation (`AUTH=Bearer ${API_TOKEN}`)."""
+        derived = {
+            name: variable.source.derived
+            for name, variable in self.variables.items()
+            if variable.source.derived
+        }
+        return Masking(declared, derived)
 
 
 @dataclass
@@ -307,8 +319,9 @@ def _put_package_bins_on_path(project: Project, service: Service, env: ServiceEn
     if current is not None:
         label += f" + {current.source.label}"
     shadowed = (current.source, *current.shadowed) if current is not None else ()
+    derived = current.source.derived if current is not None else ()
     env.variables["PATH"] = Variable(
-        "PATH", value, Source("package-manager", label, value), shadowed
+        "PATH", value, Source("package-manager", label, value, derived=derived), shadowed
     )
     env.values["PATH"] = value
 
@@ -441,12 +454,21 @@ class _ServiceResolver:
             Use(name, self.context.get(name) or self.shell_sources.get(name))
             for name in expansion.used
         )
-        return dataclasses.replace(source, value=expansion.value, written=raw, uses=uses)
+        # Secrecy flows through interpolation: `OWNER=ops ${API_TOKEN}` holds a secret.
+        derived = derived_from(
+            ((use.name, use.source.value, use.source.derived) for use in uses if use.source),
+            self.project.vars,
+        )
+        return dataclasses.replace(
+            source, value=expansion.value, written=raw, uses=uses, derived=derived
+        )
 
     def shown_lookup(self, name: str) -> str | None:
-        """`lookup` as a message may show it: secrets masked."""
-        value = self.lookup(name)
-        return None if value is None else masked(name, value, self.project.vars)
+        """`lookup` as a message may show it: secrets masked, derived ones too."""
+        source = self.context.get(name) or self.shell_sources.get(name)
+        if source is None:
+            return None
+        return masked(name, source.value, self.project.vars, derived=source.derived)
 
     def known_names(self) -> set[str]:
         return set(self.context) | set(self.shell)

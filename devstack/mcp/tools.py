@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from devstack.core import logfiles
 from devstack.core.errors import DevstackError, Problem, unknown_name_error
-from devstack.core.secrets import MASK, is_secret
+from devstack.core.secrets import MASK, Masking, is_secret
 from devstack.mcp.stack import Stack
 
 if TYPE_CHECKING:
     from devstack.core.envresolve import ProjectEnv
-    from devstack.core.model import Project, VarDecl
+    from devstack.core.model import Project
 
 DEFAULT_LINES = 100
 MAX_LINES = 500
@@ -100,17 +100,16 @@ class Redactor:
         return value
 
 
-def secret_values(
-    environments: Iterable[Mapping[str, str]], declared: Mapping[str, VarDecl] | None
-) -> set[str]:
-    """Every value of a secret name in `environments`, and every password inside a URL."""
+def secret_values(environments: Iterable[tuple[Mapping[str, str], Masking]]) -> set[str]:
+    """What no answer may show of `environments` (each with how its values are masked):
+    the values of secret variables, the secrets a value was built from by interpolation
+    (`OWNER=ops ${API_TOKEN}` gives API_TOKEN's value, passed or not), URL passwords."""
     from urllib.parse import urlsplit
 
-    found = set()
-    for environment in environments:
+    found: set[str] = set()
+    for environment, masking in environments:
         for name, value in environment.items():
-            if is_secret(name, declared):
-                found.add(value)
+            found.update(masking.secret_texts(name, value))
             if "://" in value:
                 try:
                     password = urlsplit(value).password
@@ -176,16 +175,20 @@ class Tools:
         """The secrets to keep out of answers: those of the environments devstack.yaml and
         the env files give now, and those the running services were given (the shell
         that ran `up` may have had secrets this server's environment lacks)."""
-        environments: list[Mapping[str, str]] = list(self.stack.service_envs().values())
-        declared = None
+        running = list(self.stack.service_envs().items())
+        environments: list[tuple[Mapping[str, str], Masking]] = []
         try:
             project, env = self.resolved()
         except ToolFailure:
-            pass  # a broken config: what the running stack has, and URL passwords
+            # A broken config: what the running stack has, by name and value, URL passwords.
+            environments = [(values, Masking()) for _, values in running]
         else:
-            declared = project.vars
-            environments += [service_env.values for service_env in env.services.values()]
-        return Redactor.of(secret_values(environments, declared))
+            maskings = {name: e.masking(project.vars) for name, e in env.services.items()}
+            environments = [
+                (values, maskings.get(name, Masking(project.vars))) for name, values in running
+            ]
+            environments += [(e.values, maskings[name]) for name, e in env.services.items()]
+        return Redactor.of(secret_values(environments))
 
     def require_service(self, name: str, project: Project | None = None) -> Project:
         project = project or self.project()
@@ -329,15 +332,16 @@ class Tools:
         service_env = env.services[service]
         variable = service_env.variables.get(name)
         dropped = service_env.dropped.get(name)
+        derived = variable.source.derived if variable else ()
         answer: dict[str, Any] = {
             "service": service,
             "name": name,
             "passed": name in service_env.values,
-            "secret": is_secret(name, project.vars),
-            "value": shown.value(name, variable.value) if variable else None,
+            "secret": is_secret(name, project.vars, variable.value if variable else None, derived),
+            "value": shown.source(name, variable.source) if variable else None,
             "source": variable.source.label if variable else None,
             "shadowed": [
-                {"source": source.label, "value": shown.value(name, source.value)}
+                {"source": source.label, "value": shown.source(name, source)}
                 for source in (variable.shadowed if variable else ())
             ],
             "dropped": None,
@@ -347,7 +351,7 @@ class Tools:
             answer["dropped"] = {
                 "reason": dropped.reason,
                 "sources": [
-                    {"source": source.label, "value": shown.value(name, source.value)}
+                    {"source": source.label, "value": shown.source(name, source)}
                     for source in dropped.sources
                 ],
             }
