@@ -2,7 +2,8 @@
 
 Plain functions from a resolved `ProjectEnv` to rows, text or JSON-ready dicts; every
 value goes through `secrets.masked` (with the secrets it was built from) unless the user
-asked to reveal it.
+asked to reveal it. The listing and the story show devstack's own layer (`as_spawned`:
+"why does my service see FORCE_COLOR=1?"); `--format` and `--diff` do not.
 """
 
 from __future__ import annotations
@@ -12,7 +13,15 @@ import re
 import shlex
 from dataclasses import dataclass
 
-from devstack.core.envresolve import ProjectEnv, ServiceEnv, Source, admission
+from devstack.core.envresolve import (
+    ProjectEnv,
+    ServiceEnv,
+    Source,
+    Variable,
+    admission,
+    as_spawned,
+    own_variable,
+)
 from devstack.core.errors import closest_names
 from devstack.core.model import Project
 from devstack.core.secrets import is_secret, masked
@@ -36,9 +45,14 @@ class Shown:
         return masked(name, source.value, self.project.vars, self.reveal, source.derived)
 
 
+def shown_variables(project: Project, service_env: ServiceEnv) -> dict[str, Variable]:
+    """What the listing and the story show: the variables as `up` spawns the service."""
+    return as_spawned(project, service_env)
+
+
 def variable_rows(service_env: ServiceEnv, shown: Shown) -> list[tuple[str, str, str]]:
     """(name, shown value, source) for every variable the service gets, by name."""
-    variables = service_env.variables
+    variables = shown_variables(shown.project, service_env)
     return [
         (name, shown.source(name, variable.source), variable.source.label)
         for name, variable in sorted(variables.items())
@@ -46,7 +60,7 @@ def variable_rows(service_env: ServiceEnv, shown: Shown) -> list[tuple[str, str,
 
 
 def variables_json(service_env: ServiceEnv, shown: Shown) -> dict[str, object]:
-    variables = service_env.variables
+    variables = shown_variables(shown.project, service_env)
     return {
         "service": service_env.name,
         "variables": [
@@ -55,6 +69,7 @@ def variables_json(service_env: ServiceEnv, shown: Shown) -> dict[str, object]:
                 "value": shown.source(name, v.source),
                 "secret": is_secret(name, shown.project.vars, v.value, v.source.derived),
                 "source": v.source.label,
+                "kind": v.source.kind,
                 "passed": _passed(shown.project, service_env.name, name, v.source),
                 "shadowed": [
                     {"source": s.label, "value": shown.source(name, s)} for s in v.shadowed
@@ -80,7 +95,9 @@ def exportable(service_env: ServiceEnv, shown: Shown) -> tuple[dict[str, str], l
     """(the variables to write for reuse, the names left out). Without --reveal a
     masked placeholder would be written as if it were the value (issue 11 §4), so
     every value with a hidden part is left out (one built from a secret too); so is a
-    name no shell can set."""
+    name no shell can set. `values` holds no devstack layer: a shell that sources this
+    file is not one of `up`'s processes, and a run's markers would make the next `up`
+    stop what it starts as its own."""
     written, left_out = {}, []
     masking = service_env.masking(shown.project.vars)
     for name, value in sorted(service_env.values.items()):
@@ -132,10 +149,10 @@ def variable_story(project: Project, env: ProjectEnv, service: str, name: str, s
     """Every layer that defines `name` for `service`, which wins and why, or the near misses."""
     service_env = env.services[service]
     lines = [f"{name} for {service}:"]
-    variable = service_env.variables.get(name)
+    variable = shown_variables(project, service_env).get(name)
     if variable is not None:
         lines.append(f"  value   {shown.source(name, variable.source)}")
-        lines.append(f"  from    {variable.source.label}  ({_why_wins(variable.source)})")
+        lines.append(f"  from    {variable.source.label}  ({_why_wins(name, variable.source)})")
         if variable.source.kind in ("shell", "root-file", "package-manager"):
             lines.append(
                 f"  passed  {admission(project, project.services[service]).why_admitted(name)}"
@@ -143,6 +160,7 @@ def variable_story(project: Project, env: ProjectEnv, service: str, name: str, s
         lines += _uses(name, variable.source, shown)
         for source in variable.shadowed:
             lines.append(f"  shadows {source.label}: {shown.source(name, source)}")
+        lines += _own_note(name, variable)
         if service in env.loaders and variable.source.kind == "framework-file":
             loader, refs = env.loaders[service]
             order = ", ".join(ref.display for ref in reversed(refs))
@@ -179,7 +197,25 @@ def _uses(name: str, source: Source, shown: Shown) -> list[str]:
     return lines
 
 
-def _why_wins(source: Source) -> str:
+def _own_note(name: str, variable: Variable) -> list[str]:
+    """For devstack's own variables: why devstack sets it, and whose value wins."""
+    own = own_variable(name)
+    if own is None:
+        return []
+    mine = variable.source.kind == "devstack"
+    if own.wins:
+        whose = "devstack's value beats every layer" + (", yours too" if variable.shadowed else "")
+    else:
+        whose = "set only where no layer does" + ("" if mine else ": yours wins")
+    lines = [f"  devstack sets {name} when `up` spawns a service ({own.why}); {whose}"]
+    lines.append("  `run`, `export` and `env --format` leave devstack's value out")
+    return lines
+
+
+def _why_wins(name: str, source: Source) -> str:
+    if source.kind == "devstack":
+        own = own_variable(name)
+        return "the run's marker, above every layer" if own and own.wins else "no layer sets it"
     return {
         "cli": "--env beats everything",
         "config": "set in devstack.yaml, above env files and the shell",
@@ -243,6 +279,7 @@ class EnvDiff:
 
 
 def diff_services(env: ProjectEnv, left: str, right: str, shown: Shown) -> EnvDiff:
+    """The layers' values only: devstack's own (DEVSTACK_SERVICE) differ by design."""
     a, b = env.services[left].values, env.services[right].values
     masks = [env.services[side].masking(shown.project.vars) for side in (left, right)]
     differing = [

@@ -11,11 +11,13 @@ Layers, lowest to highest precedence (the one place this order is stated):
   3. the shell environment devstack was started from
   4. values set in devstack.yaml: `port:` (as PORT), then global `env`, then the service's
   5. `--env NAME=value` on the command line
-Only when it spawns a service does `up` add its own (runtime/supervisor.spawn_env):
-PYTHONUNBUFFERED=1 and, printing in colour, FORCE_COLOR=1, below all of these; and
-the markers DEVSTACK_RUN_ID and DEVSTACK_SERVICE above them all. They are not layers
-here: `devstack env`, `run` and `export` must not hand a run's markers to processes
-that are not the run's.
+  6. devstack's own (source kind "devstack", `OWN_VARIABLES`), added only when `up`
+     spawns a service (runtime/firstwave.spawn_env): PYTHONUNBUFFERED=1, PWD and, printing
+     in colour, FORCE_COLOR=1 below all of these (your value wins); the run's markers
+     DEVSTACK_RUN_ID, DEVSTACK_SERVICE and DEVSTACK_REPO above them all. `as_spawned`
+     adds this layer for `devstack env` and its story; `values` never holds it, so
+     `run`, `export` and `env --format` leave it out: a run's markers handed to a process
+     that is not the run's would make the next `up` stop it as its own.
 
 In strict mode the root files and the shell contribute only names that an `env` rule
 lists, that turbo's strict mode always passes (`turboenv.STRICT_PASS_THROUGH`), or that
@@ -72,6 +74,7 @@ SourceKind = Literal[
     "port",
     "cli",
     "package-manager",
+    "devstack",
 ]
 
 
@@ -485,6 +488,71 @@ class _ServiceResolver:
                 sources = tuple(source for source, _ in offered)
                 env.dropped[name] = Dropped(name, sources, self.admission.reason_dropped(name))
         return env
+
+
+# -- devstack's own variables: the layer only `up` adds ---------------------------------
+
+
+@dataclass(frozen=True)
+class OwnVariable:
+    """A variable `up` gives every service it spawns (runtime/firstwave.spawn_env)."""
+
+    name: str
+    wins: bool  # over every layer (a run's marker), or below them all (a default)
+    why: str
+    when: str = ""  # the condition under which `up` sets it, if any
+
+
+# In spawn_env's order; tests/unit/core/test_envresolve.py checks the two agree.
+OWN_VARIABLES = (
+    OwnVariable("PYTHONUNBUFFERED", False, "a Python service is silent through a pipe without it"),
+    OwnVariable("PWD", False, "what a shell exports, for a command exec'd without one"),
+    OwnVariable(
+        "FORCE_COLOR",
+        False,
+        "tools print no colour into a pipe without it",
+        "when `up` prints in colour",
+    ),
+    OwnVariable("DEVSTACK_RUN_ID", True, "the run's marker: every process of the run carries it"),
+    OwnVariable("DEVSTACK_SERVICE", True, "the run's marker: the service a process belongs to"),
+    OwnVariable("DEVSTACK_REPO", True, "the next `up` of this repo stops what carries it"),
+)
+RUN_ID_SHOWN = "(new for each run)"
+
+
+def own_values(project: Project, service: Service) -> dict[str, str]:
+    """The values of `OWN_VARIABLES` for `service` (the run id is not known before `up`)."""
+    return {
+        "PYTHONUNBUFFERED": "1",
+        "PWD": str(service.cwd),
+        "FORCE_COLOR": "1",
+        "DEVSTACK_RUN_ID": RUN_ID_SHOWN,
+        "DEVSTACK_SERVICE": service.name,
+        "DEVSTACK_REPO": str(project.root),
+    }
+
+
+def own_variable(name: str) -> OwnVariable | None:
+    return next((own for own in OWN_VARIABLES if own.name == name), None)
+
+
+def as_spawned(project: Project, service_env: ServiceEnv) -> dict[str, Variable]:
+    """The service's variables as `up` spawns it: the layers', with devstack's own on top
+    (a marker) or below them all (a default), so `env` answers "why FORCE_COLOR=1?"."""
+    variables = dict(service_env.variables)
+    values = own_values(project, project.services[service_env.name])
+    for own in OWN_VARIABLES:
+        label = "set by devstack for every service" + (f", {own.when}" if own.when else "")
+        source = Source("devstack", label, values[own.name])
+        current = variables.get(own.name)
+        if current is None:
+            variables[own.name] = Variable(own.name, source.value, source)
+        elif own.wins:
+            shadowed = (current.source, *current.shadowed)
+            variables[own.name] = Variable(own.name, source.value, source, shadowed)
+        else:
+            variables[own.name] = dataclasses.replace(current, shadowed=(*current.shadowed, source))
+    return variables
 
 
 # -- the problems an interpolation reports ----------------------------------------------

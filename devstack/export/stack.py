@@ -147,7 +147,11 @@ def build_stack(
 def _split_env(
     project: Project, resolved: ServiceEnv
 ) -> tuple[dict[str, str], dict[str, str], set[str]]:
-    """(plain values, secret values, names of the shell's system basics left out)."""
+    """(plain values, secret values, names of the shell's system basics left out).
+
+    The layers' values only: devstack's own layer (`envresolve.as_spawned`) is left out,
+    as the target platform is not `up`: a run's DEVSTACK_RUN_ID would mark a deployed
+    process as that run's, FORCE_COLOR and PYTHONUNBUFFERED are for devstack's pipes."""
     plain: dict[str, str] = {}
     secret: dict[str, str] = {}
     basics: set[str] = set()

@@ -325,12 +325,12 @@ class Tools:
     # -- the environment and the config (no running stack needed) --------------------------
 
     def env_story(self, service: str, name: str) -> dict[str, Any]:
-        from devstack.core.envreport import Shown, variable_story
+        from devstack.core.envreport import Shown, shown_variables, variable_story
 
         project, env = self._resolved_service(service)
         shown = Shown(project)
         service_env = env.services[service]
-        variable = service_env.variables.get(name)
+        variable = shown_variables(project, service_env).get(name)  # devstack's own too
         dropped = service_env.dropped.get(name)
         derived = variable.source.derived if variable else ()
         answer: dict[str, Any] = {

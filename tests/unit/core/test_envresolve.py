@@ -255,6 +255,40 @@ def test_a_required_message_built_from_a_secret_is_masked(tmp_path: Path) -> Non
     assert "ask ops ••••" in problem.message and "Zq9" not in problem.message
 
 
+# -- devstack's own layer ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "files",
+    [
+        {},
+        {"services/api/.env": "FORCE_COLOR=0\nPYTHONUNBUFFERED=\nDEVSTACK_RUN_ID=forged\n"},
+        {"services/api/.env": "DEVSTACK_SERVICE=forged\nDEVSTACK_REPO=/elsewhere\n"},
+    ],
+)
+def test_the_devstack_layer_says_what_spawn_env_gives(
+    tmp_path: Path, files: dict[str, str]
+) -> None:
+    """`env` shows the values `up` really spawns with (which wins is spawn_env's to say),
+    and every variable spawn_env adds is in the layer (a new one must be added there)."""
+    from devstack.core.envresolve import OWN_VARIABLES, RUN_ID_SHOWN, as_spawned
+    from devstack.runtime.firstwave import spawn_env
+
+    config = "services:\n  api: {cmd: run, cwd: services/api}\n"
+    proj = project(tmp_path, config, files)
+    env = resolve_project(proj, {}, {}).services["api"]
+    shown = {name: v.value for name, v in as_spawned(proj, env).items()}
+    cwd = str(proj.services["api"].cwd)
+    spawned = spawn_env(
+        env.values, run_id="r1", name="api", colour=True, repo=str(proj.root), cwd=cwd
+    )
+    assert set(spawned) - set(env.values) <= {own.name for own in OWN_VARIABLES}
+    assert {own.name for own in OWN_VARIABLES} <= set(spawned)
+    assert shown == {**spawned, "DEVSTACK_RUN_ID": RUN_ID_SHOWN}
+    # The layer is never in what run, export and --format get.
+    assert all(variable.source.kind != "devstack" for variable in env.variables.values())
+
+
 # -- bad input -----------------------------------------------------------------------
 
 
