@@ -147,6 +147,16 @@ class ProjectEnv:
     # service -> the framework that reads env files itself, and the files it reads
     loaders: dict[str, tuple[EnvLoader, tuple[EnvFileRef, ...]]] = field(default_factory=dict)
 
+    def secret_texts(self, declared: Mapping[str, VarDecl] | None) -> set[str]:
+        """Every secret value a service gets, or a value it gets was built from: what
+        devstack's own messages must never show (`app --owner $OWNER` expanded by a shell)."""
+        found: set[str] = set()
+        for service_env in self.services.values():
+            masking = service_env.masking(declared)
+            for name, value in service_env.values.items():
+                found.update(masking.secret_texts(name, value))
+        return found
+
 
 @dataclass(frozen=True)
 class Admission:

@@ -236,6 +236,27 @@ class Masking:
         return tuple(self.derived.get(name, ()))
 
 
+class KnownSecrets:
+    """Known secret values (`Masking.secret_texts` of an environment), replaced by the mask
+    wherever they appear in free text: a message naming a process whose command line a
+    shell expanded (`app --owner $OWNER`), a log line. A value shorter than `min_length`
+    is not searched for: "1" or "dev" would blank out every line."""
+
+    __slots__ = ("pattern",)
+
+    def __init__(self, values: Iterable[str] = (), min_length: int = 6) -> None:
+        wanted = sorted({v for v in values if len(v) >= min_length}, key=len, reverse=True)
+        # Longest first: a secret that contains another is masked whole.
+        alternatives = "|".join(re.escape(value) for value in wanted)
+        self.pattern = re.compile(alternatives) if wanted else None
+
+    def __bool__(self) -> bool:
+        return self.pattern is not None
+
+    def text(self, text: str) -> str:
+        return text if self.pattern is None else self.pattern.sub(MASK, text)
+
+
 def mask_text(text: str) -> str:
     """Secret-looking values and URL passwords inside free text, replaced by the mask."""
     text = _SECRET_VALUE.sub(_keep_scheme, text)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from devstack.core import logfiles
 from devstack.core.errors import DevstackError, Problem, unknown_name_error
-from devstack.core.secrets import MASK, Masking, is_secret
+from devstack.core.secrets import MASK, KnownSecrets, Masking, is_secret
 from devstack.mcp.stack import Stack
 
 if TYPE_CHECKING:
@@ -74,18 +74,15 @@ class ToolFailure(Exception):
 class Redactor:
     """Replaces known secret values, and URL passwords, in free text."""
 
-    pattern: re.Pattern[str] | None
+    known: KnownSecrets | None
 
     @classmethod
     def of(cls, values: Iterable[str]) -> Redactor:
-        wanted = sorted({v for v in values if len(v) >= MIN_SECRET_LENGTH}, key=len, reverse=True)
-        if not wanted:
-            return cls(None)
-        return cls(re.compile("|".join(re.escape(value) for value in wanted)))
+        return cls(KnownSecrets(values, MIN_SECRET_LENGTH))
 
     def text(self, text: str) -> str:
-        if self.pattern is not None:
-            text = self.pattern.sub(MASK, text)
+        if self.known is not None:
+            text = self.known.text(text)
         if "://" not in text:
             return text
         return URL_PASSWORD.sub(lambda match: f"{match[1]}{MASK}@", text)

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from devstack.core.secrets import Masking, mask_argv
+from devstack.core.secrets import KnownSecrets, Masking, mask_argv
 
 if TYPE_CHECKING:
     import psutil
@@ -157,4 +157,8 @@ def live_env_report(
         process += " below " + " → ".join(describe(wrapper) for wrapper in wrappers)
     diff = diff_env(reply["values"], live)
     masking = env.services[service].masking(project.vars)
+    if not reveal:  # a shell may have expanded a secret into a command line: `app $OWNER`
+        given = (masking.secret_texts(name, value) for name, value in reply["values"].items())
+        known = env.secret_texts(project.vars).union(*given)
+        process = KnownSecrets(known).text(process)
     return render_diff(service, diff, process=process, masking=masking, reveal=reveal), 0

@@ -57,7 +57,8 @@ def planted_repo(repo: Path, port: int) -> Path:
     services:
       api:
         cwd: services/api
-        cmd: ["sh", "-c", "setsid python3 stubborn.py {SECRET_ARGS} & echo api up; wait"]
+        # $OWNER expanded by the shell: the command line devstack names holds the secret.
+        cmd: ["sh", "-c", "setsid python3 stubborn.py $OWNER {SECRET_ARGS} & echo api up; wait"]
         env:
           PAYMENT: sk_live_{PLANT}antYaml
           DB: "redis://:{PLANT}@ntPw@cache:6379"
@@ -152,7 +153,7 @@ def test_secrets_stay_out_of_every_output_and_file(repo: Path, port_holder: int)
         up.interrupt()
         up.wait_for(r"did not stop within 1s, sending SIGKILL")
         up.wait()
-        assert "••••" in up.output()  # the escaped process was named, masked
+        assert "stubborn.py ops •••• --token=••••" in up.output()  # named, masked
         assert_no_plant("devstack up", up.output())
         assert_files_clean(repo / ".devstack")
     finally:

@@ -7,6 +7,7 @@ import pytest
 from devstack.core.errors import Location
 from devstack.core.model import VarDecl
 from devstack.core.secrets import (
+    KnownSecrets,
     Masking,
     derived_from,
     fingerprint,
@@ -209,3 +210,11 @@ def test_masking_binds_declarations_and_derivations() -> None:
     assert masking.secret_texts("OWNER", f"ops {TOKEN}") == (TOKEN,)
     assert masking.secret_texts("BRAND", "acme") == ("acme",)
     assert masking.secret_texts("HOST", "db") == ()
+
+
+def test_known_secrets_are_masked_in_free_text_longest_first() -> None:
+    known = KnownSecrets([TOKEN, TOKEN + "_longer", "dev"])
+    line = f"python3 app.py ops {TOKEN}_longer --x {TOKEN} dev"
+    assert known.text(line) == "python3 app.py ops •••• --x •••• dev"  # "dev": too short
+    assert not KnownSecrets(["dev", ""]) and KnownSecrets([TOKEN])
+    assert KnownSecrets().text(line) == line
