@@ -2,17 +2,18 @@
 
 A variable is secret by its name (`API_TOKEN`, declared `secret: true`) or by its value
 (a bearer token, a JWT, a private key, a well-known key prefix such as `sk_live_`), or
-because it was built by interpolation from one (`AUTH=Bearer ${API_TOKEN}`): `derived`
+because it was built by interpolation from one (`OWNER=ops ${API_TOKEN}`): `derived`
 is then the values of the secret variables it used, transitively (envresolve computes
 it, `derived_from`). A value secret in itself is masked whole; a derived one shows the
-text around its secrets, `Bearer ••••`, as CI logs mask a secret where it appears.
+text around its secrets, `ops ••••`, as CI logs mask a secret where it appears.
 A masked value keeps a fingerprint (length and a short hash) so two services can be
 compared ("same secret?") without anyone reading it. Every verdict on a variable goes
 through `is_secret`, every shown value through `masked` (or `Masking`, the two bound to
-one environment). Passwords inside URLs are hidden
-whatever the variable is called. Command lines are masked the same way (`--token=V`,
-`--password V`, `mysql -pV`, `TOKEN=V app`, URL passwords, secret-looking values)
-wherever devstack names a process: stop escalation, the guardian, a port's holder.
+one environment). Passwords inside URLs are hidden whatever the variable is called.
+Command lines are masked the same way (`--token=V`, `--password V`, `mysql -pV`,
+`TOKEN=V app`, URL passwords, secret-looking values) wherever devstack names a process:
+stop escalation, the guardian, a port's holder; `KnownSecrets` masks the stack's own
+secret values in them too, where a shell expanded one (`app $OWNER`).
 
 Imports only `re`: the guardian uses it on its emergency path.
 """
@@ -152,7 +153,7 @@ def masked(
 ) -> str:
     """The value as devstack shows it: itself; masked whole, with a fingerprint, when it is
     secret in itself; or, when it was built from secrets (`derived`), with each of their
-    occurrences masked and the whole value's fingerprint: `Bearer •••• (29 chars, #1a2b3c)`.
+    occurrences masked and the whole value's fingerprint: `ops •••• (19 chars, #9cd55d)`.
     A derived value in which none of them appears (`${TOKEN:+--auth}`, or a live value
     older than the resolved one) is masked whole: nothing there shows what is safe."""
     if reveal:
