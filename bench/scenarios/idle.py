@@ -41,6 +41,9 @@ FLOOR = (
     "asyncio.run(main())\n"
 )
 FLOOR_METRIC = "PSS floor: a bare asyncio loop, same Python (MiB)"
+# PSS counts a share of each shared library (libpython, libcrypto, Ruby's): it falls as
+# other processes map the same ones. USS, the pages no other process maps, does not.
+USS_METRIC = "USS, private pages only (MiB)"
 
 
 def services() -> list[Service]:
@@ -103,10 +106,15 @@ def once(ctx: Context, tool: str) -> None:
         before = cpu_seconds(own)
         time.sleep(WINDOW)
         cpu = cpu_seconds(own) - before
-        pss = sum(_pss(process) for process in own) / 2**20
+        pss = sum(_memory(process, "pss") for process in own) / 2**20
+        uss = sum(_memory(process, "uss") for process in own) / 2**20
         ctx.results.add(scenario, f"CPU s over {WINDOW:.0f} s", tool, cpu)
         ctx.results.add(scenario, "PSS (MiB)", tool, pss)
-        ctx.log(f"idle {tool}: {[p.name() for p in own]} cpu {cpu:.3f}s pss {pss:.1f} MiB")
+        ctx.results.add(scenario, USS_METRIC, tool, uss, fmt="{:.1f}")
+        ctx.log(
+            f"idle {tool}: {[p.name() for p in own]} cpu {cpu:.3f}s"
+            f" pss {pss:.1f} MiB uss {uss:.1f} MiB"
+        )
     finally:
         launched.close()
 
@@ -121,7 +129,7 @@ def floor(ctx: Context) -> None:
             ctx.log(f"floor: not ready\n{launched.stderr()[-2000:]}")
             return
         time.sleep(SETTLE + WINDOW)
-        pss = _pss(psutil.Process(launched.pid)) / 2**20
+        pss = _memory(psutil.Process(launched.pid), "pss") / 2**20
         ctx.results.add(
             "idle 5 services, 10k files", FLOOR_METRIC, "devstack", pss, fmt="{:.1f}", ratios=False
         )
@@ -154,7 +162,8 @@ def cpu_seconds(processes: list[psutil.Process]) -> float:
     return total
 
 
-def _pss(process: psutil.Process) -> int:
+def _memory(process: psutil.Process, kind: str) -> int:
+    """PSS (shared pages split among the processes that map them) or USS (private)."""
     with contextlib.suppress(psutil.Error):
-        return int(process.memory_full_info().pss)
+        return int(getattr(process.memory_full_info(), kind))
     return 0
