@@ -1,8 +1,8 @@
 """The stack policy's step as it was before issue 16 (devstack/core/stackpolicy.py at
 commit ba12913): every record copied on each event, every service scanned for each
-decision. Kept, unchanged but for its imports and plain dicts, as the reference the
-faster `stackpolicy.step` must agree with (tests/unit/core/test_stackpolicy.py), and as
-the "before" of `python -m bench policy`.
+decision. Kept unchanged but for its imports and its own `Stack` (the old one, with
+plain dicts), as the reference the faster `stackpolicy.step` must agree with
+(tests/unit/core/test_stackpolicy.py), and as the "before" of `python -m bench policy`.
 """
 
 from __future__ import annotations
