@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from devstack.core import policy
@@ -427,13 +427,15 @@ class _Step:
         once (a process is stopping until it exits; a service without one was gone
         already), so the exit that does comes as an event of its own.
         """
-        if self.everything:
-            looked_at: Iterable[str] = self.records
-        else:
-            looked_at = {*self.touched, *(d for n in self.touched for d in self.dependencies(n))}
-        for name in sorted(looked_at, key=self.records.position):
+        for name in sorted(self.looked_at(self.dependencies), key=self.records.position):
             if all(gone(self.records[other]) for other in self.dependents(name)):
                 self.feed(name, policy.Stop(hold=False))
+
+    def looked_at(self, neighbours: Callable[[str], Iterable[str]]) -> Iterable[str]:
+        """The services this step touched and their `neighbours`; every one after a reload."""
+        if self.everything:
+            return self.records
+        return {*self.touched, *(other for name in self.touched for other in neighbours(name))}
 
     def dependencies(self, name: str) -> list[str]:
         """What `name` depends on among the services of the run."""
@@ -477,12 +479,7 @@ class _Step:
         if not self.records.tally.waiting:
             return  # the usual case after a change: nothing waits to start
         rank = self.wiring.rank
-        looked_at = (
-            self.records
-            if self.everything
-            else {*self.touched, *(o for n in self.touched for o in self.dependents(n))}
-        )
-        queue = [(rank[name], name) for name in looked_at if name in rank]
+        queue = [(rank[name], name) for name in self.looked_at(self.dependents) if name in rank]
         queued = {name for _, name in queue}
         heapq.heapify(queue)
         while queue:
