@@ -10,9 +10,8 @@ than they give it:
   `up` needs TLS for one thing, an https ready-probe, which drives the `ssl` module's
   memory BIOs over a plain asyncio connection itself (runtime/probes.py), the
   documented way to do TLS under a framework that owns the I/O. So `import_asyncio`
-  imports asyncio with `ssl` marked missing (a `None` in `sys.modules`, which the import
-  system documents as "not importable"), then clears the mark: `import ssl` works
-  again, asyncio's modules just never see it (asyncio's own TLS, `ssl=` of
+  imports asyncio with `ssl` marked missing (core/imports.py): `import ssl` works
+  afterwards, asyncio's modules just never see it (asyncio's own TLS, `ssl=` of
   `open_connection`, says "stdlib ssl module not available" in this process).
 - hashlib's OpenSSL backend. `import hashlib` loads `_hashlib`, and libcrypto with it,
   even for the hashes CPython also builds in. `sha256` and `blake2b` here come from
@@ -31,8 +30,9 @@ tests/integration/test_up_lean.py proves what a running `up` has not imported.
 from __future__ import annotations
 
 import os
-import sys
 from typing import TYPE_CHECKING, Protocol
+
+from devstack.core.imports import import_without
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -45,19 +45,9 @@ class Hash(Protocol):
 
 
 def import_asyncio() -> ModuleType:
-    """asyncio, imported without `ssl` if neither is imported yet (else as it is)."""
-    if "asyncio" in sys.modules or "ssl" in sys.modules:
-        import asyncio
-
-        return asyncio
+    """asyncio, imported without `ssl` unless ssl is imported already."""
     # asyncio's base_events, selector_events and sslproto `import ssl` only to offer TLS.
-    sys.modules["ssl"] = None  # type: ignore[assignment]  # the import system's "missing"
-    try:
-        import asyncio
-    finally:
-        if "ssl" in sys.modules and sys.modules["ssl"] is None:
-            del sys.modules["ssl"]
-    return asyncio
+    return import_without("asyncio", "ssl")
 
 
 def sha256(data: bytes = b"") -> Hash:

@@ -43,6 +43,23 @@ def test_asyncio_is_imported_without_ssl_and_ssl_stays_importable() -> None:
     assert done.stdout.splitlines() == ["[] None", "OpenSSL None"]
 
 
+PATHSPEC = """
+import sys
+from devstack.core.routing import _spec
+spec = _spec(["*.log", "!keep.log"])
+print("typing_extensions" in sys.modules, spec.match_file("a.log"), spec.match_file("keep.log"))
+import typing_extensions  # still importable for whoever needs it
+print(typing_extensions.__name__)
+"""
+
+
+def test_pathspec_is_imported_without_typing_extensions_and_works() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", PATHSPEC], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.splitlines() == ["False True False", "typing_extensions"]
+
+
 def test_asyncio_already_imported_is_left_as_it_is() -> None:
     import asyncio
 
