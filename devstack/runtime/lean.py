@@ -77,7 +77,14 @@ def release_freed_memory() -> None:
     import gc
 
     gc.collect()
-    if "CS_GNU_LIBC_VERSION" in os.confstr_names and os.confstr("CS_GNU_LIBC_VERSION"):
+    if _glibc():
         import ctypes  # already imported on Linux, where becoming a subreaper needs it
 
         ctypes.CDLL(None).malloc_trim(0)
+
+
+def _glibc() -> bool:
+    try:
+        return bool(os.confstr("CS_GNU_LIBC_VERSION"))  # "glibc 2.36"; musl has none
+    except (ValueError, OSError):  # a name this OS does not know (macOS)
+        return False

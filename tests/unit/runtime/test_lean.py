@@ -65,3 +65,9 @@ def test_asyncio_already_imported_is_left_as_it_is() -> None:
 
     assert lean.import_asyncio() is asyncio
     assert "ssl" in sys.modules  # this test process imported asyncio with it
+
+
+def test_releasing_freed_memory_leaves_the_process_working() -> None:
+    kept = [bytes(1000) for _ in range(1000)]
+    lean.release_freed_memory()  # glibc: malloc_trim; elsewhere only the collection
+    assert sum(map(len, kept)) == 1_000_000
