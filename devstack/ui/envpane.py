@@ -3,10 +3,13 @@ shows it (envreport's rows, secrets masked), and the story of the chosen variabl
 
 It reads devstack.yaml and the env files afresh, as the env command does, in a
 thread: a config broken by an edit shows its problems here, and the UI runs on.
+`loaded` is set once what was read is on the screen (rows, the first variable's
+story, or the problem): the one thing a test (or a caller) waits on, never a pause.
 """
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import ClassVar
 
@@ -35,6 +38,7 @@ class EnvScreen(Screen[None]):
         self.service = service
         self.config_file = config_file
         self.stories: dict[str, str] = {}
+        self.loaded = asyncio.Event()
 
     def compose(self) -> ComposeResult:
         yield Static(Text(f"env of {self.service} (secrets masked)"), id="env-title")
@@ -49,14 +53,15 @@ class EnvScreen(Screen[None]):
         table.focus()
         self.load()
 
-    @work(thread=True)
-    def load(self) -> None:
+    @work(exclusive=True)
+    async def load(self) -> None:
         try:
-            rows, stories = env_report(self.service, self.config_file)
+            rows, stories = await asyncio.to_thread(env_report, self.service, self.config_file)
         except DevstackError as error:
-            self.app.call_from_thread(self._show_problem, error.render())
-            return
-        self.app.call_from_thread(self._show, rows, stories)
+            self._show_problem(error.render())
+        else:
+            self._show(rows, stories)
+        self.loaded.set()
 
     def _show(self, rows: list[tuple[str, str, str]], stories: dict[str, str]) -> None:
         self.stories = stories
@@ -66,6 +71,10 @@ class EnvScreen(Screen[None]):
             table.add_row(Text(name), Text(source), Text(value), key=name)
         if not rows:
             self._show_problem(f"{self.service} gets no variables")
+            return
+        # The story of the row under the cursor now, not once the table's highlight
+        # message has made its way here: the screen is whole when `loaded` is set.
+        self._tell_story(rows[table.cursor_row if table.cursor_row >= 0 else 0][0])
 
     def _show_problem(self, message: str) -> None:
         self.query_one("#story", Static).update(Text(message))
@@ -74,7 +83,10 @@ class EnvScreen(Screen[None]):
     def _variable_chosen(self, event: DataTable.RowHighlighted) -> None:
         name = event.row_key.value
         if name is not None:
-            self.query_one("#story", Static).update(Text(self.stories.get(name, "")))
+            self._tell_story(name)
+
+    def _tell_story(self, name: str) -> None:
+        self.query_one("#story", Static).update(Text(self.stories.get(name, "")))
 
 
 def env_report(

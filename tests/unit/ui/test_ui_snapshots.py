@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,10 @@ from typing import Any
 import pytest
 
 from devstack.ui.app import DevstackApp
+from devstack.ui.envpane import EnvScreen
 from devstack.ui.stack import LogBatch, ServiceRow
 from devstack.ui.usage import Usage
-from tests.support import make_repo
+from tests.support import TIMEOUT, make_repo
 
 NOW = 1_800_000_000.0
 ROWS = [
@@ -102,9 +104,37 @@ def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DevstackApp:
     )
 
 
+async def until(pilot: Any, ready: Callable[[], bool], what: str) -> None:
+    """Let the app run until `ready()` holds: an event to wait on, not a fixed pause."""
+    deadline = time.monotonic() + TIMEOUT
+    while not ready():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause()
+
+
 async def settle(pilot: Any) -> None:
-    await pilot.pause(0.2)
-    await pilot.app.refresh_usage()
+    app = pilot.app
+    await until(
+        pilot,
+        lambda: (
+            len(app.rows) == len(ROWS)
+            and all(app.book.lines(name) for name in LINES)
+            and app.log_pane.line_count > 0
+            and not app._unwritten
+        ),
+        "the statuses and lines to be drawn",
+    )
+    await app.refresh_usage()
+    await pilot.pause()
+
+
+async def open_env(pilot: Any) -> None:
+    """The env screen of api, once what it read is on it (EnvScreen.loaded)."""
+    await settle(pilot)
+    await pilot.press("j", "e")
+    await until(pilot, lambda: isinstance(pilot.app.screen, EnvScreen), "the env screen")
+    await asyncio.wait_for(pilot.app.screen.loaded.wait(), TIMEOUT)
     await pilot.pause()
 
 
@@ -121,3 +151,7 @@ def test_all_services_with_a_search(app: DevstackApp, snap_compare: Compare) -> 
 
 def test_keys(app: DevstackApp, snap_compare: Compare) -> None:
     assert snap_compare(app, press=["question_mark"], run_before=settle)
+
+
+def test_env_pane_masks_secrets(app: DevstackApp, snap_compare: Compare) -> None:
+    assert snap_compare(app, run_before=open_env)
