@@ -4,6 +4,11 @@ Everything it knows of the stack comes from a `StackClient` (two streams: status
 and output; one request per command), so any number of UIs can watch one stack and
 quitting one stops nothing. What it shows is computed by view.py; this module only
 wires widgets, keys and streams.
+
+When the `up` it watches ends (stopped, or killed), the UI says the stack is down,
+shows no service as running, and waits for the next `up` of the repo: it then
+follows that one, its services and its logs, as if it had just opened (`up --ui`'s
+UI ends with its stack instead).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from devstack.ui.usage import Usage, UsageSampler
 ALL = "(all services)"
 USAGE_INTERVAL = 1.0  # seconds between CPU/memory samples and uptime updates
 WRITE_INTERVAL = 1 / 30  # seconds new lines may wait to be drawn together
+OUTPUT_DRAIN = 1.0  # seconds the output stream gets to end after the statuses did
 TYPED_BACKLOG = 256  # keys typed into a service not yet sent: a bound, never reached by hand
 
 
@@ -49,6 +55,7 @@ class Stack(Protocol):
     async def stop(self, name: str) -> None: ...
     async def start(self, name: str) -> None: ...
     async def type_into(self, name: str, text: str) -> None: ...
+    async def wait_for_up(self) -> None: ...
 
 
 # Keys a tty service gets when typed into, for those with no character of their own.
@@ -148,6 +155,7 @@ class DevstackApp(App[int]):
         *,
         config_file: Path | None = None,
         tty_services: Iterable[str] = (),
+        read_tty_services: Callable[[], set[str]] | None = None,
         quit_with_stack: bool = False,
         clock: Callable[[], float] = time.time,
         sample_usage: Callable[[list[int]], dict[int, Usage]] | None = None,
@@ -157,6 +165,8 @@ class DevstackApp(App[int]):
         self.stack = stack
         self.config_file = config_file
         self.tty_services = set(tty_services)
+        # devstack.yaml may have changed by the next `up`: read afresh then (a thread).
+        self.read_tty_services = read_tty_services
         self.quit_with_stack = quit_with_stack
         self.clock = clock
         self.sample_usage = sample_usage or UsageSampler().sample
@@ -189,8 +199,7 @@ class DevstackApp(App[int]):
         table.focus()
         self.sub_title = str(self.stack.root)
         self._update_title()
-        self.follow_statuses()
-        self.follow_output()
+        self.follow_stack()
         self.send_typed_keys()
         self.set_interval(USAGE_INTERVAL, self.refresh_usage)
 
@@ -201,29 +210,63 @@ class DevstackApp(App[int]):
     # -- the streams -------------------------------------------------------------------
 
     @work(group="streams")
-    async def follow_statuses(self) -> None:
+    async def follow_stack(self) -> None:
+        """Follow the running `up`; once it has ended, the next one, for ever."""
         try:
-            async for rows in self.stack.statuses():
-                self.show_rows(rows)
+            while True:
+                await self._follow_run()
+                if self.quit_with_stack:
+                    self.exit(0)
+                    return
+                self._stack_down()
+                await self.stack.wait_for_up()
+                await self._new_run()
         except NoMatches:
             return  # the app is closing: its widgets are gone
-        except DevstackError as error:
-            self.notify(error.render(), severity="error", timeout=10)
-        self.stack_ended = True
-        self._update_title()
-        if self.quit_with_stack:
-            self.exit(0)
 
-    @work(group="streams")
-    async def follow_output(self) -> None:
+    async def _follow_run(self) -> None:
+        """The statuses and output of one `up`, until it ends."""
+        output = asyncio.create_task(self._follow_output())
+        try:
+            try:
+                async for rows in self.stack.statuses():
+                    self.show_rows(rows)
+            except DevstackError as error:
+                if error.problems[0].code != "not-running":  # gone before it answered: quiet
+                    self.notify(error.render(), severity="error", timeout=10)
+            self.stack_ended = True
+            # The last lines the `up` sent may still be on their way: its end closes
+            # both streams at once, so they come soon; bounded all the same.
+            await asyncio.wait([output], timeout=OUTPUT_DRAIN)
+        finally:
+            output.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await output
+
+    async def _follow_output(self) -> None:
         try:
             async for batch in self.stack.output(tail=self.book.max_lines):
                 self.add_lines(batch)
-        except NoMatches:
-            return  # the app is closing: its widgets are gone
         except DevstackError as error:
             if not self.stack_ended:  # else the status stream has said it
                 self.notify(f"the log stream stopped: {error.render()}", severity="error")
+
+    def _stack_down(self) -> None:
+        """No `up` runs: no service is shown as running, and the title says so."""
+        self.action_stop_typing()
+        self.show_rows(view.ended(list(self.rows.values())))
+        self.notify("devstack up has ended; the UI follows the next one (q quits)")
+
+    async def _new_run(self) -> None:
+        """A new `up` answers: begin again as if the UI had just opened on it (its log
+        files' tails hold the lines of the runs before, with their separators)."""
+        if self.read_tty_services is not None:
+            self.tty_services = await asyncio.to_thread(self.read_tty_services)
+        self.stack_ended = False
+        self.book.clear()
+        self.rows = {}  # the next statuses draw the table anew, without "pid ended" lines
+        self.redraw_log()
+        self.notify("devstack up is running again")
 
     @work(group="typing")
     async def send_typed_keys(self) -> None:
@@ -358,7 +401,7 @@ class DevstackApp(App[int]):
         if log.typing_into:
             parts.append(f"typing into {log.typing_into} (Esc stops)")
         if self.stack_ended:
-            parts.append("the stack has ended")
+            parts.append("the stack is down" if self.quit_with_stack else view.STACK_DOWN)
         self.query_one("#pane-title", Static).update(Text(" · ".join(parts)))
 
     # -- actions -----------------------------------------------------------------------
