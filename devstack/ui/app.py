@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
@@ -34,7 +34,7 @@ from textual.widgets import DataTable, Footer, Input, Log, Static
 from devstack.core.errors import DevstackError
 from devstack.ui import view
 from devstack.ui.envpane import EnvScreen
-from devstack.ui.stack import LogBatch, ServiceRow
+from devstack.ui.stack import RECONNECT_PAUSE, LogBatch, ServiceRow
 from devstack.ui.usage import Usage, UsageSampler
 
 ALL = "(all services)"
@@ -49,7 +49,7 @@ class Stack(Protocol):
 
     root: Path
 
-    def statuses(self) -> AsyncIterator[list[ServiceRow]]: ...
+    def statuses(self) -> AsyncGenerator[list[ServiceRow], None]: ...
     def output(self, tail: int) -> AsyncIterator[LogBatch]: ...
     async def restart(self, name: str) -> None: ...
     async def stop(self, name: str) -> None: ...
@@ -212,36 +212,61 @@ class DevstackApp(App[int]):
     @work(group="streams")
     async def follow_stack(self) -> None:
         """Follow the running `up`; once it has ended, the next one, for ever."""
+        again = False  # the first `up` finds the UI empty: nothing to forget
         try:
             while True:
-                await self._follow_run()
+                answered = await self._follow_run(again)
                 if self.quit_with_stack:
                     self.exit(0)
                     return
-                self._stack_down()
+                if answered:
+                    again = True
+                    self._stack_down()
+                else:
+                    # Its socket took the connection, yet no `up` answered: one dying
+                    # as the UI looked (a socket outlives its process by moments).
+                    await asyncio.sleep(RECONNECT_PAUSE[0])
                 await self.stack.wait_for_up()
-                await self._new_run()
         except NoMatches:
             return  # the app is closing: its widgets are gone
 
-    async def _follow_run(self) -> None:
-        """The statuses and output of one `up`, until it ends."""
-        output = asyncio.create_task(self._follow_output())
-        try:
+    async def _follow_run(self, again: bool) -> bool:
+        """The statuses and output of one `up`, until it ends; False if no `up` answered.
+
+        The UI forgets the run before (`_new_run`) only once the next has answered."""
+        async with contextlib.aclosing(self.stack.statuses()) as statuses:
             try:
-                async for rows in self.stack.statuses():
-                    self.show_rows(rows)
-            except DevstackError as error:
-                if error.problems[0].code != "not-running":  # gone before it answered: quiet
-                    self.notify(error.render(), severity="error", timeout=10)
-            self.stack_ended = True
-            # The last lines the `up` sent may still be on their way: its end closes
-            # both streams at once, so they come soon; bounded all the same.
-            await asyncio.wait([output], timeout=OUTPUT_DRAIN)
-        finally:
-            output.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await output
+                first = await anext(statuses)
+            except (DevstackError, StopAsyncIteration) as error:
+                self._lost(error)
+                if not self.stack_ended:
+                    self.stack_ended = True
+                    self._update_title()
+                return False
+            if again:
+                await self._new_run()
+            self.show_rows(first)
+            output = asyncio.create_task(self._follow_output())
+            try:
+                try:
+                    async for rows in statuses:
+                        self.show_rows(rows)
+                except DevstackError as error:
+                    self._lost(error)
+                self.stack_ended = True
+                # The last lines the `up` sent may still be on their way: its end closes
+                # both streams at once, so they come soon; bounded all the same.
+                await asyncio.wait([output], timeout=OUTPUT_DRAIN)
+            finally:
+                output.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await output
+        return True
+
+    def _lost(self, error: Exception) -> None:
+        """Say why the stream of statuses ended, unless it is that no `up` runs."""
+        if isinstance(error, DevstackError) and error.problems[0].code != "not-running":
+            self.notify(error.render(), severity="error", timeout=10)
 
     async def _follow_output(self) -> None:
         try:
@@ -258,13 +283,13 @@ class DevstackApp(App[int]):
         self.notify("devstack up has ended; the UI follows the next one (q quits)")
 
     async def _new_run(self) -> None:
-        """A new `up` answers: begin again as if the UI had just opened on it (its log
-        files' tails hold the lines of the runs before, with their separators)."""
+        """The next `up` has answered: begin again as if the UI had just opened on it
+        (its log files' tails hold the lines of the runs before, with separators)."""
         if self.read_tty_services is not None:
             self.tty_services = await asyncio.to_thread(self.read_tty_services)
         self.stack_ended = False
         self.book.clear()
-        self.rows = {}  # the next statuses draw the table anew, without "pid ended" lines
+        self.rows = {}  # its statuses draw the table anew, without "pid ended" lines
         self.redraw_log()
         self.notify("devstack up is running again")
 

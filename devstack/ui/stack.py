@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,7 +76,7 @@ class StackClient:
     def __init__(self, root: Path) -> None:
         self.root = root
 
-    async def statuses(self) -> AsyncIterator[list[ServiceRow]]:
+    async def statuses(self) -> AsyncGenerator[list[ServiceRow], None]:
         """Every service's status now, then again after each change, until the stack ends."""
         async for message in self._stream("watch"):
             yield [ServiceRow.of(row) for row in message["services"]]

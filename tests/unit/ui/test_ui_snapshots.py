@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +69,7 @@ class FixedStack:
     def __init__(self, root: Path) -> None:
         self.root = root
 
-    async def statuses(self) -> AsyncIterator[list[ServiceRow]]:
+    async def statuses(self) -> AsyncGenerator[list[ServiceRow], None]:
         yield ROWS
         await asyncio.Event().wait()  # the stack runs on
 
