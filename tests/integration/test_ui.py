@@ -8,6 +8,7 @@ suite lean.
 from __future__ import annotations
 
 import asyncio
+import signal
 import subprocess
 import sys
 import time
@@ -36,13 +37,28 @@ services:
       API_TOKEN: {SECRET}
       GREETING: hi
   echo:
-    cmd: [sh, -c, 'echo echo ready; while read line; do echo "got $line"; done']
+    cmd: [{PY}, -u, prompt.py]
     tty: true
+"""
+# A prompt as a tty service: it echoes lines, says when Ctrl+C reaches it as SIGINT,
+# and outlives the hang-up of its terminal (only devstack's stop or the guardian end it).
+PROMPT = """\
+import os, signal, sys
+signal.signal(signal.SIGINT, lambda *_: print("got SIGINT", flush=True))
+signal.signal(signal.SIGHUP, signal.SIG_IGN)
+try:
+    own = os.tcgetpgrp(0) == os.getpgrp()
+except OSError:
+    own = False
+print("echo ready", "in the foreground of its terminal" if own else "without a terminal")
+sys.stdout.flush()
+for line in sys.stdin:
+    print("got " + line.strip(), flush=True)
 """
 
 
 def start_stack(repo: Path) -> Running:
-    make_repo(repo, CONFIG)
+    make_repo(repo, CONFIG, {"prompt.py": PROMPT})
     running = Running("up", cwd=repo)
     running.wait_for_each(r"api +\| hello from api", r"echo +\| echo ready")
     return running
@@ -111,16 +127,25 @@ async def _restart_and_search(app: DevstackApp) -> None:
         assert len(shown_log(app)) > 2  # the separators are back
 
 
-def test_typing_into_a_tty_service_and_the_env_pane_masks_secrets(repo: Path) -> None:
+def test_typing_into_a_tty_service_ctrl_c_and_the_env_pane_masks_secrets(repo: Path) -> None:
     running = start_stack(repo)
     try:
+        assert "echo ready in the foreground of its terminal" in running.output()
         asyncio.run(_type_and_env(ui_for(repo)))
+        # ^Z stops nothing (no shell could resume it); ^C after it is SIGINT again.
+        running.wait_for(r"echo +\| \^Cgot SIGINT")  # typed in the UI
+        control.request(repo, "input", services=["echo"], data="\x1a\x03")
+        running.wait_for(r"echo +\| \^Z\^Cgot SIGINT")  # NOFLSH: ^C dropped no output
         with pytest.raises(DevstackError, match="api reads no input"):
             control.request(repo, "input", services=["api"], data="x")
         with pytest.raises(DevstackError, match="did you mean 'echo'"):
             control.request(repo, "input", services=["ecko"], data="x")
+        # SIGKILL of devstack: its pty hangs up, which the prompt ignores; the guardian
+        # still ends it (the `repo` fixture fails if anything is left).
+        running.send(signal.SIGKILL)
+        assert running.wait() == -signal.SIGKILL
     finally:
-        stop_stack(running)
+        running.close()
 
 
 async def _type_and_env(app: DevstackApp) -> None:
@@ -128,6 +153,11 @@ async def _type_and_env(app: DevstackApp) -> None:
         await until(pilot, lambda: "echo" in app.rows, "the services")
         await pilot.press("j", "i", *"ping", "enter")
         await until(pilot, lambda: "got ping" in shown_log(app), "the echo of what was typed")
+        await pilot.press("ctrl+c")  # SIGINT for the prompt, which says so and runs on
+        # The terminal echoes "^C" before the handler's line, as a terminal would.
+        await until(pilot, lambda: shown_log(app)[-1].endswith("got SIGINT"), "Ctrl+C's SIGINT")
+        await pilot.press(*"pong", "enter")
+        await until(pilot, lambda: "got pong" in shown_log(app), "the prompt to run on")
         await pilot.press("escape", "k", "e")
         assert isinstance(app.screen, EnvScreen)
         env = app.screen
