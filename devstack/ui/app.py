@@ -425,8 +425,8 @@ class DevstackApp(App[int]):
         parts.append("following" if log.auto_scroll else "paused (f follows)")
         if log.typing_into:
             parts.append(f"typing into {log.typing_into} (Esc stops)")
-        if self.stack_ended:
-            parts.append("the stack is down" if self.quit_with_stack else view.STACK_DOWN)
+        if self.stack_ended:  # first: the line is cut at the screen's edge
+            parts.insert(0, "the stack is down" if self.quit_with_stack else view.STACK_DOWN)
         self.query_one("#pane-title", Static).update(Text(" · ".join(parts)))
 
     # -- actions -----------------------------------------------------------------------
