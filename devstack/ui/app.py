@@ -95,6 +95,18 @@ class ServiceLog(Log):
             self.app.type_key(self.typing_into, text)  # type: ignore[attr-defined]
 
 
+def _raise_in(follower: asyncio.Task[Any] | None) -> Callable[[asyncio.Task[Any]], None]:
+    """A done callback for a helper task: if it failed, cancel `follower`, which then
+    raises the helper's error where it awaits the helper (a bug shows at once, as a
+    worker's would, not once the stack ends)."""
+
+    def done(task: asyncio.Task[Any]) -> None:
+        if follower is not None and not task.cancelled() and task.exception() is not None:
+            follower.cancel()
+
+    return done
+
+
 class HelpScreen(ModalScreen[None]):
     """`?`: every key, from the app's own bindings (never out of step with them)."""
 
@@ -247,6 +259,7 @@ class DevstackApp(App[int]):
                 await self._new_run()
             self.show_rows(first)
             output = asyncio.create_task(self._follow_output())
+            output.add_done_callback(_raise_in(asyncio.current_task()))
             try:
                 try:
                     async for rows in statuses:
