@@ -28,6 +28,7 @@ from devstack.core import stackpolicy
 from devstack.core.errors import DevstackError, unknown_name_error
 from devstack.core.model import Project, ReadyProbe, Service
 from devstack.core.scripts import service_ports
+from devstack.core.secrets import KnownSecrets
 from devstack.core.stackpolicy import Stack
 from devstack.runtime.firstwave import spawn_env
 from devstack.runtime.stackapi import Level, OutputCallback, ServiceStatus, StateCallback
@@ -101,6 +102,8 @@ class Supervisor:
     ) -> None:
         self._project = project
         self._env = env
+        self._secrets = env.secret_texts(project.vars)
+        self._known_secrets = KnownSecrets(self._secrets)
         self.output = output
         self.run_id = run_id
         self.colour = colour
@@ -402,6 +405,9 @@ class Supervisor:
             self.start_new_services,
         )
         self._project, self._env = project, env
+        # The old values too: an instance spawned with them may still be named in a message.
+        old, self._secrets = self._secrets, env.secret_texts(project.vars)
+        self._known_secrets = KnownSecrets(old | self._secrets)
         for name, handles in self._handles.items():
             if name in project.services:
                 handles.env = dict(env.services[name].values)
@@ -544,7 +550,8 @@ class Supervisor:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def _say(self, name: str | None, message: str, level: Level = "info") -> None:
-        self.output.system(name, message, level)
+        # A command line a shell expanded may hold a secret no flag name gives away.
+        self.output.system(name, self._known_secrets.text(message), level)
 
     def _sayer(self, name: str) -> Callable[[str], None]:
         return lambda message: self._say(name, message, "warn")
