@@ -24,6 +24,9 @@ from textual.widgets import DataTable, Footer, Static
 from devstack.core.errors import DevstackError
 
 COLUMNS = ("NAME", "SOURCE", "VALUE")
+# A long source ("set by devstack for every service, when `up` prints in colour") is
+# cut, so that VALUE starts on an 80-column screen; the story below has it whole.
+WIDEST = {"NAME": 40, "SOURCE": 33, "VALUE": 10_000}
 
 
 class EnvScreen(Screen[None]):
@@ -77,7 +80,7 @@ class EnvScreen(Screen[None]):
         table.clear(columns=True)
         for index, label in enumerate(COLUMNS):
             width = max(cell_len(label), *(row[index].cell_len for row in cells))
-            table.add_column(label, width=width, key=label)
+            table.add_column(label, width=min(width, WIDEST[label]), key=label)
         for (name, _, _), row in zip(rows, cells, strict=True):
             table.add_row(*row, key=name)
         if not rows:

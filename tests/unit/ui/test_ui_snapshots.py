@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from devstack.ui import envpane
 from devstack.ui.app import DevstackApp
 from devstack.ui.envpane import EnvScreen
 from devstack.ui.stack import LogBatch, ServiceRow
@@ -89,9 +90,32 @@ def fixed_usage(pids: list[int]) -> dict[int, Usage]:
     return {4101: Usage(0.4, 48 * 1024 * 1024), 4133: Usage(3.0, 182 * 1024 * 1024)}
 
 
+def env_report_at_a_fixed_path(
+    repo: Path,
+) -> Callable[[str, Path | None], tuple[list[tuple[str, str, str]], dict[str, str]]]:
+    """The real env report, with the repo's path (tmp_path's, new on every run: it is
+    DEVSTACK_REPO's value) shown as /home/dev/repo."""
+
+    real = envpane.env_report  # the module's own, before the fixture replaces it
+
+    def report(
+        service: str, config_file: Path | None
+    ) -> tuple[list[tuple[str, str, str]], dict[str, str]]:
+        rows, stories = real(service, config_file)
+        at = str(repo)
+        fixed = [(name, value.replace(at, FIXED_REPO), src) for name, value, src in rows]
+        return fixed, {name: story.replace(at, FIXED_REPO) for name, story in stories.items()}
+
+    return report
+
+
+FIXED_REPO = "/home/dev/repo"
+
+
 @pytest.fixture
 def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DevstackApp:
-    repo = make_repo(tmp_path / "repo", CONFIG)
+    repo = make_repo(tmp_path / "repo", CONFIG).resolve()
+    monkeypatch.setattr(envpane, "env_report", env_report_at_a_fixed_path(repo))
     for name in list(os.environ):
         if not name.startswith(("TEXTUAL", "PYTEST", "TERM", "COLUMNS", "LINES")):
             monkeypatch.delenv(name)
