@@ -331,27 +331,34 @@ def _check_ports(project: Project, names: list[str], early: Early | None = None)
     """A chosen service's port taken by another process stops `up` before anything
     starts, as doctor reports it (issue 11 §5: `up` used to start the rest and
     blame a dependent)."""
-    from devstack.core.errors import EXIT_FAILURE, DevstackError, Problem
     from devstack.core.scripts import service_ports
+
+    wanted = [
+        (name, port)
+        for name in names
+        for port in service_ports(project.services[name].port, project.services[name].cmd)
+    ]  # `-p N` too (issue 12 item 6)
+    if not wanted:
+        return  # and no socket module to import before the first spawn
+    from devstack.core.errors import EXIT_FAILURE, DevstackError, Problem
     from devstack.runtime import ports
 
     problems = []
-    for name in names:
+    for name, port in wanted:
         service = project.services[name]
-        for port in service_ports(service.port, service.cmd):  # `-p N` too (issue 12 item 6)
-            if holder := ports.port_holder(port):
-                problems.append(
-                    Problem(
-                        f"{name}: port {port} is in use by {holder}",
-                        service.location,
-                        "stop that process, or change `port`"
-                        if port == service.port
-                        else "stop that process, or change the port in `cmd`",
-                        code="port-in-use",
-                    )
+        if holder := ports.port_holder(port):
+            problems.append(
+                Problem(
+                    f"{name}: port {port} is in use by {holder}",
+                    service.location,
+                    "stop that process, or change `port`"
+                    if port == service.port
+                    else "stop that process, or change the port in `cmd`",
+                    code="port-in-use",
                 )
+            )
     if problems:
-        # What the kept plan started (no port of its own) is stopped again.
+        # What the fast start spawned (no port of its own) is stopped again.
         note = _stopped_early(early)
         raise DevstackError(problems, EXIT_FAILURE, notes=[f"devstack up: {note}"])
 

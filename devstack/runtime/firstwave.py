@@ -27,8 +27,9 @@ main thread imports the rest and checks the config and the environment as always
 if that check now finds an error (something outside the key changed, such as a cwd
 that was removed), the children are killed again and `up` says so.
 
-At import, only `contextlib`, `marshal`, `os` and `sys`; the guardian (subprocess),
-ctypes for the subreaper, threading and Output come after the plan is found good.
+At import, only `contextlib`, `marshal`, `os` and `sys`; the guardian, the platform
+(ctypes for the subreaper, the cgroup), threading and Output come after the plan is
+found good.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ RUN_FILE = "run.json"  # runstate's: present only when a run did not end cleanly
 RECORD_FILE = "members.json"  # membership's: the same
 CONFIG_NAME = "devstack.yaml"
 OFF_VAR = "DEVSTACK_FAST_START"  # "0": always take the ordinary path
-_PR_SET_CHILD_SUBREAPER = 36
+CGROUP_VAR, CGROUP_PREFIX = "DEVSTACK_CGROUP", "devstack-"  # membership's
 FROM_PLAN = "started from the kept plan"
 STOP, MORE = b"x", b"+"  # what the main thread tells the thread that shows lines
 
@@ -292,7 +293,7 @@ class Early:
         self.run_id = run_id
         self.colour = colour
         self.children: dict[str, Child] = {}
-        self.cgroup: RunCgroup | None = None
+        self._cgroup: str | None = None  # the run's cgroup (a path), until `up` takes it
         self.output: Output | None = None
         self._pump: Any = None  # the thread
         self._wake = (-1, -1)
@@ -311,8 +312,14 @@ class Early:
 
     def take_cgroup(self) -> RunCgroup | None:
         """The run's cgroup, for `up`, which removes it at the end."""
-        cgroup, self.cgroup = self.cgroup, None
-        return cgroup
+        if self._cgroup is None:
+            return None
+        from pathlib import Path
+
+        from devstack.runtime.membership import RunCgroup
+
+        path, self._cgroup = self._cgroup, None
+        return RunCgroup(Path(path))
 
     def _defer_signals(self) -> None:
         """From the first spawn until the supervisor handles them, Ctrl+C, SIGTERM and
@@ -372,16 +379,20 @@ class Early:
         try:
             from pathlib import Path
 
-            from devstack.runtime import membership
+            from devstack.runtime import platform
             from devstack.runtime.guardian import start_guardian
 
             raise_fd_limit(fd_limit)
             start_guardian(self.run_id, Path(os.path.dirname(self.config_path), ".devstack"))
-            _become_subreaper(environ)
-            # After the guardian (which must not be in it), before the first spawn. Its
-            # record is written by `up` once runstate holds the run (it reads records as
-            # a dead run's leftovers).
-            self.cgroup = membership.RunCgroup.create(self.run_id)
+            # The portable platform has none: the guardian and the recorded members
+            # end what the services orphan, as on its ordinary path.
+            platform.current().become_subreaper()
+            # After the guardian (which must not be in it), before the first spawn:
+            # membership.RunCgroup.create's, without membership's imports. Its record is
+            # written by `up` once runstate holds the run (it reads records as a dead
+            # run's leftovers).
+            if environ.get(CGROUP_VAR, "1") != "0":
+                self._cgroup = platform.current().create_cgroup(CGROUP_PREFIX + self.run_id)
             self._defer_signals()
             _spawn_all(self, services, environ)
             if self.children:
@@ -582,13 +593,6 @@ def supported(environ: Mapping[str, str]) -> bool:
     return environ.get(OFF_VAR) != "0" and hasattr(os, "posix_spawn")
 
 
-def _portable(environ: Mapping[str, str]) -> bool:
-    """runtime/platform.choose's test, without importing it: not Linux's platform
-    (macOS, or DEVSTACK_PORTABLE=1), which has no subreaper and no pidfds."""
-    linux = sys.platform.startswith("linux")
-    return not linux or environ.get("DEVSTACK_PORTABLE", "") not in ("", "0")
-
-
 def _find_config(start: str) -> str | None:
     """config.find_config's walk: the nearest devstack.yaml here or in a parent."""
     directory = os.path.realpath(start)
@@ -638,21 +642,10 @@ def raise_fd_limit(wanted: int) -> tuple[int, int]:
     return soft, hard
 
 
-def _become_subreaper(environ: Mapping[str, str]) -> None:
-    # reaper.become_subreaper's prctl, without importing reaper (dataclasses, typing).
-    # The portable platform has none: the guardian and the recorded members end what
-    # the services orphan, as on its ordinary path.
-    if _portable(environ):
-        return
-    import ctypes
-
-    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-
-
 def _spawn_all(early: Early, services: list[Planned], environ: Mapping[str, str]) -> None:
     import signal
 
-    _close_inherited_on_exec()
+    close_inherited_on_exec()
     here = os.getcwd()
     devnull = os.open(os.devnull, os.O_RDONLY)
     try:
@@ -680,7 +673,7 @@ def _spawn_all(early: Early, services: list[Planned], environ: Mapping[str, str]
         os.chdir(here)
 
 
-def _close_inherited_on_exec() -> None:
+def close_inherited_on_exec() -> None:
     """Mark every descriptor devstack inherited close-on-exec: subprocess closes them
     all in the child (close_fds), which posix_spawn in Python 3.11 cannot. macOS
     lists a process's descriptors in /dev/fd (Linux's is a link to /proc/self/fd)."""
