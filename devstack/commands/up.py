@@ -75,6 +75,23 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_env_overrides(parser)
 
 
+def plain_defaults() -> dict[str, object]:
+    """What `configure`'s options are when none is given: a plain `devstack up` is
+    not parsed (devstack.cli.plain_up)."""
+    return {
+        "names": [],
+        "no_deps": False,
+        "excluded": [],
+        "filters": [],
+        "abort_on_exit": False,
+        "timestamps": False,
+        "detach": False,
+        "ready_fd": None,
+        "ui": False,
+        "env_overrides": [],
+    }
+
+
 def run(args: argparse.Namespace) -> int:
     import os
 
