@@ -11,15 +11,18 @@ from pathlib import Path
 
 from bench import report
 from bench.results import Results, render
-from bench.scenarios import NAMES, Context, scenario
+from bench.scenarios import EXTRA_NAMES, NAMES, Context, scenario
 from bench.tools import Tools
 
 
 def main(argv: list[str] | None = None) -> int:
-    scenarios = NAMES
+    scenarios = NAMES + EXTRA_NAMES
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument(
-        "names", nargs="*", metavar="SCENARIO", help=f"any of {', '.join(scenarios)} (default: all)"
+        "names",
+        nargs="*",
+        metavar="SCENARIO",
+        help=f"any of {', '.join(scenarios)} (default: {', '.join(NAMES)})",
     )
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke run)")
     parser.add_argument(
@@ -56,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     ctx = Context(tools=tools, results=results, quick=args.quick, workdir=workdir, log=log)
     started = time.monotonic()
     try:
-        for name in args.names or list(scenarios):
+        for name in args.names or list(NAMES):
             log(f"scenario {name}")
             scenario(name)(ctx)
     finally:

@@ -72,6 +72,7 @@ make bench                                # = .venv/bin/python -m bench
 .venv/bin/python -m bench --quick         # fewer repetitions (a smoke run, ~4 min)
 .venv/bin/python -m bench startup restart # only these scenarios
 .venv/bin/python -m bench --tools devstack,honcho --no-npm
+.venv/bin/python -m bench policy          # the policy step alone, before and after
 .venv/bin/python -m bench --write BENCHMARKS.md   # regenerate this file
 ```
 

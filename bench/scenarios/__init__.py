@@ -35,6 +35,8 @@ class Context:
 
 
 NAMES = ("startup", "throughput", "restart", "shutdown", "idle")
+# Run only when named: `python -m bench policy` (the policy step alone, no peers).
+EXTRA_NAMES = ("policy",)
 
 
 def scenario(name: str) -> Callable[[Context], None]:

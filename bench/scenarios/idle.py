@@ -5,12 +5,17 @@ seconds over 10 s and its memory (PSS) at the end.
 it started that is not a service or under one (devstack's guardian, for example).
 Only devstack watches the tree (honcho and concurrently cannot watch), so its
 figure includes the cost of watching 10,000 files.
+
+Beside devstack, the floor of any supervisor written like it: the same Python running
+a bare asyncio loop, imported without ssl as devstack's is (runtime/lean.py), which
+does nothing; measured the same way, in the devstack column of its own row.
 """
 
 from __future__ import annotations
 
 import contextlib
 import re
+import sys
 import time
 from pathlib import Path
 
@@ -27,6 +32,18 @@ TREE_DIRS, TREE_FILES = 100, 100  # 10,000 files
 WINDOW = 10.0
 SETTLE = 2.0  # after every service is up: watches set up, imports done
 SERVICE_TAG = "BENCHIDLE"
+FLOOR = (
+    "import sys; sys.modules['ssl'] = None\n"
+    "import asyncio\n"
+    "async def main():\n"
+    "    print('BENCHIDLE0X', flush=True)\n"
+    "    await asyncio.sleep(3600)\n"
+    "asyncio.run(main())\n"
+)
+FLOOR_METRIC = "PSS floor: a bare asyncio loop, same Python (MiB)"
+# PSS counts a share of each shared library (libpython, libcrypto, Ruby's): it falls as
+# other processes map the same ones. USS, the pages no other process maps, does not.
+USS_METRIC = "USS, private pages only (MiB)"
 
 
 def services() -> list[Service]:
@@ -64,9 +81,12 @@ def run(ctx: Context) -> None:
         target="< foreman",  # issue 16
         check=below(["foreman"]),
     )
+    tools = ctx.tools.available(STARTERS)
     for rep in range(ctx.reps(2, 1)):
-        for tool in ctx.tools.available(STARTERS):
+        for tool in tools:
             once(ctx, tool)
+        if "devstack" in tools:
+            floor(ctx)
         ctx.log(f"idle: rep {rep + 1} done")
 
 
@@ -86,10 +106,34 @@ def once(ctx: Context, tool: str) -> None:
         before = cpu_seconds(own)
         time.sleep(WINDOW)
         cpu = cpu_seconds(own) - before
-        pss = sum(_pss(process) for process in own) / 2**20
+        pss = sum(_memory(process, "pss") for process in own) / 2**20
+        uss = sum(_memory(process, "uss") for process in own) / 2**20
         ctx.results.add(scenario, f"CPU s over {WINDOW:.0f} s", tool, cpu)
         ctx.results.add(scenario, "PSS (MiB)", tool, pss)
-        ctx.log(f"idle {tool}: {[p.name() for p in own]} cpu {cpu:.3f}s pss {pss:.1f} MiB")
+        ctx.results.add(scenario, USS_METRIC, tool, uss, fmt="{:.1f}")
+        ctx.log(
+            f"idle {tool}: {[p.name() for p in own]} cpu {cpu:.3f}s"
+            f" pss {pss:.1f} MiB uss {uss:.1f} MiB"
+        )
+    finally:
+        launched.close()
+
+
+def floor(ctx: Context) -> None:
+    """The PSS of a Python that only runs an idle asyncio loop, measured as `once` does."""
+    root = ctx.stack_dir("idle-floor")
+    argv = [sys.executable, "-c", FLOOR]
+    launched = Launched(argv, cwd=root, marker=new_marker())
+    try:
+        if launched.wait_tokens(READY, 1, 30.0) is None:
+            ctx.log(f"floor: not ready\n{launched.stderr()[-2000:]}")
+            return
+        time.sleep(SETTLE + WINDOW)
+        pss = _memory(psutil.Process(launched.pid), "pss") / 2**20
+        ctx.results.add(
+            "idle 5 services, 10k files", FLOOR_METRIC, "devstack", pss, fmt="{:.1f}", ratios=False
+        )
+        ctx.log(f"idle floor: pss {pss:.1f} MiB")
     finally:
         launched.close()
 
@@ -118,7 +162,8 @@ def cpu_seconds(processes: list[psutil.Process]) -> float:
     return total
 
 
-def _pss(process: psutil.Process) -> int:
+def _memory(process: psutil.Process, kind: str) -> int:
+    """PSS (shared pages split among the processes that map them) or USS (private)."""
     with contextlib.suppress(psutil.Error):
-        return int(process.memory_full_info().pss)
+        return int(getattr(process.memory_full_info(), kind))
     return 0

@@ -64,11 +64,13 @@ def run(args: argparse.Namespace) -> int:
         return status
     if len(names) == 2:
         print(envreport.variable_story(project, env, service, names[1], shown))
-        return 0 if names[1] in env.services[service].values else 1
+        shown_names = envreport.shown_variables(project, env.services[service])
+        return 0 if names[1] in shown_names else 1
     service_env = env.services[service]
     if args.json:
         print(json.dumps(envreport.variables_json(service_env, shown), indent=2))
     elif args.format in ("dotenv", "shell"):
+        # Without devstack's own layer (see `exportable`): the listing shows it, this not.
         values, left_out = envreport.exportable(service_env, shown)
         export = envreport.as_dotenv if args.format == "dotenv" else envreport.as_shell
         print(export(values), end="")

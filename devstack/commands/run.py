@@ -32,6 +32,8 @@ def run(args: argparse.Namespace) -> int:
     service = project.services[args.service]
     argv = args.command[1:] if args.command[:1] == ["--"] else args.command
     argv = argv or list(service.argv)
+    # The layers' values, without devstack's own (envresolve.as_spawned): this command is
+    # not one of `up`'s processes, and a run's markers would make the next `up` stop it.
     values = env.services[args.service].values
     if not service.cwd.is_dir():
         raise DevstackError([Problem(f"cwd {service.cwd} does not exist", service.location)])

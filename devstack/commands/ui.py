@@ -47,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
         StackClient(root),
         config_file=config_file,
         tty_services=_tty_services(config_file),
+        read_tty_services=lambda: _tty_services(config_file),
         quit_with_stack=args.exit_with_stack,
     )
     return app.run() or 0

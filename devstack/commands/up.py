@@ -254,9 +254,13 @@ def _run_stack(
     overrides: Mapping[str, str],
     stream: BinaryIO,
 ) -> int:
-    import asyncio
     import os
     import sys
+
+    from devstack.runtime import lean
+
+    lean.import_asyncio()  # before any module imports it: ssl stays out of `up` (lean.py)
+    import asyncio
 
     from devstack.core import logfiles
     from devstack.core.logfmt import should_colour
@@ -542,15 +546,20 @@ async def _start_after_first_spawns(
     import os
     import sys
 
+    from devstack.runtime import lean
+
     await supervisor.first_spawns_done.wait()
     # In a thread: the loop keeps passing the services' output on meanwhile.
     interactive = keys and sys.stdin.isatty()  # under `--ui` the UI reads the keys
     watcher, reader = await asyncio.to_thread(_import_companions, interactive)
     if supervisor.shutting_down:  # Ctrl+C came first: "watching for changes" would be odd
         return
-    start(watcher.watch_project(supervisor, shell=os.environ, cli_env=overrides))
+    watching = asyncio.Event()
+    start(watcher.watch_project(supervisor, shell=os.environ, cli_env=overrides, set_up=watching))
     if reader is not None:
         start(reader.read_keys(supervisor))
+    await asyncio.gather(supervisor.settled(), watching.wait())
+    lean.release_freed_memory()  # what the start freed goes back to the system (issue 16)
 
 
 def _import_companions(interactive: bool) -> tuple[ModuleType, ModuleType | None]:

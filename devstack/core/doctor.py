@@ -20,7 +20,7 @@ from devstack.core.envresolve import ProjectEnv, Variable, admission
 from devstack.core.errors import Location, Problem
 from devstack.core.model import EnvFileRef, Project, Service, VarDecl
 from devstack.core.scripts import service_ports
-from devstack.core.secrets import hide_url_passwords, is_secret, masked
+from devstack.core.secrets import is_secret
 
 # Words a `cmd` string may start with that are not programs to look up on PATH.
 SHELL_WORDS = frozenset(
@@ -111,7 +111,7 @@ def _check_declared(project: Project, env: ProjectEnv, decl: VarDecl) -> Iterato
     if decl.pattern:
         for service, value in receivers.items():
             if not re.search(decl.pattern, value):
-                shown = masked(name, value, project.vars)
+                shown = env.services[service].masking(project.vars).masked(name, value)
                 where = env.services[service].variables[name].source.label
                 yield Problem(
                     f"{service}: {name} = {shown} (from {where}) does not match {decl.pattern!r}",
@@ -136,7 +136,7 @@ def _differs(
     code: str,
 ) -> Problem:
     lines = [
-        f"    {service}: {masked(name, value, project.vars)} "
+        f"    {service}: {env.services[service].masking(project.vars).masked(name, value)} "
         f"from {env.services[service].variables[name].source.label}"
         for service, value in values.items()
     ]
@@ -232,7 +232,7 @@ def _shell_overrides(project: Project, env: ProjectEnv) -> Iterator[Problem]:
 
 def _check_service(project: Project, env: ProjectEnv, service: Service) -> Iterator[Problem]:
     yield from _unspawnable_values(env, service)
-    yield from _check_probe(env, service)
+    yield from _check_probe(project, env, service)
     cwd = project.display_path(service.cwd) or "."
     if service.cwd.is_file():
         yield Problem(
@@ -358,11 +358,11 @@ def _unspawnable_values(env: ProjectEnv, service: Service) -> Iterator[Problem]:
             )
 
 
-def _check_probe(env: ProjectEnv, service: Service) -> Iterator[Problem]:
+def _check_probe(project: Project, env: ProjectEnv, service: Service) -> Iterator[Problem]:
     """The ready target as the probe will use it: interpolated, then parsed."""
     from urllib.parse import urlsplit
 
-    from devstack.core.plan import resolved_probe
+    from devstack.core.plan import resolved_probe, shown_probe_target
 
     if service.ready is None:
         return
@@ -377,6 +377,7 @@ def _check_probe(env: ProjectEnv, service: Service) -> Iterator[Problem]:
         )
     if unresolved:
         return
+    masking = env.services[service.name].masking(project.vars)
     try:
         if probe.kind == "http":
             url = urlsplit(probe.target)
@@ -392,7 +393,8 @@ def _check_probe(env: ProjectEnv, service: Service) -> Iterator[Problem]:
         example = "http://127.0.0.1:${PORT}/health" if probe.kind == "http" else "127.0.0.1:5432"
         yield Problem(
             f"{what} is not a valid {'URL' if probe.kind == 'http' else 'host:port'}"
-            f" once interpolated: {hide_url_passwords(probe.target)}",
+            " once interpolated: "
+            + shown_probe_target(service.ready, env.services[service.name].values, masking),
             where,
             f"for example: {example}",
             code="invalid-probe",

@@ -1,7 +1,9 @@
 """What `devstack env` shows: a service's variables, one variable's story, a diff.
 
 Plain functions from a resolved `ProjectEnv` to rows, text or JSON-ready dicts; every
-value goes through `secrets.masked` unless the user asked to reveal it.
+value goes through `secrets.masked` (with the secrets it was built from) unless the user
+asked to reveal it. The listing and the story show devstack's own layer (`as_spawned`:
+"why does my service see FORCE_COLOR=1?"); `--format` and `--diff` do not.
 """
 
 from __future__ import annotations
@@ -11,10 +13,18 @@ import re
 import shlex
 from dataclasses import dataclass
 
-from devstack.core.envresolve import ProjectEnv, ServiceEnv, Source, admission
+from devstack.core.envresolve import (
+    ProjectEnv,
+    ServiceEnv,
+    Source,
+    Variable,
+    admission,
+    as_spawned,
+    own_variable,
+)
 from devstack.core.errors import closest_names
 from devstack.core.model import Project
-from devstack.core.secrets import has_hidden_part, is_secret, masked
+from devstack.core.secrets import is_secret, masked
 
 _SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
@@ -27,32 +37,45 @@ class Shown:
     reveal: bool = False
 
     def value(self, name: str, value: str) -> str:
+        """A value as such (a value as written, a live one): secret by name or value."""
         return masked(name, value, self.project.vars, self.reveal)
+
+    def source(self, name: str, source: Source) -> str:
+        """A layer's value for `name`, also masked where it holds a secret it interpolated."""
+        return masked(name, source.value, self.project.vars, self.reveal, source.derived)
+
+
+def shown_variables(project: Project, service_env: ServiceEnv) -> dict[str, Variable]:
+    """What the listing and the story show: the variables as `up` spawns the service."""
+    return as_spawned(project, service_env)
 
 
 def variable_rows(service_env: ServiceEnv, shown: Shown) -> list[tuple[str, str, str]]:
     """(name, shown value, source) for every variable the service gets, by name."""
+    variables = shown_variables(shown.project, service_env)
     return [
-        (name, shown.value(name, variable.value), variable.source.label)
-        for name, variable in sorted(service_env.variables.items())
+        (name, shown.source(name, variable.source), variable.source.label)
+        for name, variable in sorted(variables.items())
     ]
 
 
 def variables_json(service_env: ServiceEnv, shown: Shown) -> dict[str, object]:
+    variables = shown_variables(shown.project, service_env)
     return {
         "service": service_env.name,
         "variables": [
             {
                 "name": name,
-                "value": shown.value(name, v.value),
-                "secret": is_secret(name, shown.project.vars, v.value),
+                "value": shown.source(name, v.source),
+                "secret": is_secret(name, shown.project.vars, v.value, v.source.derived),
                 "source": v.source.label,
+                "kind": v.source.kind,
                 "passed": _passed(shown.project, service_env.name, name, v.source),
                 "shadowed": [
-                    {"source": s.label, "value": shown.value(name, s.value)} for s in v.shadowed
+                    {"source": s.label, "value": shown.source(name, s)} for s in v.shadowed
                 ],
             }
-            for name, v in sorted(service_env.variables.items())
+            for name, v in sorted(variables.items())
         ],
         "dropped": [
             {"name": name, "reason": d.reason, "sources": [s.label for s in d.sources]}
@@ -71,10 +94,14 @@ def _passed(project: Project, service: str, name: str, source: Source) -> str | 
 def exportable(service_env: ServiceEnv, shown: Shown) -> tuple[dict[str, str], list[str]]:
     """(the variables to write for reuse, the names left out). Without --reveal a
     masked placeholder would be written as if it were the value (issue 11 §4), so
-    every value with a hidden part is left out; so is a name no shell can set."""
+    every value with a hidden part is left out (one built from a secret too); so is a
+    name no shell can set. `values` holds no devstack layer: a shell that sources this
+    file is not one of `up`'s processes, and a run's markers would make the next `up`
+    stop what it starts as its own."""
     written, left_out = {}, []
+    masking = service_env.masking(shown.project.vars)
     for name, value in sorted(service_env.values.items()):
-        hidden = not shown.reveal and has_hidden_part(name, value, shown.project.vars)
+        hidden = not shown.reveal and masking.has_hidden_part(name, value)
         if hidden or not _SHELL_NAME.match(name):
             left_out.append(name)
         else:
@@ -122,17 +149,18 @@ def variable_story(project: Project, env: ProjectEnv, service: str, name: str, s
     """Every layer that defines `name` for `service`, which wins and why, or the near misses."""
     service_env = env.services[service]
     lines = [f"{name} for {service}:"]
-    variable = service_env.variables.get(name)
+    variable = shown_variables(project, service_env).get(name)
     if variable is not None:
-        lines.append(f"  value   {shown.value(name, variable.value)}")
-        lines.append(f"  from    {variable.source.label}  ({_why_wins(variable.source)})")
+        lines.append(f"  value   {shown.source(name, variable.source)}")
+        lines.append(f"  from    {variable.source.label}  ({_why_wins(name, variable.source)})")
         if variable.source.kind in ("shell", "root-file", "package-manager"):
             lines.append(
                 f"  passed  {admission(project, project.services[service]).why_admitted(name)}"
             )
         lines += _uses(name, variable.source, shown)
         for source in variable.shadowed:
-            lines.append(f"  shadows {source.label}: {shown.value(name, source.value)}")
+            lines.append(f"  shadows {source.label}: {shown.source(name, source)}")
+        lines += _own_note(name, variable)
         if service in env.loaders and variable.source.kind == "framework-file":
             loader, refs = env.loaders[service]
             order = ", ".join(ref.display for ref in reversed(refs))
@@ -143,7 +171,7 @@ def variable_story(project: Project, env: ProjectEnv, service: str, name: str, s
     if dropped is not None:
         lines.append(f"  not passed: {dropped.reason}")
         for source in dropped.sources:
-            lines.append(f"    defined at {source.label}: {shown.value(name, source.value)}")
+            lines.append(f"    defined at {source.label}: {shown.source(name, source)}")
     if shell_value is not None and not rules.admits(name):
         lines.append(f"  your shell has {name} too, but {rules.reason_dropped(name)}")
     if (dropped is not None or shell_value is not None) and not rules.admits(name):
@@ -164,12 +192,30 @@ def _uses(name: str, source: Source, shown: Shown) -> list[str]:
         if use.source is None:
             lines.append(f"  uses    {use.name}: not defined")
             continue
-        value = shown.value(use.name, use.source.value)
+        value = shown.source(use.name, use.source)
         lines.append(f"  uses    {use.name} = {value}  (from {use.source.label})")
     return lines
 
 
-def _why_wins(source: Source) -> str:
+def _own_note(name: str, variable: Variable) -> list[str]:
+    """For devstack's own variables: why devstack sets it, and whose value wins."""
+    own = own_variable(name)
+    if own is None:
+        return []
+    mine = variable.source.kind == "devstack"
+    if own.wins:
+        whose = "devstack's value beats every layer" + (", yours too" if variable.shadowed else "")
+    else:
+        whose = "set only where no layer does" + ("" if mine else ": yours wins")
+    lines = [f"  devstack sets {name} when `up` spawns a service ({own.why}); {whose}"]
+    lines.append("  `run`, `export` and `env --format` leave devstack's value out")
+    return lines
+
+
+def _why_wins(name: str, source: Source) -> str:
+    if source.kind == "devstack":
+        own = own_variable(name)
+        return "the run's marker, above every layer" if own and own.wins else "no layer sets it"
     return {
         "cli": "--env beats everything",
         "config": "set in devstack.yaml, above env files and the shell",
@@ -233,19 +279,19 @@ class EnvDiff:
 
 
 def diff_services(env: ProjectEnv, left: str, right: str, shown: Shown) -> EnvDiff:
+    """The layers' values only: devstack's own (DEVSTACK_SERVICE) differ by design."""
     a, b = env.services[left].values, env.services[right].values
+    masks = [env.services[side].masking(shown.project.vars) for side in (left, right)]
     differing = [
-        (name, _compare_view(name, a[name], shown), _compare_view(name, b[name], shown))
+        (
+            name,
+            masks[0].masked(name, a[name], shown.reveal),
+            masks[1].masked(name, b[name], shown.reveal),
+        )
         for name in sorted(a.keys() & b.keys())
         if a[name] != b[name]
     ]
     return EnvDiff(differing, sorted(a.keys() - b.keys()), sorted(b.keys() - a.keys()))
-
-
-def _compare_view(name: str, value: str, shown: Shown) -> str:
-    if not shown.reveal and has_hidden_part(name, value, shown.project.vars):
-        return masked(name, value, shown.project.vars)
-    return shown.value(name, value)
 
 
 def diff_text(diff: EnvDiff, left: str, right: str) -> str:

@@ -11,11 +11,13 @@ Layers, lowest to highest precedence (the one place this order is stated):
   3. the shell environment devstack was started from
   4. values set in devstack.yaml: `port:` (as PORT), then global `env`, then the service's
   5. `--env NAME=value` on the command line
-Only when it spawns a service does `up` add its own (runtime/supervisor.spawn_env):
-PYTHONUNBUFFERED=1 and, printing in colour, FORCE_COLOR=1, below all of these; and
-the markers DEVSTACK_RUN_ID and DEVSTACK_SERVICE above them all. They are not layers
-here: `devstack env`, `run` and `export` must not hand a run's markers to processes
-that are not the run's.
+  6. devstack's own (source kind "devstack", `OWN_VARIABLES`), added only when `up`
+     spawns a service (runtime/firstwave.spawn_env): PYTHONUNBUFFERED=1, PWD and, printing
+     in colour, FORCE_COLOR=1 below all of these (your value wins); the run's markers
+     DEVSTACK_RUN_ID, DEVSTACK_SERVICE and DEVSTACK_REPO above them all. `as_spawned`
+     adds this layer for `devstack env` and its story; `values` never holds it, so
+     `run`, `export` and `env --format` leave it out: a run's markers handed to a process
+     that is not the run's would make the next `up` stop it as its own.
 
 In strict mode the root files and the shell contribute only names that an `env` rule
 lists, that turbo's strict mode always passes (`turboenv.STRICT_PASS_THROUGH`), or that
@@ -53,8 +55,8 @@ from devstack.core.interpolate import (
     expand,
     interpolate,
 )
-from devstack.core.model import EnvFileRef, EnvRule, Project, Service
-from devstack.core.secrets import is_secret, masked
+from devstack.core.model import EnvFileRef, EnvRule, Project, Service, VarDecl
+from devstack.core.secrets import Masking, derived_from, is_secret, masked
 from devstack.core.turboenv import (
     STRICT_PASS_THROUGH,
     TurboFramework,
@@ -72,6 +74,7 @@ SourceKind = Literal[
     "port",
     "cli",
     "package-manager",
+    "devstack",
 ]
 
 
@@ -85,6 +88,8 @@ class Source:
     location: Location | None = None
     written: str | None = None  # the value as written, when it used other variables
     uses: tuple[Use, ...] = ()  # those variables, in order
+    # The secret values it holds through those (`secrets.derived_from`): masked inside it.
+    derived: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -121,6 +126,16 @@ class ServiceEnv:
     variables: dict[str, Variable] = field(default_factory=dict)
     dropped: dict[str, Dropped] = field(default_factory=dict)
 
+    def masking(self, declared: Mapping[str, VarDecl] | None) -> Masking:
+        """How this service's values are shown: secrets by name and value, and those
+        built from a secret by interpolation (`AUTH=Bearer ${API_TOKEN}`)."""
+        derived = {
+            name: variable.source.derived
+            for name, variable in self.variables.items()
+            if variable.source.derived
+        }
+        return Masking(declared, derived)
+
 
 @dataclass
 class ProjectEnv:
@@ -131,6 +146,16 @@ class ProjectEnv:
     shell: Mapping[str, str]
     # service -> the framework that reads env files itself, and the files it reads
     loaders: dict[str, tuple[EnvLoader, tuple[EnvFileRef, ...]]] = field(default_factory=dict)
+
+    def secret_texts(self, declared: Mapping[str, VarDecl] | None) -> set[str]:
+        """Every secret value a service gets, or a value it gets was built from: what
+        devstack's own messages must never show (`app --owner $OWNER` expanded by a shell)."""
+        found: set[str] = set()
+        for service_env in self.services.values():
+            masking = service_env.masking(declared)
+            for name, value in service_env.values.items():
+                found.update(masking.secret_texts(name, value))
+        return found
 
 
 @dataclass(frozen=True)
@@ -307,8 +332,9 @@ def _put_package_bins_on_path(project: Project, service: Service, env: ServiceEn
     if current is not None:
         label += f" + {current.source.label}"
     shadowed = (current.source, *current.shadowed) if current is not None else ()
+    derived = current.source.derived if current is not None else ()
     env.variables["PATH"] = Variable(
-        "PATH", value, Source("package-manager", label, value), shadowed
+        "PATH", value, Source("package-manager", label, value, derived=derived), shadowed
     )
     env.values["PATH"] = value
 
@@ -441,12 +467,21 @@ class _ServiceResolver:
             Use(name, self.context.get(name) or self.shell_sources.get(name))
             for name in expansion.used
         )
-        return dataclasses.replace(source, value=expansion.value, written=raw, uses=uses)
+        # Secrecy flows through interpolation: `OWNER=ops ${API_TOKEN}` holds a secret.
+        derived = derived_from(
+            ((use.name, use.source.value, use.source.derived) for use in uses if use.source),
+            self.project.vars,
+        )
+        return dataclasses.replace(
+            source, value=expansion.value, written=raw, uses=uses, derived=derived
+        )
 
     def shown_lookup(self, name: str) -> str | None:
-        """`lookup` as a message may show it: secrets masked."""
-        value = self.lookup(name)
-        return None if value is None else masked(name, value, self.project.vars)
+        """`lookup` as a message may show it: secrets masked, derived ones too."""
+        source = self.context.get(name) or self.shell_sources.get(name)
+        if source is None:
+            return None
+        return masked(name, source.value, self.project.vars, derived=source.derived)
 
     def known_names(self) -> set[str]:
         return set(self.context) | set(self.shell)
@@ -463,6 +498,71 @@ class _ServiceResolver:
                 sources = tuple(source for source, _ in offered)
                 env.dropped[name] = Dropped(name, sources, self.admission.reason_dropped(name))
         return env
+
+
+# -- devstack's own variables: the layer only `up` adds ---------------------------------
+
+
+@dataclass(frozen=True)
+class OwnVariable:
+    """A variable `up` gives every service it spawns (runtime/firstwave.spawn_env)."""
+
+    name: str
+    wins: bool  # over every layer (a run's marker), or below them all (a default)
+    why: str
+    when: str = ""  # the condition under which `up` sets it, if any
+
+
+# In spawn_env's order; tests/unit/core/test_envresolve.py checks the two agree.
+OWN_VARIABLES = (
+    OwnVariable("PYTHONUNBUFFERED", False, "a Python service is silent through a pipe without it"),
+    OwnVariable("PWD", False, "what a shell exports, for a command exec'd without one"),
+    OwnVariable(
+        "FORCE_COLOR",
+        False,
+        "tools print no colour into a pipe without it",
+        "when `up` prints in colour",
+    ),
+    OwnVariable("DEVSTACK_RUN_ID", True, "the run's marker: every process of the run carries it"),
+    OwnVariable("DEVSTACK_SERVICE", True, "the run's marker: the service a process belongs to"),
+    OwnVariable("DEVSTACK_REPO", True, "the next `up` of this repo stops what carries it"),
+)
+RUN_ID_SHOWN = "(new for each run)"
+
+
+def own_values(project: Project, service: Service) -> dict[str, str]:
+    """The values of `OWN_VARIABLES` for `service` (the run id is not known before `up`)."""
+    return {
+        "PYTHONUNBUFFERED": "1",
+        "PWD": str(service.cwd),
+        "FORCE_COLOR": "1",
+        "DEVSTACK_RUN_ID": RUN_ID_SHOWN,
+        "DEVSTACK_SERVICE": service.name,
+        "DEVSTACK_REPO": str(project.root),
+    }
+
+
+def own_variable(name: str) -> OwnVariable | None:
+    return next((own for own in OWN_VARIABLES if own.name == name), None)
+
+
+def as_spawned(project: Project, service_env: ServiceEnv) -> dict[str, Variable]:
+    """The service's variables as `up` spawns it: the layers', with devstack's own on top
+    (a marker) or below them all (a default), so `env` answers "why FORCE_COLOR=1?"."""
+    variables = dict(service_env.variables)
+    values = own_values(project, project.services[service_env.name])
+    for own in OWN_VARIABLES:
+        label = "set by devstack for every service" + (f", {own.when}" if own.when else "")
+        source = Source("devstack", label, values[own.name])
+        current = variables.get(own.name)
+        if current is None:
+            variables[own.name] = Variable(own.name, source.value, source)
+        elif own.wins:
+            shadowed = (current.source, *current.shadowed)
+            variables[own.name] = Variable(own.name, source.value, source, shadowed)
+        else:
+            variables[own.name] = dataclasses.replace(current, shadowed=(*current.shadowed, source))
+    return variables
 
 
 # -- the problems an interpolation reports ----------------------------------------------

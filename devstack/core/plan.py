@@ -8,20 +8,20 @@ from collections.abc import Mapping
 from devstack.core.envresolve import ProjectEnv
 from devstack.core.interpolate import InvalidTemplate, interpolate
 from devstack.core.model import Project, ReadyProbe
-from devstack.core.secrets import hide_url_passwords as masked_url
-from devstack.core.secrets import mask_argv, masked
+from devstack.core.secrets import Masking, derived_from, mask_argv, masked
 
 
 def service_plan(
     project: Project, env: ProjectEnv, name: str, *, reveal: bool = False
 ) -> dict[str, object]:
     service = project.services[name]
+    masking = env.services[name].masking(project.vars)
     plan: dict[str, object] = {
         "argv": list(service.argv) if reveal else mask_argv(service.argv),
         "cwd": project.display_path(service.cwd) or ".",
         "depends_on": {d.name: d.condition for d in service.depends_on},
         "env": {
-            key: masked(key, value, project.vars, reveal)
+            key: masking.masked(key, value, reveal)
             for key, value in sorted(env.services[name].values.items())
         },
         "restart": service.restart,
@@ -34,7 +34,9 @@ def service_plan(
     if service.ready is not None:
         probe, _ = resolved_probe(service.ready, env.services[name].values)
         plan["ready"] = {
-            probe.kind: masked_url(probe.target),
+            probe.kind: probe.target
+            if reveal
+            else shown_probe_target(service.ready, env.services[name].values, masking),
             "timeout": service.ready.timeout,
             "interval": service.ready.interval,
         }
@@ -49,6 +51,21 @@ def service_plan(
     if service.tty:
         plan["tty"] = True
     return plan
+
+
+def shown_probe_target(probe: ReadyProbe, values: Mapping[str, str], masking: Masking) -> str:
+    """The probe's target, expanded, as a message may show it: URL passwords, secret-looking
+    parts and the secrets it interpolated (`http://localhost:${PORT}/?key=${API_KEY}`)
+    masked."""
+    resolved, _ = resolved_probe(probe, values)
+    derived: tuple[str, ...] = ()
+    if resolved is not probe:  # expanded: the same expansion again, to see what it used
+        used = interpolate(probe.target, values.get).used
+        derived = derived_from(
+            ((name, value, masking.derived.get(name, ())) for name, value in used.items() if value),
+            masking.declared,
+        )
+    return masked("ready", resolved.target, derived=derived)
 
 
 def resolved_probe(probe: ReadyProbe, values: Mapping[str, str]) -> tuple[ReadyProbe, list[str]]:

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from devstack.core.imports import import_without
 from devstack.core.model import DEFAULT_DEBOUNCE_MS, Project, Service
 
 if TYPE_CHECKING:
@@ -82,6 +83,9 @@ def _read_spec(path: Path) -> GitIgnoreSpec | None:
 
 def _spec(lines: Iterable[str]) -> GitIgnoreSpec:
     """Lines of .gitignore syntax, compiled (the one place pathspec is imported)."""
+    # pathspec requires nothing; from typing_extensions, an optional extra, it takes only
+    # typing stubs it also defines itself: ~0.5 MiB that `up` would keep (issue 16).
+    import_without("pathspec", "typing_extensions")
     from pathspec import GitIgnoreSpec
 
     return GitIgnoreSpec.from_lines(lines)

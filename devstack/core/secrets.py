@@ -1,12 +1,19 @@
 """Which values are secret, and how they are shown without revealing them.
 
 A variable is secret by its name (`API_TOKEN`, declared `secret: true`) or by its value
-(a bearer token, a JWT, a private key, a well-known key prefix such as `sk_live_`).
+(a bearer token, a JWT, a private key, a well-known key prefix such as `sk_live_`), or
+because it was built by interpolation from one (`OWNER=ops ${API_TOKEN}`): `derived`
+is then the values of the secret variables it used, transitively (envresolve computes
+it, `derived_from`). A value secret in itself is masked whole; a derived one shows the
+text around its secrets, `ops ••••`, as CI logs mask a secret where it appears.
 A masked value keeps a fingerprint (length and a short hash) so two services can be
-compared ("same secret?") without anyone reading it. Passwords inside URLs are hidden
-whatever the variable is called. Command lines are masked the same way (`--token=V`,
-`--password V`, `mysql -pV`, `TOKEN=V app`, URL passwords, secret-looking values)
-wherever devstack names a process: stop escalation, the guardian, a port's holder.
+compared ("same secret?") without anyone reading it. Every verdict on a variable goes
+through `is_secret`, every shown value through `masked` (or `Masking`, the two bound to
+one environment). Passwords inside URLs are hidden whatever the variable is called.
+Command lines are masked the same way (`--token=V`, `--password V`, `mysql -pV`,
+`TOKEN=V app`, URL passwords, secret-looking values) wherever devstack names a process:
+stop escalation, the guardian, a port's holder; `KnownSecrets` masks the stack's own
+secret values in them too, where a shell expanded one (`app $OWNER`).
 
 Imports only `re`: the guardian uses it on its emergency path.
 """
@@ -14,7 +21,7 @@ Imports only `re`: the guardian uses it on its emergency path.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -78,11 +85,24 @@ MASK = "••••"
 
 
 def is_secret(
-    name: str, declared: Mapping[str, VarDecl] | None = None, value: str | None = None
+    name: str,
+    declared: Mapping[str, VarDecl] | None = None,
+    value: str | None = None,
+    derived: Sequence[str] = (),
 ) -> bool:
     """True for names that look secret, names devstack.yaml declares `secret: true`,
-    and (given a value) values that look like a secret whatever the name; never for a
-    public prefix (NEXT_PUBLIC_STRIPE_KEY is in every browser) unless declared."""
+    (given a value) values that look like a secret whatever the name, and values built
+    from a secret (`derived`: the secret values used, see `derived_from`). A public
+    prefix (NEXT_PUBLIC_STRIPE_KEY is in every browser) is never secret by its name or
+    value unless declared, but is when it interpolates a secret: the secret's own name
+    says so, and it should not be in the browser either."""
+    if any(derived):
+        return True
+    return _secret_in_itself(name, declared, value)
+
+
+def _secret_in_itself(name: str, declared: Mapping[str, VarDecl] | None, value: str | None) -> bool:
+    """Secret by declaration, name or value: masked whole."""
     if declared and name in declared and declared[name].secret:
         return True
     if name.startswith(PUBLIC_PREFIXES):
@@ -110,18 +130,64 @@ def fingerprint(value: str) -> str:
     return f"{len(value)} chars, #{digest}"
 
 
+def derived_from(
+    uses: Iterable[tuple[str, str, Sequence[str]]], declared: Mapping[str, VarDecl] | None
+) -> tuple[str, ...]:
+    """The secret values inside a value built from `uses` (each a variable it interpolated:
+    name, value, and that value's own `derived`): a used secret's whole value, or, for a
+    used value that is secret only by derivation, its secrets. Empty values hide nothing."""
+    found: dict[str, None] = {}
+    for name, value, derived in uses:
+        for text in (value,) if _secret_in_itself(name, declared, value) else derived:
+            if text:
+                found[text] = None
+    return tuple(found)
+
+
 def masked(
     name: str,
     value: str,
     declared: Mapping[str, VarDecl] | None = None,
     reveal: bool = False,
+    derived: Sequence[str] = (),
 ) -> str:
-    """The value as devstack shows it: itself, or masked with a fingerprint."""
+    """The value as devstack shows it: itself; masked whole, with a fingerprint, when it is
+    secret in itself; or, when it was built from secrets (`derived`), with each of their
+    occurrences masked and the whole value's fingerprint: `ops •••• (19 chars, #9cd55d)`.
+    A derived value in which none of them appears (`${TOKEN:+--auth}`, or a live value
+    older than the resolved one) is masked whole: nothing there shows what is safe."""
     if reveal:
         return value
-    if is_secret(name, declared, value):
+    if _secret_in_itself(name, declared, value):
         return f"{MASK} ({fingerprint(value)})" if value else "(empty)"
+    if any(derived):
+        if not value:
+            return "(empty)"
+        shown = _mask_occurrences(value, derived)
+        if shown == value:
+            return f"{MASK} ({fingerprint(value)})"
+        return f"{hide_url_passwords(shown)} ({fingerprint(value)})"
     return hide_url_passwords(value)
+
+
+def _mask_occurrences(value: str, secrets: Sequence[str]) -> str:
+    """`value` with every character inside an occurrence of one of `secrets` (overlapping
+    ones too) masked, one MASK per run: replacing in turn could leave a secret's edge."""
+    hidden = [False] * len(value)
+    for secret in secrets:
+        if not secret:
+            continue
+        start = value.find(secret)
+        while start != -1:
+            hidden[start : start + len(secret)] = [True] * len(secret)
+            start = value.find(secret, start + 1)
+    pieces: list[str] = []
+    for index, char in enumerate(value):
+        if not hidden[index]:
+            pieces.append(char)
+        elif index == 0 or not hidden[index - 1]:
+            pieces.append(MASK)
+    return "".join(pieces)
 
 
 def hide_url_passwords(value: str) -> str:
@@ -129,9 +195,67 @@ def hide_url_passwords(value: str) -> str:
     return _URL_PASSWORD.sub(lambda m: f"{m['head']}{MASK}@", value)
 
 
-def has_hidden_part(name: str, value: str, declared: Mapping[str, VarDecl] | None = None) -> bool:
+def has_hidden_part(
+    name: str,
+    value: str,
+    declared: Mapping[str, VarDecl] | None = None,
+    derived: Sequence[str] = (),
+) -> bool:
     """Whether showing this value masks anything (so a diff must compare fingerprints)."""
-    return is_secret(name, declared, value) or bool(_URL_PASSWORD.search(value))
+    return is_secret(name, declared, value, derived) or bool(_URL_PASSWORD.search(value))
+
+
+class Masking:
+    """`is_secret`, `masked` and `has_hidden_part` bound to one environment: devstack.yaml's
+    declarations, and for each name the secret values its value was built from. For the
+    callers that hold only names and values (config, the plan, `--live`, MCP)."""
+
+    __slots__ = ("declared", "derived")
+
+    def __init__(
+        self,
+        declared: Mapping[str, VarDecl] | None = None,
+        derived: Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
+        self.declared = declared
+        self.derived: Mapping[str, Sequence[str]] = derived or {}
+
+    def is_secret(self, name: str, value: str | None = None) -> bool:
+        return is_secret(name, self.declared, value, self.derived.get(name, ()))
+
+    def masked(self, name: str, value: str, reveal: bool = False) -> str:
+        return masked(name, value, self.declared, reveal, self.derived.get(name, ()))
+
+    def has_hidden_part(self, name: str, value: str) -> bool:
+        return has_hidden_part(name, value, self.declared, self.derived.get(name, ()))
+
+    def secret_texts(self, name: str, value: str) -> tuple[str, ...]:
+        """What free text must never show of this variable: its whole value when it is
+        secret in itself, else the secrets it was built from."""
+        if _secret_in_itself(name, self.declared, value):
+            return (value,)
+        return tuple(self.derived.get(name, ()))
+
+
+class KnownSecrets:
+    """Known secret values (`Masking.secret_texts` of an environment), replaced by the mask
+    wherever they appear in free text: a message naming a process whose command line a
+    shell expanded (`app --owner $OWNER`), a log line. A value shorter than `min_length`
+    is not searched for: "1" or "dev" would blank out every line."""
+
+    __slots__ = ("pattern",)
+
+    def __init__(self, values: Iterable[str] = (), min_length: int = 6) -> None:
+        wanted = sorted({v for v in values if len(v) >= min_length}, key=len, reverse=True)
+        # Longest first: a secret that contains another is masked whole.
+        alternatives = "|".join(re.escape(value) for value in wanted)
+        self.pattern = re.compile(alternatives) if wanted else None
+
+    def __bool__(self) -> bool:
+        return self.pattern is not None
+
+    def text(self, text: str) -> str:
+        return text if self.pattern is None else self.pattern.sub(MASK, text)
 
 
 def mask_text(text: str) -> str:

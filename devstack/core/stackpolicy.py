@@ -1,310 +1,76 @@
-"""The life of a whole stack as data: every decision the supervisor carries out.
+"""The life of a whole stack: every decision the supervisor carries out.
 
 `step(stack, event, now)` is pure: it returns the next `Stack` and the `Action`s the
-supervisor must perform, in order. Each service's own life goes through
-`policy.decide`; this module adds what needs the other services: the start order,
-waiting for dependencies to meet their conditions, failing a service whose
-dependency can never meet it, restarting dependents (`restart_dependents: true`),
-stopping in reverse order on shutdown, --abort-on-exit, when the stack has ended and
-with what status, what a config reload restarts, and what a command waits for.
+supervisor must perform, in order (the vocabulary is core/stackmodel.py). Each
+service's own life goes through `policy.decide`; this module adds what needs the
+other services: the start order, waiting for dependencies to meet their conditions,
+failing a service whose dependency can never meet it, restarting dependents
+(`restart_dependents: true`), stopping in reverse order on shutdown, --abort-on-exit,
+when the stack has ended and with what status, what a config reload restarts, and
+what a command waits for.
 
-Events come from the loop: what happened to a process (spawned, could not be, its
-probe finished, it exited), a timer, or a request (a command from a client of the
-running stack, a shutdown). A request that is already met is a legal no-op, never a
-check the caller makes first.
+A step costs what the event touches, not the size of the stack (issue 16): the
+records are a persistent map (core/records.py) that counts what is asked of all of
+them, and after an event only the services it changed are looked at again, with those
+whose decision depends on them (their dependents waiting to start; during a shutdown,
+their dependencies waiting for them to be gone). A reload or a shutdown's first step
+looks at every service, as it touches them all.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+import heapq
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Literal
 
 from devstack.core import policy
 from devstack.core.errors import Location
 from devstack.core.graph import start_order, with_dependencies
 from devstack.core.model import Service
 from devstack.core.policy import Level, Record, RestartRule, State
+from devstack.core.records import Records
+from devstack.core.stackmodel import (
+    Action,
+    AddOutput,
+    AddServices,
+    Adopt,
+    Announce,
+    BackoffDone,
+    Boot,
+    CancelTimer,
+    ConfigChanged,
+    Discard,
+    Finish,
+    FirstSpawnsDone,
+    ForgetServices,
+    Halt,
+    InternalError,
+    KillAll,
+    Launch,
+    ProbeDone,
+    ProcessExited,
+    Reconfigure,
+    RemoveOutput,
+    RestartCommand,
+    SetTimer,
+    ShutdownRequested,
+    SpawnAbandoned,
+    SpawnDone,
+    SpawnError,
+    Stack,
+    StackEvent,
+    StartCommand,
+    StopCommand,
+    WaitFor,
+    WatchProbe,
+    Wiring,
+)
 
 # Fields of a service whose change needs a new process; the others apply in place.
 PROCESS_FIELDS = ("cmd", "cwd", "tty", "port", "ready")
 UNSETTLED = frozenset({State.STARTING, State.RESTARTING, State.STOPPING})
 FAILED = frozenset({State.CRASHED, State.WAITING_FOR_CHANGE})
-
-
-@dataclass(frozen=True)
-class Stack:
-    """Everything the supervisor knows about a run, but its processes and timers."""
-
-    services: Mapping[str, Service]  # the current project's, in file order
-    configs: Mapping[str, Service]  # the services of this run: the config each runs with
-    records: Mapping[str, Record]  # where each service of this run is in its life
-    abort_on_exit: bool = False
-    shutdown_requests: int = 0
-    shutdown_signal: int | None = None
-    internal_errors: int = 0
-    first_spawns_done: bool = False
-    finished: bool = False
-
-    @classmethod
-    def of(
-        cls, services: Mapping[str, Service], names: Iterable[str], abort_on_exit: bool = False
-    ) -> Stack:
-        names = list(names)
-        return cls(
-            services=services,
-            configs={name: services[name] for name in names},
-            records={name: Record() for name in names},
-            abort_on_exit=abort_on_exit,
-        )
-
-    @property
-    def shutting_down(self) -> bool:
-        """Stopping for good (Ctrl+C, a signal, `down`, --abort-on-exit)."""
-        return self.shutdown_requests > 0
-
-
-# -- events -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Boot:
-    """Start every service of the run, in start order."""
-
-
-@dataclass(frozen=True)
-class StartCommand:
-    """Start `names` and what they depend on (`devstack start`), adding any not in the run."""
-
-    names: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class StopCommand:
-    """Stop `names` for good, until started again (`devstack stop`, removed services)."""
-
-    names: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class RestartCommand:
-    """Restart `names` now (`devstack restart`, `r`, a watched file changed)."""
-
-    names: tuple[str, ...]
-    reason: str
-    # A change, or `r` alone: what was stopped on purpose stays stopped.
-    skip_stopped: bool = False
-
-
-@dataclass(frozen=True)
-class ConfigChanged:
-    """A reload changed the command or environment of these services (name, reason)."""
-
-    reasons: tuple[tuple[str, str], ...]
-
-
-@dataclass(frozen=True)
-class Reconfigure:
-    """A reload's new services; each of the run takes its new config."""
-
-    services: Mapping[str, Service]
-
-
-@dataclass(frozen=True)
-class AddServices:
-    names: tuple[str, ...]
-    message: str
-
-
-@dataclass(frozen=True)
-class ForgetServices:
-    """Stopped and removed from the config: no longer part of the run."""
-
-    names: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class SpawnDone:
-    name: str
-    started_at: float  # wall-clock time
-
-
-@dataclass(frozen=True)
-class SpawnError:
-    name: str
-    why: str  # "port 3000 is in use by node (pid 12)", "could not start bun: ..."
-    cause: str = ""  # "could not start: ...": kept for `ps` and told to its dependents
-
-
-@dataclass(frozen=True)
-class SpawnAbandoned:
-    """A spawn cut short by a bug (reported apart) or a cancellation: not spawning now."""
-
-    name: str
-
-
-@dataclass(frozen=True)
-class ProbeDone:
-    name: str
-    instance: int  # the record's `spawns` when the probe started: a late answer is dropped
-    passed: bool
-    why: str = ""  # why it is not ready
-    timeout: float = 0.0
-
-
-@dataclass(frozen=True)
-class ProcessExited:
-    """Its process exited, and whatever it left in its group is gone too."""
-
-    name: str
-    code: int
-
-
-@dataclass(frozen=True)
-class BackoffDone:
-    name: str
-
-
-@dataclass(frozen=True)
-class InternalError:
-    """A bug was caught and reported: everything stops, and `up` exits 1 (issue 11 §4)."""
-
-
-@dataclass(frozen=True)
-class ShutdownRequested:
-    """A signal, `devstack down`, a bug; a second request kills everything at once."""
-
-    signum: int | None = None
-
-
-StackEvent = (
-    Boot
-    | StartCommand
-    | StopCommand
-    | RestartCommand
-    | ConfigChanged
-    | Reconfigure
-    | AddServices
-    | ForgetServices
-    | SpawnDone
-    | SpawnError
-    | SpawnAbandoned
-    | ProbeDone
-    | ProcessExited
-    | BackoffDone
-    | InternalError
-    | ShutdownRequested
-)
-
-# -- actions ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Announce:
-    """Say something: about a service (`name`), or about the stack (None)."""
-
-    name: str | None
-    message: str
-    level: Level = "info"
-
-
-@dataclass(frozen=True)
-class Launch:
-    """Spawn the service now: its dependencies meet their conditions."""
-
-    name: str
-
-
-@dataclass(frozen=True)
-class Adopt:
-    """The process just spawned is the service's current instance: await its exit."""
-
-    name: str
-
-
-@dataclass(frozen=True)
-class Discard:
-    """The process just spawned came too late (stopped meanwhile): stop it."""
-
-    name: str
-
-
-@dataclass(frozen=True)
-class WatchProbe:
-    name: str
-    instance: int
-
-
-@dataclass(frozen=True)
-class Halt:
-    """Stop the current instance: stop_signal to its group, stop_timeout, then SIGKILL."""
-
-    name: str
-
-
-@dataclass(frozen=True)
-class SetTimer:
-    name: str
-    delay: float
-
-
-@dataclass(frozen=True)
-class CancelTimer:
-    name: str
-
-
-@dataclass(frozen=True)
-class AddOutput:
-    """A service joins the run: its output gets a prefix and a log file."""
-
-    name: str
-
-
-@dataclass(frozen=True)
-class RemoveOutput:
-    name: str
-
-
-@dataclass(frozen=True)
-class WaitFor:
-    """The command that caused this step returns once `names` are settled or gone."""
-
-    names: tuple[str, ...]
-    until: Literal["settled", "gone"]
-
-
-@dataclass(frozen=True)
-class FirstSpawnsDone:
-    """What could start at once has been spawned (or failed to)."""
-
-
-@dataclass(frozen=True)
-class Finish:
-    """The run is over: every service ended for good, or the shutdown completed."""
-
-
-@dataclass(frozen=True)
-class KillAll:
-    pass
-
-
-Action = (
-    Announce
-    | Launch
-    | Adopt
-    | Discard
-    | WatchProbe
-    | Halt
-    | SetTimer
-    | CancelTimer
-    | AddOutput
-    | RemoveOutput
-    | WaitFor
-    | FirstSpawnsDone
-    | Finish
-    | KillAll
-)
 
 
 def step(stack: Stack, event: StackEvent, now: float) -> tuple[Stack, list[Action]]:
@@ -416,27 +182,45 @@ def _without_locations(value: object) -> object:
 
 @dataclass
 class _Step:
-    """A working copy of a stack for the length of one step."""
+    """One step's work on a stack: the latest version of its parts, and what it did."""
 
     stack: Stack
     now: float
-    records: dict[str, Record] = field(init=False)
-    configs: dict[str, Service] = field(init=False)
+    records: Records = field(init=False)
+    configs: Mapping[str, Service] = field(init=False)
+    wiring: Wiring = field(init=False)
     actions: list[Action] = field(default_factory=list)
+    touched: set[str] = field(default_factory=set)  # whose record this step changed
+    # Every service is looked at again: the run or its configs changed, or the stack
+    # came without its wiring (built by hand).
+    everything: bool = False
 
     def __post_init__(self) -> None:
-        self.records = dict(self.stack.records)
-        self.configs = dict(self.stack.configs)
+        self.records, self.configs = self.stack.records, self.stack.configs
+        wiring = self.stack.wiring
+        if wiring is None or not wiring.fits(self.stack):
+            wiring, self.everything = Wiring.of(self.stack.services, self.configs), True
+        self.wiring = wiring
 
     def result(self) -> Stack:
-        return replace(self.stack, records=self.records, configs=self.configs)
+        return replace(self.stack, records=self.records, configs=self.configs, wiring=self.wiring)
+
+    def put(self, name: str, record: Record) -> None:
+        self.records = self.records.set(name, record)
+        self.touched.add(name)
+
+    def rewire(self, records: Records, configs: Mapping[str, Service]) -> None:
+        """The run's services or their configs changed: work out who depends on whom."""
+        self.records, self.configs = records, configs
+        self.wiring = Wiring.of(self.stack.services, configs)
+        self.everything = True
 
     def say(self, name: str | None, message: str, level: Level = "info") -> None:
         self.actions.append(Announce(name, message, level))
 
     def handle(self, event: StackEvent) -> None:
         if isinstance(event, Boot):
-            for name in self.order(self.records):
+            for name in self.wiring.order:
                 self.feed(name, policy.Start())
         elif isinstance(event, StartCommand):
             self.start(event.names)
@@ -453,15 +237,18 @@ class _Step:
             self.config_changed(event.reasons)
         elif isinstance(event, Reconfigure):
             self.stack = replace(self.stack, services=event.services)
-            self.configs.update({n: event.services[n] for n in self.configs if n in event.services})
+            configs = {n: event.services.get(n, config) for n, config in self.configs.items()}
+            self.rewire(self.records, configs)
         elif isinstance(event, AddServices):
             for name in event.names:
                 self.add(name)
                 self.say(name, event.message)
         elif isinstance(event, ForgetServices):
+            configs = dict(self.configs)
             for name in event.names:
-                del self.records[name], self.configs[name]
+                del configs[name]
                 self.actions.append(RemoveOutput(name))
+            self.rewire(self.records.without(event.names), configs)
         elif isinstance(event, ShutdownRequested):
             self.shutdown(event.signum)
         elif isinstance(event, InternalError):
@@ -477,23 +264,23 @@ class _Step:
         name = event.name
         record = self.records[name]
         if isinstance(event, SpawnDone):
-            self.records[name] = record = replace(record, spawning=False)
+            self.put(name, record := replace(record, spawning=False))
             if record.state is not State.STARTING or record.alive:
                 # Stopped (or shut down) while it was being spawned: it must not survive.
                 self.actions.append(Discard(name))
                 return
             self.actions.append(Adopt(name))
-            self.records[name] = replace(record, spawn_error="")
+            self.put(name, replace(record, spawn_error=""))
             self.feed(name, policy.Spawned(event.started_at))
         elif isinstance(event, SpawnError):
             self.say(name, event.why, "error")
             # `ps` and `devstack restart` say why; its dependents are told so too.
             failed = replace(record, spawning=False, spawn_error=event.cause, detail=event.cause)
-            self.records[name] = record = failed
+            self.put(name, record := failed)
             if record.state is State.STARTING and not record.alive:
                 self.feed(name, policy.SpawnFailed())
         elif isinstance(event, SpawnAbandoned):
-            self.records[name] = replace(record, spawning=False)
+            self.put(name, replace(record, spawning=False))
         elif isinstance(event, ProbeDone):
             self.probe_done(event, record)
         elif isinstance(event, ProcessExited):
@@ -513,11 +300,11 @@ class _Step:
             self.say(name, "ready")
             self.feed(name, policy.ProbePassed())
             return
-        self.records[name] = replace(record, detail=f"not ready: {event.why}")
+        self.put(name, replace(record, detail=f"not ready: {event.why}"))
         self.say(name, f"not ready after {event.timeout:g}s: {event.why}")
         self.feed(name, policy.ProbeGaveUp())
-        for other, config in self.configs.items():
-            if self.records[other].pending and name in config.dependency_names:
+        for other in self.dependents(name):
+            if self.records[other].pending:
                 self.say(other, f"still waiting for {name} to be ready", "warn")
 
     # -- one service --------------------------------------------------------------------
@@ -533,7 +320,7 @@ class _Step:
         new = decision.record
         if self.stack.shutting_down:
             new = replace(new, pending=False)  # nothing starts while the stack goes down
-        self.records[name] = new
+        self.put(name, new)
         for action in decision.actions:
             self.translate(name, action)
         if new.ready and not record.ready and new.restarts:
@@ -563,16 +350,20 @@ class _Step:
         return rule
 
     def add(self, name: str) -> None:
-        self.records[name] = Record()
-        self.configs[name] = self.stack.services[name]
+        configs = {**self.configs, name: self.stack.services[name]}
+        self.rewire(self.records.added(name, Record()), configs)
         self.actions.append(AddOutput(name))
+
+    def dependents(self, name: str) -> tuple[str, ...]:
+        """The services of the run that depend on `name`, in run order."""
+        return self.wiring.dependents.get(name, ())
 
     # -- commands -----------------------------------------------------------------------
 
     def start(self, names: Iterable[str]) -> None:
         if self.stack.shutting_down:
             return
-        edges = self.edges()
+        edges = self.wiring.edges
         chosen = start_order(edges, with_dependencies(edges, names))
         for name in chosen:
             if name not in self.records:
@@ -606,11 +397,7 @@ class _Step:
         """`restart_dependents: true`: once it is ready again, so are they, afresh."""
         if not self.configs[name].restart_dependents or self.stack.shutting_down:
             return
-        dependents = [
-            other
-            for other, config in self.configs.items()
-            if name in config.dependency_names and self.records[other].alive
-        ]
+        dependents = [other for other in self.dependents(name) if self.records[other].alive]
         for other in dependents:
             self.feed(other, policy.Restart(f"{name} restarted"))
 
@@ -626,20 +413,33 @@ class _Step:
         self.stack = replace(self.stack, shutdown_requests=1, shutdown_signal=signum)
         if signum is not None:
             self.say(None, _shutdown_message(signum), "warn")
-        for name, record in self.records.items():
-            self.records[name] = replace(record, pending=False)
+        for name in list(self.records):  # each is touched: looked at again below
+            record = self.records[name]
+            self.put(name, replace(record, pending=False))
             if not record.alive:
                 self.feed(name, policy.Stop(hold=False))
 
     def stop_in_reverse_order(self) -> None:
-        """Stop each service once everything depending on it is gone."""
-        before = None
-        while before != self.records:  # one stopped at once may free its dependencies
-            before = dict(self.records)
-            for name in before:
-                dependents = [o for o, c in self.configs.items() if name in c.dependency_names]
-                if all(gone(self.records[other]) for other in dependents):
-                    self.feed(name, policy.Stop(hold=False))
+        """Stop each service once everything depending on it is gone, in run order.
+
+        Only those whose dependents changed are looked at; any other is as it was at
+        the end of the previous step. One pass does it: a stop frees no dependency at
+        once (a process is stopping until it exits; a service without one was gone
+        already), so the exit that does comes as an event of its own.
+        """
+        for name in sorted(self.looked_at(self.dependencies), key=self.records.position):
+            if all(gone(self.records[other]) for other in self.dependents(name)):
+                self.feed(name, policy.Stop(hold=False))
+
+    def looked_at(self, neighbours: Callable[[str], Iterable[str]]) -> Iterable[str]:
+        """The services this step touched and their `neighbours`; every one after a reload."""
+        if self.everything:
+            return self.records
+        return {*self.touched, *(other for name in self.touched for other in neighbours(name))}
+
+    def dependencies(self, name: str) -> list[str]:
+        """What `name` depends on among the services of the run."""
+        return [d for d in dict.fromkeys(self.configs[name].dependency_names) if d in self.records]
 
     # -- after every event --------------------------------------------------------------
 
@@ -648,23 +448,19 @@ class _Step:
         if self.stack.shutting_down:
             if not self.stack.finished:
                 self.stop_in_reverse_order()
-                if all(gone(record) for record in self.records.values()):
+                if self.records.tally.present == 0:
                     self.finish()
         else:
             self.start_pending()
-        if not self.stack.first_spawns_done and not any(
-            record.spawning for record in self.records.values()
-        ):
+        tally = self.records.tally
+        if not self.stack.first_spawns_done and tally.spawning == 0:
             self.stack = replace(self.stack, first_spawns_done=True)
             self.actions.append(FirstSpawnsDone())
         if (
             not self.stack.shutting_down
             and not self.stack.finished
             and self.records
-            and all(
-                record.state in policy.ENDED_FOR_GOOD and not record.held
-                for record in self.records.values()
-            )
+            and tally.unended == 0
         ):
             self.finish()
 
@@ -673,32 +469,45 @@ class _Step:
         self.actions.append(Finish())
 
     def start_pending(self) -> None:
-        # A dependency failing can make its dependents fail in turn: repeat until stable.
-        changed = True
-        while changed:
-            changed = False
-            if not any(r.pending and not r.spawning for r in self.records.values()):
-                return  # the usual case after a change: no need to work out the order
-            for name in self.order(self.records):
-                record = self.records[name]
-                if record.pending and not record.spawning:
-                    changed |= self.try_start(name, record)
+        """Launch what waits to start and may now, in start order.
 
-    def try_start(self, name: str, record: Record) -> bool:
-        """Launch `name` if its dependencies allow; True if its state changed."""
+        Only the services this step changed, and their dependents, are looked at: any
+        other that waits still waits for what it waited for at the end of the previous
+        step. A dependency comes before its dependents in start order, so one that fails
+        or is launched is seen by its dependents when their turn comes.
+        """
+        if not self.records.tally.waiting:
+            return  # the usual case after a change: nothing waits to start
+        rank = self.wiring.rank
+        queue = [(rank[name], name) for name in self.looked_at(self.dependents) if name in rank]
+        queued = {name for _, name in queue}
+        heapq.heapify(queue)
+        while queue:
+            _, name = heapq.heappop(queue)
+            record = self.records[name]
+            if not record.pending or record.spawning:
+                continue
+            self.try_start(name, record)
+            if self.records[name] is record:
+                continue
+            for other in self.dependents(name):
+                if other not in queued and other in rank:
+                    queued.add(other)
+                    heapq.heappush(queue, (rank[other], other))
+
+    def try_start(self, name: str, record: Record) -> None:
+        """Launch `name` if its dependencies allow, else fail it or say what it waits for."""
         unmet, failed = self.unmet_dependencies(name)
         if failed:
             self.feed(name, policy.DependencyFailed(failed))
-            return True
-        if unmet:
+        elif unmet:
             waiting = f"waiting for {unmet}"
             if waiting != record.detail:
-                self.records[name] = replace(record, detail=waiting)
+                self.put(name, replace(record, detail=waiting))
                 self.say(name, waiting)
-            return False
-        self.records[name] = replace(record, pending=False, spawning=True, detail="")
-        self.actions.append(Launch(name))
-        return False
+        else:
+            self.put(name, replace(record, pending=False, spawning=True, detail=""))
+            self.actions.append(Launch(name))
 
     def unmet_dependencies(self, name: str) -> tuple[str, str]:
         """("db (ready), jobs (started)", "") or ("", "db exited 1")."""
@@ -715,12 +524,6 @@ class _Step:
             if not policy.condition_met(other, dependency.condition):
                 unmet.append(f"{dependency.name} ({dependency.condition})")
         return ", ".join(unmet), ""
-
-    def edges(self) -> dict[str, tuple[str, ...]]:
-        return {name: s.dependency_names for name, s in self.stack.services.items()}
-
-    def order(self, names: Iterable[str]) -> list[str]:
-        return start_order(self.edges(), names)
 
 
 def _shutdown_message(signum: int) -> str:

@@ -16,7 +16,6 @@ from devstack.core.envresolve import ProjectEnv, ServiceEnv, is_system_basic
 from devstack.core.errors import DevstackError, Location, Problem
 from devstack.core.graph import with_dependencies
 from devstack.core.model import Dependency, Project, ReadyProbe, RestartMode, WatchSpec
-from devstack.core.secrets import has_hidden_part
 
 # Where compose mounts the repo and kubernetes expects the image to hold it.
 CONTAINER_ROOT = "/app"
@@ -148,10 +147,15 @@ def build_stack(
 def _split_env(
     project: Project, resolved: ServiceEnv
 ) -> tuple[dict[str, str], dict[str, str], set[str]]:
-    """(plain values, secret values, names of the shell's system basics left out)."""
+    """(plain values, secret values, names of the shell's system basics left out).
+
+    The layers' values only: devstack's own layer (`envresolve.as_spawned`) is left out,
+    as the target platform is not `up`: a run's DEVSTACK_RUN_ID would mark a deployed
+    process as that run's, FORCE_COLOR and PYTHONUNBUFFERED are for devstack's pipes."""
     plain: dict[str, str] = {}
     secret: dict[str, str] = {}
     basics: set[str] = set()
+    masking = resolved.masking(project.vars)  # a value built from a secret is one too
     for key, value in sorted(resolved.values.items()):
         variable = resolved.variables.get(key)
         # PATH and PWD as the package manager sets them derive from this machine's shell too.
@@ -159,7 +163,7 @@ def _split_env(
         if variable is not None and variable.source.kind in machine and is_system_basic(key):
             basics.add(key)
         else:
-            (secret if has_hidden_part(key, value, project.vars) else plain)[key] = value
+            (secret if masking.has_hidden_part(key, value) else plain)[key] = value
     return plain, secret, basics
 
 

@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from devstack.core import logfiles
 from devstack.core.errors import DevstackError, Problem, unknown_name_error
-from devstack.core.secrets import MASK, is_secret
+from devstack.core.secrets import MASK, KnownSecrets, Masking, is_secret
 from devstack.mcp.stack import Stack
 
 if TYPE_CHECKING:
     from devstack.core.envresolve import ProjectEnv
-    from devstack.core.model import Project, VarDecl
+    from devstack.core.model import Project
 
 DEFAULT_LINES = 100
 MAX_LINES = 500
@@ -74,18 +74,15 @@ class ToolFailure(Exception):
 class Redactor:
     """Replaces known secret values, and URL passwords, in free text."""
 
-    pattern: re.Pattern[str] | None
+    known: KnownSecrets | None
 
     @classmethod
     def of(cls, values: Iterable[str]) -> Redactor:
-        wanted = sorted({v for v in values if len(v) >= MIN_SECRET_LENGTH}, key=len, reverse=True)
-        if not wanted:
-            return cls(None)
-        return cls(re.compile("|".join(re.escape(value) for value in wanted)))
+        return cls(KnownSecrets(values, MIN_SECRET_LENGTH))
 
     def text(self, text: str) -> str:
-        if self.pattern is not None:
-            text = self.pattern.sub(MASK, text)
+        if self.known is not None:
+            text = self.known.text(text)
         if "://" not in text:
             return text
         return URL_PASSWORD.sub(lambda match: f"{match[1]}{MASK}@", text)
@@ -100,17 +97,16 @@ class Redactor:
         return value
 
 
-def secret_values(
-    environments: Iterable[Mapping[str, str]], declared: Mapping[str, VarDecl] | None
-) -> set[str]:
-    """Every value of a secret name in `environments`, and every password inside a URL."""
+def secret_values(environments: Iterable[tuple[Mapping[str, str], Masking]]) -> set[str]:
+    """What no answer may show of `environments` (each with how its values are masked):
+    the values of secret variables, the secrets a value was built from by interpolation
+    (`OWNER=ops ${API_TOKEN}` gives API_TOKEN's value, passed or not), URL passwords."""
     from urllib.parse import urlsplit
 
-    found = set()
-    for environment in environments:
+    found: set[str] = set()
+    for environment, masking in environments:
         for name, value in environment.items():
-            if is_secret(name, declared):
-                found.add(value)
+            found.update(masking.secret_texts(name, value))
             if "://" in value:
                 try:
                     password = urlsplit(value).password
@@ -176,16 +172,20 @@ class Tools:
         """The secrets to keep out of answers: those of the environments devstack.yaml and
         the env files give now, and those the running services were given (the shell
         that ran `up` may have had secrets this server's environment lacks)."""
-        environments: list[Mapping[str, str]] = list(self.stack.service_envs().values())
-        declared = None
+        running = list(self.stack.service_envs().items())
+        environments: list[tuple[Mapping[str, str], Masking]] = []
         try:
             project, env = self.resolved()
         except ToolFailure:
-            pass  # a broken config: what the running stack has, and URL passwords
+            # A broken config: what the running stack has, by name and value, URL passwords.
+            environments = [(values, Masking()) for _, values in running]
         else:
-            declared = project.vars
-            environments += [service_env.values for service_env in env.services.values()]
-        return Redactor.of(secret_values(environments, declared))
+            maskings = {name: e.masking(project.vars) for name, e in env.services.items()}
+            environments = [
+                (values, maskings.get(name, Masking(project.vars))) for name, values in running
+            ]
+            environments += [(e.values, maskings[name]) for name, e in env.services.items()]
+        return Redactor.of(secret_values(environments))
 
     def require_service(self, name: str, project: Project | None = None) -> Project:
         project = project or self.project()
@@ -322,22 +322,23 @@ class Tools:
     # -- the environment and the config (no running stack needed) --------------------------
 
     def env_story(self, service: str, name: str) -> dict[str, Any]:
-        from devstack.core.envreport import Shown, variable_story
+        from devstack.core.envreport import Shown, shown_variables, variable_story
 
         project, env = self._resolved_service(service)
         shown = Shown(project)
         service_env = env.services[service]
-        variable = service_env.variables.get(name)
+        variable = shown_variables(project, service_env).get(name)  # devstack's own too
         dropped = service_env.dropped.get(name)
+        derived = variable.source.derived if variable else ()
         answer: dict[str, Any] = {
             "service": service,
             "name": name,
             "passed": name in service_env.values,
-            "secret": is_secret(name, project.vars),
-            "value": shown.value(name, variable.value) if variable else None,
+            "secret": is_secret(name, project.vars, variable.value if variable else None, derived),
+            "value": shown.source(name, variable.source) if variable else None,
             "source": variable.source.label if variable else None,
             "shadowed": [
-                {"source": source.label, "value": shown.value(name, source.value)}
+                {"source": source.label, "value": shown.source(name, source)}
                 for source in (variable.shadowed if variable else ())
             ],
             "dropped": None,
@@ -347,7 +348,7 @@ class Tools:
             answer["dropped"] = {
                 "reason": dropped.reason,
                 "sources": [
-                    {"source": source.label, "value": shown.value(name, source.value)}
+                    {"source": source.label, "value": shown.source(name, source)}
                     for source in dropped.sources
                 ],
             }

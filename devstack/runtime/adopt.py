@@ -77,7 +77,7 @@ def keep_plan(project: Project, env: ProjectEnv, names: Sequence[str], colour: b
     services: list[dict[str, object]] = []
     for name in first_wave(project, names):
         kept = _kept_env(env.services[name], os.environ)
-        if kept is not None and not _holds_secret(project, name, kept[0]):
+        if kept is not None and not _holds_secret(project, env, name, kept[0]):
             values, shell = kept
             service = project.services[name]
             argv, cwd = list(service.argv), str(service.cwd)
@@ -114,15 +114,16 @@ def _kept_env(
     return values, shell
 
 
-def _holds_secret(project: Project, name: str, values: Mapping[str, str]) -> bool:
+def _holds_secret(project: Project, env: ProjectEnv, name: str, values: Mapping[str, str]) -> bool:
     """Whether devstack would mask anything of what the plan would keep for `name`: its
     command line or a value. Secrets stay out of every file (issue 11 §4), so such a
     service waits for the supervisor."""
-    from devstack.core.secrets import mask_argv, masked
+    from devstack.core.secrets import mask_argv
 
     argv = list(project.services[name].argv)
+    masking = env.services[name].masking(project.vars)  # `OWNER=ops ${API_TOKEN}` too
     return mask_argv(argv) != argv or any(
-        masked(key, value, project.vars) != value for key, value in values.items()
+        masking.masked(key, value) != value for key, value in values.items()
     )
 
 

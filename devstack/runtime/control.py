@@ -36,13 +36,11 @@ import collections
 import contextlib
 import dataclasses
 import errno
-import hashlib
 import json
 import os
 import socket
 import stat
 import struct
-import tempfile
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,7 +54,7 @@ from devstack.core.errors import (
     Problem,
     unknown_name_error,
 )
-from devstack.runtime import platform
+from devstack.runtime import lean, platform
 from devstack.runtime.files import write_atomically
 
 if TYPE_CHECKING:
@@ -184,10 +182,12 @@ def choose_socket_path(root: Path, environ: Mapping[str, str], uid: int) -> Path
     preferred = root / ".devstack" / SOCKET_NAME
     if fits_af_unix(preferred):
         return preferred
-    name = f"devstack-{hashlib.sha256(os.fsencode(root)).hexdigest()[:16]}.sock"
+    name = f"devstack-{lean.sha256(os.fsencode(root)).hexdigest()[:16]}.sock"
     runtime_dir = environ.get("XDG_RUNTIME_DIR")
     if runtime_dir and fits_af_unix(Path(runtime_dir) / name):
         return Path(runtime_dir) / name
+    import tempfile  # a rare path; tempfile brings random and more into `up` for good
+
     return Path(tempfile.gettempdir()) / f"devstack-{uid}" / name
 
 

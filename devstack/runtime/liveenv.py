@@ -16,13 +16,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from devstack.core.secrets import mask_argv, masked
+from devstack.core.secrets import KnownSecrets, Masking, mask_argv
 
 if TYPE_CHECKING:
     import psutil
 
     from devstack.core.envresolve import ProjectEnv
-    from devstack.core.model import Project, VarDecl
+    from devstack.core.model import Project
 
 # Set by shells and package managers on their own: not a difference worth a row.
 WRAPPER_NAMES = frozenset({"PWD", "OLDPWD", "SHLVL", "_", "INIT_CWD", "NODE", "COLOR", "EDITOR"})
@@ -69,13 +69,15 @@ def render_diff(
     diff: EnvDiff,
     *,
     process: str,
-    declared: Mapping[str, VarDecl] | None = None,
+    masking: Masking | None = None,
     reveal: bool = False,
 ) -> str:
-    """The diff as text, every value masked unless `reveal`."""
+    """The diff as text, every value masked (as `masking` says: a value built from a
+    secret too) unless `reveal`."""
+    masking = masking or Masking()
 
     def show(name: str, value: str) -> str:
-        return masked(name, value, declared, reveal)
+        return masking.masked(name, value, reveal)
 
     lines = [f"{service}: {process}"]
     if diff.same:
@@ -154,4 +156,9 @@ def live_env_report(
     if wrappers:
         process += " below " + " → ".join(describe(wrapper) for wrapper in wrappers)
     diff = diff_env(reply["values"], live)
-    return render_diff(service, diff, process=process, declared=project.vars, reveal=reveal), 0
+    masking = env.services[service].masking(project.vars)
+    if not reveal:  # a shell may have expanded a secret into a command line: `app $OWNER`
+        given = (masking.secret_texts(name, value) for name, value in reply["values"].items())
+        known = env.secret_texts(project.vars).union(*given)
+        process = KnownSecrets(known).text(process)
+    return render_diff(service, diff, process=process, masking=masking, reveal=reveal), 0

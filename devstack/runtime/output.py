@@ -16,6 +16,7 @@ import io
 import os
 import select
 import stat
+import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -157,8 +158,11 @@ class Output:
     # -- unfinished lines --------------------------------------------------------------
 
     def _arm_timer(self, key: tuple[str, Stream], delay: float) -> None:
-        import asyncio
-
+        asyncio = sys.modules.get("asyncio")
+        if asyncio is None:
+            # No loop yet (the fast start's thread shows lines): none can run without
+            # asyncio, and importing it here would bring ssl along (runtime/lean.py).
+            return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:

@@ -8,6 +8,10 @@ waits on the service's output through `Output.subscribe`, so it never polls.
 
 A probe is armed before its service is spawned (the log probe must not miss a line
 printed at once), then awaited with `wait()`.
+
+An https probe speaks TLS through the `ssl` module's memory BIOs over a plain asyncio
+connection, imported at its first try: `up` imports asyncio without ssl
+(runtime/lean.py), and a stack without https probes never loads OpenSSL.
 """
 
 from __future__ import annotations
@@ -17,18 +21,21 @@ import contextlib
 import os
 import re
 import signal
-import ssl
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 from devstack.core.model import ReadyProbe
 
+if TYPE_CHECKING:
+    import ssl
+
 ATTEMPT_TIMEOUT = 2.0  # one http/tcp/cmd try; a hung answer must not eat the whole timeout
+STATUS_LINE_LIMIT = 64 * 1024  # bytes of an answer read for its status line, at most
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
 
 
@@ -110,7 +117,7 @@ class HttpProbe(_RetryingProbe):
         path = (url.path or "/") + (f"?{url.query}" if url.query else "")
         try:
             async with asyncio.timeout(ATTEMPT_TIMEOUT):
-                status = await _http_status(host, port, path, _insecure_tls() if secure else None)
+                status = await _http_status(host, port, path, secure)
         except TimeoutError:
             self.seen = f"no answer within {ATTEMPT_TIMEOUT:g}s"
             return False
@@ -121,17 +128,17 @@ class HttpProbe(_RetryingProbe):
         return 200 <= status < 300
 
 
-async def _http_status(host: str, port: int, path: str, tls: ssl.SSLContext | None) -> int:
-    reader, writer = await asyncio.open_connection(host, port, ssl=tls)
+async def _http_status(host: str, port: int, path: str, secure: bool) -> int:
+    reader, writer = await asyncio.open_connection(host, port)
     try:
+        stream = _TlsStream(reader, writer, host) if secure else _PlainStream(reader, writer)
         host_header = f"[{host}]" if ":" in host else host
         request = (
             f"GET {path} HTTP/1.1\r\nHost: {host_header}:{port}\r\n"
             "User-Agent: devstack-probe\r\nAccept: */*\r\nConnection: close\r\n\r\n"
         )
-        writer.write(request.encode("latin-1"))
-        await writer.drain()
-        status_line = await reader.readline()
+        await stream.send(request.encode("latin-1"))
+        status_line = await stream.readline()
     finally:
         writer.close()
         with contextlib.suppress(OSError):
@@ -142,10 +149,77 @@ async def _http_status(host: str, port: int, path: str, tls: ssl.SSLContext | No
     return int(parts[1])
 
 
+class _PlainStream:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader, self._writer = reader, writer
+
+    async def send(self, data: bytes) -> None:
+        self._writer.write(data)
+        await self._writer.drain()
+
+    async def readline(self) -> bytes:
+        return await self._reader.readline()
+
+
+class _TlsStream(_PlainStream):
+    """TLS over an open connection, with the `ssl` module's memory BIOs: OpenSSL
+    encrypts into one and decrypts from the other, this class moves the bytes."""
+
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str
+    ) -> None:
+        import ssl
+
+        super().__init__(reader, writer)
+        self._want_read = ssl.SSLWantReadError
+        self._incoming, self._outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        # The handshake happens on the first write, as with asyncio's own TLS.
+        self._tls = _insecure_tls().wrap_bio(self._incoming, self._outgoing, server_hostname=host)
+
+    async def send(self, data: bytes) -> None:
+        await self._call(self._tls.write, data)
+
+    async def readline(self) -> bytes:
+        """The answer up to its first newline (STATUS_LINE_LIMIT at most)."""
+        answer = b""
+        while b"\n" not in answer and len(answer) < STATUS_LINE_LIMIT:
+            chunk: bytes = await self._call(self._tls.read, STATUS_LINE_LIMIT)
+            if not chunk:
+                break
+            answer += chunk
+        return answer.partition(b"\n")[0]
+
+    async def _call(self, operation: Callable[..., Any], *args: Any) -> Any:
+        """Run a TLS operation, sending what it wrote and feeding it what it waits for;
+        the TLS errors (a broken handshake, an EOF) are OSErrors, as the plain ones."""
+        while True:
+            try:
+                result = operation(*args)
+            except self._want_read:
+                await self._flush()
+                if self._incoming.eof:
+                    raise ConnectionResetError("connection closed during TLS") from None
+                received = await self._reader.read(STATUS_LINE_LIMIT)
+                if received:
+                    self._incoming.write(received)
+                else:
+                    self._incoming.write_eof()
+                continue
+            await self._flush()
+            return result
+
+    async def _flush(self) -> None:
+        if pending := self._outgoing.read():
+            await super().send(pending)
+
+
 def _insecure_tls() -> ssl.SSLContext:
     # Dev servers use self-signed certificates; a readiness probe checks that the server
-    # answers, it does not authenticate it or send anything secret.
-    context = ssl.create_default_context()
+    # answers, it does not authenticate it or send anything secret. No CA store is
+    # loaded for a check that is never made.
+    import ssl
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     return context
@@ -262,6 +336,9 @@ def arm(
 def _describe_error(error: BaseException) -> str:
     if isinstance(error, ConnectionRefusedError):
         return "connection refused"
+    reason = getattr(error, "reason", None)  # an ssl.SSLError's, as "WRONG_VERSION_NUMBER"
+    if type(error).__module__ == "ssl" and isinstance(reason, str):
+        return f"TLS failed: {reason.lower().replace('_', ' ')}"
     if isinstance(error, OSError) and error.strerror:
         return error.strerror.lower()
     return str(error) or type(error).__name__

@@ -4,7 +4,9 @@ A service runs in a session (and process group) of its own, so a signal reaches
 everything it started in that group and Ctrl+C at the terminal reaches only
 devstack, which decides. Its output goes to `Output.feed` straight from the
 pipe callbacks, in the chunks the kernel hands over (no reader tasks, no per-line
-work here); `tty: true` runs it under a pseudo-terminal instead of pipes.
+work here); `tty: true` runs it under a pseudo-terminal instead of pipes, which is
+its session's controlling terminal (as `script` and tmux do): a ^C typed at it
+(`devstack ui`) is SIGINT to its foreground group, not a byte.
 
 Stopping escalates and says so: the stop signal to the group and to any
 descendant that escaped it (double fork, setsid: found by the run's environment
@@ -169,9 +171,12 @@ class ServiceProcess:
                 stdout=slave,
                 stderr=slave,
                 start_new_session=True,
+                preexec_fn=_take_terminal(),
             )
-        except BaseException:
+        except BaseException as error:
             os.close(master)
+            if isinstance(error, subprocess.SubprocessError):  # preexec_fn failed
+                raise OSError(errno.ENOTTY, f"its terminal: {error}") from None
             raise
         finally:
             os.close(slave)  # else the master never sees the end of the output
@@ -508,15 +513,38 @@ class _PtyProtocol(asyncio.Protocol):
 
 
 def _prepare_pty(slave: int) -> None:
-    """Plain "\\n" line ends (no "\\r\\n" from the terminal driver) and a usable size."""
+    """Plain "\\n" line ends (no "\\r\\n" from the terminal driver), a usable size, and
+    no flush at ^C: a terminal drops the output not yet shown when it sends SIGINT,
+    and devstack loses no line of a service's output (NOFLSH keeps them)."""
     import fcntl
     import struct
     import termios
 
     attrs = termios.tcgetattr(slave)
     attrs[1] &= ~termios.ONLCR  # output flags
+    attrs[3] |= termios.NOFLSH  # local flags
     termios.tcsetattr(slave, termios.TCSANOW, attrs)
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", *PTY_SIZE, 0, 0))
+
+
+def _take_terminal() -> Callable[[], object]:
+    """What the child runs between fork and exec, after setsid (start_new_session):
+    TIOCSCTTY on its stdin, the pty, which so becomes the controlling terminal of its
+    session, with the service's group in the foreground. Then the terminal's line
+    discipline turns a typed ^C into SIGINT (^\\ into SIGQUIT) for that group, as in
+    any terminal, and the service can open its own terminal (/dev/tty). A ^Z stops
+    nothing: the group's parent, devstack, is outside the session, so the group is
+    orphaned and the kernel drops the terminal's stop signals (no shell could `fg` it).
+
+    preexec_fn is subprocess's only way into that moment. It gets a C function with
+    its arguments bound: none of devstack's Python runs in the forked child (the
+    hazard of preexec_fn in a threaded process is code that takes a lock another
+    thread held at the fork)."""
+    import fcntl
+    import functools
+    import termios
+
+    return functools.partial(fcntl.ioctl, 0, termios.TIOCSCTTY, 0)
 
 
 def _signal_group(pgid: int, sig: int) -> None:

@@ -24,11 +24,12 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, S
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from devstack.core import stackpolicy
+from devstack.core import stackmodel, stackpolicy
 from devstack.core.errors import DevstackError, unknown_name_error
 from devstack.core.model import Project, ReadyProbe, Service
 from devstack.core.scripts import service_ports
-from devstack.core.stackpolicy import Stack
+from devstack.core.secrets import KnownSecrets
+from devstack.core.stackmodel import Stack
 from devstack.runtime.firstwave import spawn_env
 from devstack.runtime.stackapi import Level, OutputCallback, ServiceStatus, StateCallback
 
@@ -101,6 +102,8 @@ class Supervisor:
     ) -> None:
         self._project = project
         self._env = env
+        self._secrets = env.secret_texts(project.vars)
+        self._known_secrets = KnownSecrets(self._secrets)
         self.output = output
         self.run_id = run_id
         self.colour = colour
@@ -111,11 +114,11 @@ class Supervisor:
         self._timer = timer
         self.stack = Stack.of(project.services, names, abort_on_exit)
         self._handles = {name: _Handles(env=dict(env.services[name].values)) for name in names}
-        self._queue: deque[stackpolicy.StackEvent] = deque()
+        self._queue: deque[stackmodel.StackEvent] = deque()
         self._draining = False
         self._waits: list[asyncio.Future[None]] = []  # of the command being fed
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._waiters: list[tuple[stackpolicy.WaitFor, asyncio.Future[None]]] = []
+        self._waiters: list[tuple[stackmodel.WaitFor, asyncio.Future[None]]] = []
         self._state_subscribers: list[StateCallback] = []
         self._published: dict[str, ServiceStatus] = {}  # what subscribers last heard
         self._finished = asyncio.Event()
@@ -134,7 +137,7 @@ class Supervisor:
         for signum in SHUTDOWN_SIGNALS:
             loop.add_signal_handler(signum, self.request_shutdown, signum)
         try:
-            self._feed(stackpolicy.Boot())
+            self._feed(stackmodel.Boot())
             await self._finished.wait()
         except BaseException:
             self._kill_everything()  # a bug or a cancellation must not leave services behind
@@ -155,9 +158,9 @@ class Supervisor:
 
         A second request kills everything at once.
         """
-        self._feed(stackpolicy.ShutdownRequested(signum))
+        self._feed(stackmodel.ShutdownRequested(signum))
 
-    def _feed(self, event: stackpolicy.StackEvent) -> None:
+    def _feed(self, event: stackmodel.StackEvent) -> None:
         """Queue `event`; unless an event is being handled already, handle the queue.
 
         Each event runs to completion (step, then its actions) before the next: an
@@ -178,8 +181,8 @@ class Supervisor:
             self._draining = False
         self._wake_waiters()
 
-    def _perform(self, action: stackpolicy.Action) -> None:
-        s = stackpolicy
+    def _perform(self, action: stackmodel.Action) -> None:
+        s = stackmodel
         if isinstance(action, s.Announce):
             self._say(action.name, action.message, action.level)
         elif isinstance(action, s.Launch):
@@ -213,7 +216,7 @@ class Supervisor:
             self._kill_everything()
 
     def _set_timer(self, name: str, delay: float) -> None:
-        elapsed = stackpolicy.BackoffDone(name)
+        elapsed = stackmodel.BackoffDone(name)
         if self._timer is not None:
             handle = self._timer(delay, lambda: self._feed(elapsed))
         else:
@@ -237,7 +240,7 @@ class Supervisor:
             for port in service_ports(service.port, service.cmd):  # issue 12 item 6
                 if holder := await _port_holder(port):
                     taken = f"port {port} is in use by {holder}"
-                    self._feed(stackpolicy.SpawnError(name, taken, f"could not start: {taken}"))
+                    self._feed(stackmodel.SpawnError(name, taken, f"could not start: {taken}"))
                     return
             if service.ready is not None:
                 from devstack.runtime import probes  # only a service with `ready:` needs it
@@ -262,17 +265,17 @@ class Supervisor:
 
             why = describe_spawn_error(error, service.cwd)
             self._feed(
-                stackpolicy.SpawnError(
+                stackmodel.SpawnError(
                     name, f"could not start {service.argv[0]}: {why}", f"could not start: {why}"
                 )
             )
             return
         except BaseException:
             # A bug (`_task_done` reports it) or a cancellation: not spawning any more.
-            self._feed(stackpolicy.SpawnAbandoned(name))
+            self._feed(stackmodel.SpawnAbandoned(name))
             raise
         handles.incoming = (process, probe)
-        self._feed(stackpolicy.SpawnDone(name, self._wall_clock()))
+        self._feed(stackmodel.SpawnDone(name, self._wall_clock()))
 
     def _spawner(self) -> SpawnFunction:
         if self._spawn_process is None:
@@ -320,7 +323,7 @@ class Supervisor:
     ) -> None:
         outcome = await probe.wait()
         why = "" if outcome.ready else outcome.describe(spec)
-        self._feed(stackpolicy.ProbeDone(name, instance, outcome.ready, why, spec.timeout))
+        self._feed(stackmodel.ProbeDone(name, instance, outcome.ready, why, spec.timeout))
 
     async def _await_exit(self, name: str, process: ProcessHandle) -> None:
         code = await process.wait()
@@ -336,7 +339,7 @@ class Supervisor:
         else:
             # It ended on its own: whatever it left running in its group goes with it.
             await self._discard(name, process, self.stack.configs[name])
-        self._feed(stackpolicy.ProcessExited(name, code))
+        self._feed(stackmodel.ProcessExited(name, code))
 
     # -- stopping ----------------------------------------------------------------------
 
@@ -377,19 +380,19 @@ class Supervisor:
         """
         names = tuple(names)
         self._known(names, allow_unmanaged=True)  # unknown names: an error with hints
-        await self._command(stackpolicy.RestartCommand(names, reason, skip_stopped))
+        await self._command(stackmodel.RestartCommand(names, reason, skip_stopped))
 
     async def start(self, names: Iterable[str]) -> None:
         """Start `names` and what they depend on, unless already running."""
         names = tuple(names)
         self._known(names, allow_unmanaged=True)
-        await self._command(stackpolicy.StartCommand(names))
+        await self._command(stackmodel.StartCommand(names))
 
     async def stop(self, names: Iterable[str]) -> None:
         """Stop `names` for good (until started again); waits until they are gone."""
         names = tuple(names)
         self._known(names)
-        await self._command(stackpolicy.StopCommand(names))
+        await self._command(stackmodel.StopCommand(names))
 
     async def apply(self, project: Project, env: ProjectEnv) -> None:
         """Take a new config and env: start new services, stop removed ones, restart
@@ -402,23 +405,26 @@ class Supervisor:
             self.start_new_services,
         )
         self._project, self._env = project, env
+        # The old values too: an instance spawned with them may still be named in a message.
+        old, self._secrets = self._secrets, env.secret_texts(project.vars)
+        self._known_secrets = KnownSecrets(old | self._secrets)
         for name, handles in self._handles.items():
             if name in project.services:
                 handles.env = dict(env.services[name].values)
-        self._feed(stackpolicy.Reconfigure(project.services))
+        self._feed(stackmodel.Reconfigure(project.services))
         if plan.removed:
             for name in plan.removed:
                 self._say(name, "removed from devstack.yaml, stopping")
             await self.stop(plan.removed)
-            self._feed(stackpolicy.ForgetServices(plan.removed))
-        await self._command(stackpolicy.ConfigChanged(plan.restarts))
+            self._feed(stackmodel.ForgetServices(plan.removed))
+        await self._command(stackmodel.ConfigChanged(plan.restarts))
         if plan.added:
-            self._feed(stackpolicy.AddServices(plan.added, "added to devstack.yaml, starting"))
+            self._feed(stackmodel.AddServices(plan.added, "added to devstack.yaml, starting"))
             await self.start(plan.added)
 
     async def settled(self) -> None:
         """Return once no service is starting, restarting or stopping (`up -d` waits so)."""
-        await self._until(stackpolicy.WaitFor(tuple(self.stack.records), "settled"))
+        await self._until(stackmodel.WaitFor(tuple(self.stack.records), "settled"))
 
     def status(self) -> list[ServiceStatus]:
         return [self._snapshot(name) for name in self.stack.records]
@@ -494,7 +500,7 @@ class Supervisor:
                 for callback in list(self._state_subscribers):
                     callback(snapshot)
 
-    async def _command(self, event: stackpolicy.StackEvent) -> None:
+    async def _command(self, event: stackmodel.StackEvent) -> None:
         """Feed a command; return once what the policy says it waits for came about."""
         self._feed(event)
         waits, self._waits = self._waits, []
@@ -507,7 +513,7 @@ class Supervisor:
         if unknown:
             raise DevstackError([unknown_name_error("service", name, known) for name in unknown])
 
-    def _until(self, wait: stackpolicy.WaitFor) -> asyncio.Future[None]:
+    def _until(self, wait: stackmodel.WaitFor) -> asyncio.Future[None]:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if stackpolicy.waited(self.stack, wait):
             future.set_result(None)
@@ -537,14 +543,15 @@ class Supervisor:
         assert error is not None
         text = "".join(traceback.format_exception(error))
         print(f"devstack: internal error, stopping everything:\n{text}", file=sys.stderr)
-        self._feed(stackpolicy.InternalError())  # `up` then exits 1 (issue 11 §4)
+        self._feed(stackmodel.InternalError())  # `up` then exits 1 (issue 11 §4)
 
     async def _drain(self) -> None:
         while self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def _say(self, name: str | None, message: str, level: Level = "info") -> None:
-        self.output.system(name, message, level)
+        # A command line a shell expanded may hold a secret no flag name gives away.
+        self.output.system(name, self._known_secrets.text(message), level)
 
     def _sayer(self, name: str) -> Callable[[str], None]:
         return lambda message: self._say(name, message, "warn")

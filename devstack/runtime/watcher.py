@@ -20,11 +20,11 @@ import asyncio
 import contextlib
 import dataclasses
 import fcntl
-import hashlib
 import os
 import signal
 import stat
 import struct
+import sys
 import threading
 import time
 import traceback
@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from devstack.core.errors import DevstackError, Problem
 from devstack.core.routing import GITIGNORE, IgnoreFilter, Router, Routing, load_gitignores
+from devstack.runtime.lean import blake2b
 from devstack.runtime.notify import Notifier, RawChanges, open_notify, watch_errors
 
 if TYPE_CHECKING:
@@ -56,6 +57,8 @@ BURST_PATHS = 2
 INLINE_HASH_LIMIT = 32
 UNHASHABLE = b""  # a path that is not a regular file, or cannot be read
 HASH_LIMIT = 4 * 1024 * 1024  # bytes (~4 ms to hash): a bigger file is not read at all
+HASH_CHUNK = 256 * 1024  # read and hashed at a time
+DIGEST_SIZE = 8  # bytes: a chance in 2**64 that an edit is taken for no change
 # After a ring, watchfiles' thread records the change within microseconds: look every
 # CATCH_MS for CATCH_FOR_MS, then every STEP_MS until NOTIFY_LAG_MS (a busy machine);
 # then the ring is taken for an event that changes nothing (opening a file rings too).
@@ -79,29 +82,47 @@ __all__ = ["Doorbell", "ProjectWatcher", "collect", "open_notify", "watch_projec
 
 
 async def watch_project(
-    stack: StackAPI, *, shell: Mapping[str, str], cli_env: Mapping[str, str]
+    stack: StackAPI,
+    *,
+    shell: Mapping[str, str],
+    cli_env: Mapping[str, str],
+    set_up: asyncio.Event | None = None,
 ) -> None:
-    """Watch the repo and restart or reload what its changes concern, until cancelled."""
-    await ProjectWatcher(stack, shell=shell, cli_env=cli_env).run()
+    """Watch the repo and restart or reload what its changes concern, until cancelled;
+    `set_up` is set once the watches are in place (or watching failed)."""
+    watcher = ProjectWatcher(stack, shell=shell, cli_env=cli_env)
+    if set_up is not None:
+        watcher.set_up = set_up
+    await watcher.run()
 
 
 class ContentHashes:
     """The last seen content (a hash) of every file that matters, to tell real edits
-    from writes that leave a file as it was."""
+    from writes that leave a file as it was.
+
+    Every watched file has one for as long as `up` runs (10,000 in the idle benchmark),
+    so they are kept small (issue 16): by folder, so a folder's path is held once, under
+    interned file names, so `index.ts` in a hundred folders is one string; 8-byte hashes.
+    Safe to use from one thread at a time (the loop, or the thread it waits for)."""
 
     def __init__(self) -> None:
-        self.digests: dict[str, bytes] = {}
+        self._folders: dict[str, dict[str, bytes]] = {}
+
+    def __contains__(self, path: str) -> bool:
+        folder, name = os.path.split(path)
+        return name in self._folders.get(folder, {})
 
     def remember(self, paths: Iterable[str]) -> None:
         for path in paths:
             if (digest := _digest(path)) is not None:
-                self.digests[path] = digest
+                self._set(path, digest)
 
     def changed(self, paths: Iterable[str]) -> list[str]:
         """The paths whose content differs from the last seen; remembers the new content."""
         changed = []
         for path in paths:
-            new, old = _digest(path), self.digests.get(path)
+            folder, name = os.path.split(path)
+            new, old = _digest(path), self._folders.get(folder, {}).get(name)
             if new == old:
                 continue
             if new is None and old is None:
@@ -109,17 +130,27 @@ class ContentHashes:
                 changed += self._forget_below(path)
                 continue
             if new is None:
-                del self.digests[path]
+                self._drop(folder, name)
             else:
-                self.digests[path] = new
+                self._set(path, new)
             changed.append(path)
         return changed
 
+    def _set(self, path: str, digest: bytes) -> None:
+        folder, name = os.path.split(path)
+        self._folders.setdefault(folder, {})[sys.intern(name)] = digest
+
+    def _drop(self, folder: str, name: str) -> None:
+        names = self._folders[folder]
+        del names[name]
+        if not names:
+            del self._folders[folder]
+
     def _forget_below(self, directory: str) -> list[str]:
         prefix = directory + os.sep
-        gone = [path for path in list(self.digests) if path.startswith(prefix)]
-        for path in gone:
-            del self.digests[path]
+        gone = []
+        for folder in [f for f in self._folders if (f + os.sep).startswith(prefix)]:
+            gone += [os.path.join(folder, name) for name in self._folders.pop(folder)]
         return gone
 
 
@@ -153,7 +184,10 @@ def _digest(path: str) -> bytes | None:
         if not stat.S_ISREG(os.fstat(descriptor).st_mode):
             return UNHASHABLE
         try:
-            return hashlib.file_digest(file, lambda: hashlib.blake2b(digest_size=16)).digest()
+            digest = blake2b(digest_size=DIGEST_SIZE)
+            while chunk := file.read(HASH_CHUNK):
+                digest.update(chunk)
+            return digest.digest()
         except OSError:
             return UNHASHABLE
 
@@ -173,6 +207,7 @@ class ProjectWatcher:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._reloading = asyncio.Lock()
         self._warnings_shown: set[str] = set()
+        self.set_up = asyncio.Event()  # the watches are in place, or watching failed
 
     @property
     def root(self) -> Path:
@@ -208,6 +243,8 @@ class ProjectWatcher:
         except errors as error:
             self._cannot_watch(error)
             return
+        finally:
+            self.set_up.set()
         feed = Feed(notify, batches)
         with notify:
             bell = Doorbell.install(descriptor)
@@ -415,7 +452,7 @@ class ProjectWatcher:
     def _remember_watched(self) -> None:
         """Hash every file that matters and is not hashed yet, so that the first write
         to it can already be told from an unchanged rewrite."""
-        known = self.hashes.digests
+        known = self.hashes
         inputs = [*self.router.kept(), *(str(d / GITIGNORE) for d in self._gitignores)]
         self.hashes.remember(path for path in inputs if path not in known)
         ignores = self.router.watch_filter

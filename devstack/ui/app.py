@@ -4,6 +4,11 @@ Everything it knows of the stack comes from a `StackClient` (two streams: status
 and output; one request per command), so any number of UIs can watch one stack and
 quitting one stops nothing. What it shows is computed by view.py; this module only
 wires widgets, keys and streams.
+
+When the `up` it watches ends (stopped, or killed), the UI says the stack is down,
+shows no service as running, and waits for the next `up` of the repo: it then
+follows that one, its services and its logs, as if it had just opened (`up --ui`'s
+UI ends with its stack instead).
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
@@ -29,12 +34,13 @@ from textual.widgets import DataTable, Footer, Input, Log, Static
 from devstack.core.errors import DevstackError
 from devstack.ui import view
 from devstack.ui.envpane import EnvScreen
-from devstack.ui.stack import LogBatch, ServiceRow
+from devstack.ui.stack import RECONNECT_PAUSE, LogBatch, ServiceRow
 from devstack.ui.usage import Usage, UsageSampler
 
 ALL = "(all services)"
 USAGE_INTERVAL = 1.0  # seconds between CPU/memory samples and uptime updates
 WRITE_INTERVAL = 1 / 30  # seconds new lines may wait to be drawn together
+OUTPUT_DRAIN = 1.0  # seconds the output stream gets to end after the statuses did
 TYPED_BACKLOG = 256  # keys typed into a service not yet sent: a bound, never reached by hand
 
 
@@ -43,12 +49,13 @@ class Stack(Protocol):
 
     root: Path
 
-    def statuses(self) -> AsyncIterator[list[ServiceRow]]: ...
+    def statuses(self) -> AsyncGenerator[list[ServiceRow], None]: ...
     def output(self, tail: int) -> AsyncIterator[LogBatch]: ...
     async def restart(self, name: str) -> None: ...
     async def stop(self, name: str) -> None: ...
     async def start(self, name: str) -> None: ...
     async def type_into(self, name: str, text: str) -> None: ...
+    async def wait_for_up(self) -> None: ...
 
 
 # Keys a tty service gets when typed into, for those with no character of their own.
@@ -86,6 +93,18 @@ class ServiceLog(Log):
         text = TYPED_KEYS.get(event.key) or event.character
         if text:
             self.app.type_key(self.typing_into, text)  # type: ignore[attr-defined]
+
+
+def _raise_in(follower: asyncio.Task[Any] | None) -> Callable[[asyncio.Task[Any]], None]:
+    """A done callback for a helper task: if it failed, cancel `follower`, which then
+    raises the helper's error where it awaits the helper (a bug shows at once, as a
+    worker's would, not once the stack ends)."""
+
+    def done(task: asyncio.Task[Any]) -> None:
+        if follower is not None and not task.cancelled() and task.exception() is not None:
+            follower.cancel()
+
+    return done
 
 
 class HelpScreen(ModalScreen[None]):
@@ -148,6 +167,7 @@ class DevstackApp(App[int]):
         *,
         config_file: Path | None = None,
         tty_services: Iterable[str] = (),
+        read_tty_services: Callable[[], set[str]] | None = None,
         quit_with_stack: bool = False,
         clock: Callable[[], float] = time.time,
         sample_usage: Callable[[list[int]], dict[int, Usage]] | None = None,
@@ -157,6 +177,8 @@ class DevstackApp(App[int]):
         self.stack = stack
         self.config_file = config_file
         self.tty_services = set(tty_services)
+        # devstack.yaml may have changed by the next `up`: read afresh then (a thread).
+        self.read_tty_services = read_tty_services
         self.quit_with_stack = quit_with_stack
         self.clock = clock
         self.sample_usage = sample_usage or UsageSampler().sample
@@ -189,8 +211,7 @@ class DevstackApp(App[int]):
         table.focus()
         self.sub_title = str(self.stack.root)
         self._update_title()
-        self.follow_statuses()
-        self.follow_output()
+        self.follow_stack()
         self.send_typed_keys()
         self.set_interval(USAGE_INTERVAL, self.refresh_usage)
 
@@ -201,29 +222,89 @@ class DevstackApp(App[int]):
     # -- the streams -------------------------------------------------------------------
 
     @work(group="streams")
-    async def follow_statuses(self) -> None:
+    async def follow_stack(self) -> None:
+        """Follow the running `up`; once it has ended, the next one, for ever."""
+        again = False  # the first `up` finds the UI empty: nothing to forget
         try:
-            async for rows in self.stack.statuses():
-                self.show_rows(rows)
+            while True:
+                answered = await self._follow_run(again)
+                if self.quit_with_stack:
+                    self.exit(0)
+                    return
+                if answered:
+                    again = True
+                    self._stack_down()
+                else:
+                    # Its socket took the connection, yet no `up` answered: one dying
+                    # as the UI looked (a socket outlives its process by moments).
+                    await asyncio.sleep(RECONNECT_PAUSE[0])
+                await self.stack.wait_for_up()
         except NoMatches:
             return  # the app is closing: its widgets are gone
-        except DevstackError as error:
-            self.notify(error.render(), severity="error", timeout=10)
-        self.stack_ended = True
-        self._update_title()
-        if self.quit_with_stack:
-            self.exit(0)
 
-    @work(group="streams")
-    async def follow_output(self) -> None:
+    async def _follow_run(self, again: bool) -> bool:
+        """The statuses and output of one `up`, until it ends; False if no `up` answered.
+
+        The UI forgets the run before (`_new_run`) only once the next has answered."""
+        async with contextlib.aclosing(self.stack.statuses()) as statuses:
+            try:
+                first = await anext(statuses)
+            except (DevstackError, StopAsyncIteration) as error:
+                self._lost(error)
+                if not self.stack_ended:
+                    self.stack_ended = True
+                    self._update_title()
+                return False
+            if again:
+                await self._new_run()
+            self.show_rows(first)
+            output = asyncio.create_task(self._follow_output())
+            output.add_done_callback(_raise_in(asyncio.current_task()))
+            try:
+                try:
+                    async for rows in statuses:
+                        self.show_rows(rows)
+                except DevstackError as error:
+                    self._lost(error)
+                self.stack_ended = True
+                # The last lines the `up` sent may still be on their way: its end closes
+                # both streams at once, so they come soon; bounded all the same.
+                await asyncio.wait([output], timeout=OUTPUT_DRAIN)
+            finally:
+                output.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await output
+        return True
+
+    def _lost(self, error: Exception) -> None:
+        """Say why the stream of statuses ended, unless it is that no `up` runs."""
+        if isinstance(error, DevstackError) and error.problems[0].code != "not-running":
+            self.notify(error.render(), severity="error", timeout=10)
+
+    async def _follow_output(self) -> None:
         try:
             async for batch in self.stack.output(tail=self.book.max_lines):
                 self.add_lines(batch)
-        except NoMatches:
-            return  # the app is closing: its widgets are gone
         except DevstackError as error:
             if not self.stack_ended:  # else the status stream has said it
                 self.notify(f"the log stream stopped: {error.render()}", severity="error")
+
+    def _stack_down(self) -> None:
+        """No `up` runs: no service is shown as running, and the title says so."""
+        self.action_stop_typing()
+        self.show_rows(view.ended(list(self.rows.values())))
+        self.notify("devstack up has ended; the UI follows the next one (q quits)")
+
+    async def _new_run(self) -> None:
+        """The next `up` has answered: begin again as if the UI had just opened on it
+        (its log files' tails hold the lines of the runs before, with separators)."""
+        if self.read_tty_services is not None:
+            self.tty_services = await asyncio.to_thread(self.read_tty_services)
+        self.stack_ended = False
+        self.book.clear()
+        self.rows = {}  # its statuses draw the table anew, without "pid ended" lines
+        self.redraw_log()
+        self.notify("devstack up is running again")
 
     @work(group="typing")
     async def send_typed_keys(self) -> None:
@@ -357,8 +438,8 @@ class DevstackApp(App[int]):
         parts.append("following" if log.auto_scroll else "paused (f follows)")
         if log.typing_into:
             parts.append(f"typing into {log.typing_into} (Esc stops)")
-        if self.stack_ended:
-            parts.append("the stack has ended")
+        if self.stack_ended:  # first: the line is cut at the screen's edge
+            parts.insert(0, "the stack is down" if self.quit_with_stack else view.STACK_DOWN)
         self.query_one("#pane-title", Static).update(Text(" · ".join(parts)))
 
     # -- actions -----------------------------------------------------------------------

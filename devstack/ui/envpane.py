@@ -3,13 +3,17 @@ shows it (envreport's rows, secrets masked), and the story of the chosen variabl
 
 It reads devstack.yaml and the env files afresh, as the env command does, in a
 thread: a config broken by an edit shows its problems here, and the UI runs on.
+`loaded` is set once what was read is on the screen (rows, the first variable's
+story, or the problem): the one thing a test (or a caller) waits on, never a pause.
 """
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import ClassVar
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -18,6 +22,11 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from devstack.core.errors import DevstackError
+
+COLUMNS = ("NAME", "SOURCE", "VALUE")
+# A long source ("set by devstack for every service, when `up` prints in colour") is
+# cut, so that VALUE starts on an 80-column screen; the story below has it whole.
+WIDEST = {"NAME": 40, "SOURCE": 33, "VALUE": 10_000}
 
 
 class EnvScreen(Screen[None]):
@@ -35,6 +44,7 @@ class EnvScreen(Screen[None]):
         self.service = service
         self.config_file = config_file
         self.stories: dict[str, str] = {}
+        self.loaded = asyncio.Event()
 
     def compose(self) -> ComposeResult:
         yield Static(Text(f"env of {self.service} (secrets masked)"), id="env-title")
@@ -45,27 +55,40 @@ class EnvScreen(Screen[None]):
 
     def on_mount(self) -> None:
         table = self.query_one("#variables", DataTable)
-        table.add_columns("NAME", "SOURCE", "VALUE")
+        table.add_columns(*COLUMNS)
         table.focus()
         self.load()
 
-    @work(thread=True)
-    def load(self) -> None:
+    @work(exclusive=True)
+    async def load(self) -> None:
         try:
-            rows, stories = env_report(self.service, self.config_file)
+            rows, stories = await asyncio.to_thread(env_report, self.service, self.config_file)
         except DevstackError as error:
-            self.app.call_from_thread(self._show_problem, error.render())
-            return
-        self.app.call_from_thread(self._show, rows, stories)
+            self._show_problem(error.render())
+        else:
+            self._show(rows, stories)
+        self.loaded.set()
 
     def _show(self, rows: list[tuple[str, str, str]], stories: dict[str, str]) -> None:
         self.stories = stories
         table = self.query_one("#variables", DataTable)
-        for name, value, source in rows:
-            # Text: values and sources are never read as markup.
-            table.add_row(Text(name), Text(source), Text(value), key=name)
+        # Text: values and sources are never read as markup.
+        cells = [(Text(name), Text(source), Text(value)) for name, value, source in rows]
+        # Columns as wide as their widest cell, set here with the rows: a table left to
+        # widen its columns itself does so on idle, after a first drawing that its
+        # cursor row may keep (seen as a cut `DATA  devsta  postg` row, 1 run in 30).
+        table.clear(columns=True)
+        for index, label in enumerate(COLUMNS):
+            width = max(cell_len(label), *(row[index].cell_len for row in cells))
+            table.add_column(label, width=min(width, WIDEST[label]), key=label)
+        for (name, _, _), row in zip(rows, cells, strict=True):
+            table.add_row(*row, key=name)
         if not rows:
             self._show_problem(f"{self.service} gets no variables")
+            return
+        # The story of the row under the cursor now, not once the table's highlight
+        # message has made its way here: the screen is whole when `loaded` is set.
+        self._tell_story(rows[table.cursor_row if table.cursor_row >= 0 else 0][0])
 
     def _show_problem(self, message: str) -> None:
         self.query_one("#story", Static).update(Text(message))
@@ -74,7 +97,10 @@ class EnvScreen(Screen[None]):
     def _variable_chosen(self, event: DataTable.RowHighlighted) -> None:
         name = event.row_key.value
         if name is not None:
-            self.query_one("#story", Static).update(Text(self.stories.get(name, "")))
+            self._tell_story(name)
+
+    def _tell_story(self, name: str) -> None:
+        self.query_one("#story", Static).update(Text(self.stories.get(name, "")))
 
 
 def env_report(

@@ -6,6 +6,12 @@ mirror the StackAPI of issue 14 (statuses, a subscription to state changes and t
 output, start/stop/restart with a reason), so the UI follows it when the supervisor
 exposes it in-process. Each call opens its own connection: several UIs at once, and
 closing one, change nothing for the stack.
+
+Once an `up` has ended, `wait_for_up` waits for the next one of the same repo: its
+socket (where `.devstack/control.path` says, as every client finds it) answering a
+connection. Nothing tells a process of a socket's appearance without a file watcher,
+so it looks, in growing pauses up to RECONNECT_PAUSE's longest (as the control
+server's accept loop pauses): one stat a second while no `up` runs.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +30,7 @@ from devstack.runtime import control
 CLIENT = "devstack ui"  # restarts read "asked by `devstack ui`"
 # One record may carry a whole log file's tail (files rotate at 5 MB; JSON may escape).
 MAX_RECORD = 64 * 1024 * 1024
+RECONNECT_PAUSE = (0.05, 1.0)  # first and longest pause between looks for the next `up`
 
 
 @dataclass(frozen=True)
@@ -69,7 +76,7 @@ class StackClient:
     def __init__(self, root: Path) -> None:
         self.root = root
 
-    async def statuses(self) -> AsyncIterator[list[ServiceRow]]:
+    async def statuses(self) -> AsyncGenerator[list[ServiceRow], None]:
         """Every service's status now, then again after each change, until the stack ends."""
         async for message in self._stream("watch"):
             yield [ServiceRow.of(row) for row in message["services"]]
@@ -86,6 +93,29 @@ class StackClient:
                 yield LogBatch("", [said], from_file=False)
             else:
                 yield LogBatch(message["name"], list(message["lines"]), message["from"] == "file")
+
+    async def wait_for_up(self, pause: float = RECONNECT_PAUSE[0]) -> None:
+        """Return once a `devstack up` of this repo answers on its socket: the one
+        that runs now, or the next one started. `pause` is the first wait between
+        looks; each is twice the last, RECONNECT_PAUSE's longest at most."""
+        while not await self.answers():
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, RECONNECT_PAUSE[1])
+
+    async def answers(self) -> bool:
+        """Whether an `up` accepts a connection on the socket now (a socket a killed
+        `up` left refuses it)."""
+        path = control.recorded_socket_path(self.root)
+        if not path.exists():
+            return False  # the common case while no `up` runs: a stat, no socket
+        try:
+            _, writer = await asyncio.open_unix_connection(path)
+        except OSError:
+            return False
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+        return True
 
     async def restart(self, name: str) -> None:
         await self._request("restart", services=[name], by=CLIENT)

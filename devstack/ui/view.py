@@ -9,6 +9,7 @@ never holding more than it shows; we never hold more than the bound).
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -21,6 +22,9 @@ from devstack.ui.usage import Usage
 
 MAX_LINES = 10_000  # per service, and for the all-services view
 SYSTEM_PREFIX = "[devstack] "
+STACK_DOWN = "the stack is down: waiting for the next devstack up"
+ENDED_DETAIL = "devstack up ended"
+ENDED_STATES = ("stopped", "crashed", "exited")  # what a service may still say once up ended
 
 # Colour says the same as the word beside it (NO_COLOR loses nothing).
 STATE_STYLES = {
@@ -86,6 +90,11 @@ class LogBook:
         self._all.append(line)
         return line
 
+    def clear(self) -> None:
+        """Forget every line (a new `up`: its log files' tails come again)."""
+        self._by_service.clear()
+        self._all.clear()
+
     def lines(self, name: str | None) -> list[LogLine]:
         """What the pane of `name` (None: all services) holds now."""
         if name is None:
@@ -113,6 +122,22 @@ def lifecycle_lines(before: ServiceRow, after: ServiceRow) -> list[str]:
         why = f": {after.reason}" if after.restarts > before.restarts and after.reason else ""
         lines.append(f"{SYSTEM_PREFIX}started (pid {after.pid}){why}")
     return lines
+
+
+def ended(rows: Iterable[ServiceRow]) -> list[ServiceRow]:
+    """The services once their `up` has ended: none runs (devstack leaves no process
+    behind, even when killed: the guardian), whatever the last statuses said; one
+    that had crashed or exited still says so."""
+    return [
+        dataclasses.replace(
+            row,
+            state=row.state if row.state in ENDED_STATES else "stopped",
+            pid=None,
+            started_at=None,
+            detail=ENDED_DETAIL,
+        )
+        for row in rows
+    ]
 
 
 def render_line(line: LogLine, width: int | None) -> str:

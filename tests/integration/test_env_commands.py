@@ -162,6 +162,51 @@ def test_run_uses_the_service_cwd_env_and_exit_status(repo: Path) -> None:
     assert result.stdout.split() == [str((repo / "services/jobs").resolve()), "default"]
 
 
+OWN = ("DEVSTACK_RUN_ID", "DEVSTACK_SERVICE", "DEVSTACK_REPO", "PYTHONUNBUFFERED")
+
+
+def test_devstacks_own_variables_are_shown_with_why_and_left_out_of_reuse(
+    repo: Path, tmp_path: Path
+) -> None:
+    """`env` answers "why does my service see FORCE_COLOR=1?"; run, export and --format,
+    which are not `up`, never hand out devstack's own (a run's markers least of all)."""
+    stack(repo, **{"services/jobs/.env": "QUEUE=default\nFORCE_COLOR=0\n"})
+    table = run_cli("env", "jobs", cwd=repo).stdout
+    rows = {line.split()[0]: line for line in table.splitlines()}
+    for name in OWN:
+        assert "set by devstack for every service" in rows[name], table
+    assert rows["DEVSTACK_SERVICE"].endswith(" jobs")
+    assert rows["FORCE_COLOR"].split()[1:] == ["services/jobs/.env:2", "0"]  # yours wins
+    mine = run_cli("env", "jobs", "FORCE_COLOR", cwd=repo)
+    assert mine.returncode == 0
+    assert "shadows set by devstack for every service, when `up` prints in colour: 1" in (
+        mine.stdout
+    )
+    assert "set only where no layer does: yours wins" in mine.stdout
+    theirs = run_cli("env", "api", "FORCE_COLOR", cwd=repo)
+    assert theirs.returncode == 0, theirs.stdout
+    assert "from    set by devstack for every service, when `up` prints in colour" in (
+        theirs.stdout
+    )
+    forged = run_cli("env", "jobs", "DEVSTACK_SERVICE", "--env", "DEVSTACK_SERVICE=x", cwd=repo)
+    assert "value   jobs" in forged.stdout and "shadows --env: x" in forged.stdout
+    assert "devstack's value beats every layer, yours too" in forged.stdout
+    listed = json.loads(run_cli("env", "jobs", "--json", cwd=repo).stdout)["variables"]
+    assert {v["name"] for v in listed if v["kind"] == "devstack"} >= set(OWN)
+    for format in ("dotenv", "shell"):
+        written = run_cli("env", "jobs", "--format", format, cwd=repo).stdout
+        assert "FORCE_COLOR" in written and not any(name in written for name in OWN), written
+    script = "import os; print(sorted(os.environ))"
+    ran = run_cli("run", "jobs", "--", "python3", "-c", script, cwd=repo).stdout
+    assert "FORCE_COLOR" in ran and not any(name in ran for name in OWN), ran
+    exported = run_cli("export", "systemd", "-o", str(tmp_path / "out"), cwd=repo)
+    assert exported.returncode == 0, exported.stderr
+    files = "".join(path.read_text() for path in (tmp_path / "out").iterdir())
+    assert "QUEUE" in files and not any(name in files for name in OWN)
+    diff = run_cli("env", "--diff", "api", "jobs", cwd=repo).stdout
+    assert "DEVSTACK" not in diff  # devstack's own differ by design, not by mistake
+
+
 def test_schema_is_json(repo: Path) -> None:
     result = run_cli("schema", cwd=repo)
     assert json.loads(result.stdout)["title"] == "devstack.yaml"

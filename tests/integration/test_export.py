@@ -53,7 +53,7 @@ RICH = {
         cmd: echo "serving on $PORT at 100%" && sleep 1000
         cwd: apps/api
         port: 3000
-        env: [LOG_LEVEL=debug]
+        env: [LOG_LEVEL=debug, "OWNER=ops ${API_TOKEN}"]  # a secret inside: a secret
         depends_on: {migrate: {condition: completed}, cache.main: {condition: ready}}
         ready: {http: "http://127.0.0.1:3000/health?full=1", timeout: 30, interval: 0.5}
         restart: on-failure

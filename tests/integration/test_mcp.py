@@ -22,7 +22,8 @@ TOKEN = "tok_planted_7f3a9c2e"
 DB_PASSWORD = "hunter2planted"
 SEED = "seed_planted_91b2d4"  # secret only because devstack.yaml declares it so
 DEPLOY = "dpl_planted_44e1c0"  # only in the shell of an `up` the server did not start
-PLANTED = (TOKEN, DB_PASSWORD, SEED, DEPLOY)
+HIDDEN = "hid_planted_0c5e7a"  # never passed; only inside OWNER, built from it
+PLANTED = (TOKEN, DB_PASSWORD, SEED, DEPLOY, HIDDEN)
 
 CONFIG = f"""
 vars:
@@ -32,8 +33,8 @@ services:
     cmd: >-
       echo "connecting with $API_TOKEN to $DATABASE_URL";
       echo "seed is $SIGNING_SEED"; echo "deploying with $DEPLOY_TOKEN";
-      echo api ready; exec {SLEEP}
-    env: [API_TOKEN, DATABASE_URL, SIGNING_SEED, DEPLOY_TOKEN]
+      echo "owner is $OWNER"; echo api ready; exec {SLEEP}
+    env: [API_TOKEN, DATABASE_URL, SIGNING_SEED, DEPLOY_TOKEN, "OWNER=ops ${{HIDDEN_TOKEN}}"]
     ready: {{log: "api ready"}}
   flaky:
     # Crashes on its first start, then runs: the policy's restart, with its reason.
@@ -46,7 +47,7 @@ services:
     autostart: false
 """
 ENV = f"API_TOKEN={TOKEN}\nDATABASE_URL=postgres://app:{DB_PASSWORD}@localhost/app\n"
-ENV += f"SIGNING_SEED={SEED}\n"
+ENV += f"SIGNING_SEED={SEED}\nHIDDEN_TOKEN={HIDDEN}\n"
 
 TOOLS = {"ps", "logs", "restart", "stop", "start", "up", "down"}
 TOOLS |= {"env_story", "env_diff", "doctor", "config"}
@@ -129,6 +130,7 @@ async def _use_every_tool(agent: Agent) -> None:
     assert first["lines"][-1] == "api ready" and first["more"] is False
     assert "connecting with •••• to postgres://app:••••@localhost/app" in first["lines"]
     assert "seed is ••••" in first["lines"]
+    assert "owner is ops ••••" in first["lines"]  # HIDDEN_TOKEN is secret, OWNER built from it
     assert (await agent.call("logs", service="api", grep="^seed"))["lines"] == ["seed is ••••"]
     assert (await agent.call("logs", service="api", grep="planted"))["lines"] == []
 
@@ -178,6 +180,8 @@ async def _ask_about_the_env(agent: Agent) -> None:
     story = await agent.call("env_story", service="api", name="API_TOKEN")
     assert story["secret"] is True and story["source"] == ".env:1" and story["passed"] is True
     assert story["value"].startswith("•••• (20 chars, #")
+    owner = await agent.call("env_story", service="api", name="OWNER")
+    assert owner["secret"] is True and owner["value"].startswith("ops •••• (22 chars, #")
     seed = await agent.call("env_story", service="flaky", name="SIGNING_SEED")
     assert seed["passed"] is False and seed["dropped"]["reason"]
     assert any("to pass it" in line for line in seed["story"])

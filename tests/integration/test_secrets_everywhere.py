@@ -1,7 +1,9 @@
 """Issue 11 §4: secrets planted in every source never show in any output or file.
 
 Known values go into the root .env, a service's .env, the shell, devstack.yaml, a URL
-password (one containing `@`) and `--token`/`--password` flags of a command. Then every
+password (one containing `@`) and `--token`/`--password` flags of a command, and into
+values built from them by interpolation whose own names look harmless (`OWNER=ops
+${UNLISTED_SECRET}`, a secret that strict mode does not even pass). Then every
 command's output (doctor, config, env in every form, ps, logs), devstack's own messages
 (a port held by a process with a secret in its argv, a process that will not stop, the
 guardian after devstack is SIGKILLed) and every file under .devstack/ are searched.
@@ -55,13 +57,25 @@ def planted_repo(repo: Path, port: int) -> Path:
     services:
       api:
         cwd: services/api
-        cmd: ["sh", "-c", "setsid python3 stubborn.py {SECRET_ARGS} & echo api up; wait"]
-        env: {{PAYMENT: sk_live_{PLANT}antYaml, DB: "redis://:{PLANT}@ntPw@cache:6379"}}
+        # $OWNER expanded by the shell: the command line devstack names holds the secret.
+        cmd: ["sh", "-c", "setsid python3 stubborn.py $OWNER {SECRET_ARGS} & echo api up; wait"]
+        env:
+          PAYMENT: sk_live_{PLANT}antYaml
+          DB: "redis://:{PLANT}@ntPw@cache:6379"
+          OWNER: "ops ${{UNLISTED_SECRET}}"
+          CHAIN: "x-${{OWNER}}-y"
+          FALLBACK: "${{ROOT_TOKEN:-none}}"
+          FROM_SHELL: "sh ${{SHELL_ONLY_PASSWORD}}"
         stop_timeout: 1
       web:
         cwd: services/web
         cmd: python3 -c "print('web up')"
         port: {port}
+        ready: {{http: "http://127.0.0.1:${{PORT}}/?k=${{ROOT_TOKEN}}"}}
+      checker:  # never started; doctor says its probe is not a host:port, masked
+        cmd: python3 -c "pass"
+        autostart: false
+        ready: {{tcp: "${{ROOT_TOKEN}}"}}
     """
     return make_repo(
         repo,
@@ -92,6 +106,10 @@ COMMANDS = [
     ("env", "api", "DATABASE_URL"),
     ("env", "api", "UNLISTED_SECRET"),
     ("env", "api", "SHELL_PASSWORD"),
+    ("env", "api", "OWNER"),
+    ("env", "api", "CHAIN"),
+    ("env", "api", "FALLBACK", "--json"),
+    ("config", "web"),
     ("env", "api", "--live"),
     ("ps",),
     ("logs", "-n", "200"),
@@ -111,7 +129,7 @@ def assert_files_clean(state_dir: Path) -> None:
 
 def test_secrets_stay_out_of_every_output_and_file(repo: Path, port_holder: int) -> None:
     planted_repo(repo, port_holder)
-    shell = clean_env(SHELL_PASSWORD=f"{PLANT}antShell")
+    shell = clean_env(SHELL_PASSWORD=f"{PLANT}antShell", SHELL_ONLY_PASSWORD=f"{PLANT}antSh2")
     # `up` refuses a taken port before starting anything, naming the holder (masked).
     refused = run_cli("up", cwd=repo, env=shell)
     assert refused.returncode != 0
@@ -127,10 +145,15 @@ def test_secrets_stay_out_of_every_output_and_file(repo: Path, port_holder: int)
             assert_no_plant(" ".join(command), result.stdout + result.stderr)
         revealed = run_cli("env", "api", "--reveal", cwd=repo, env=shell).stdout
         assert f"{PLANT}antSvc" in revealed  # the values were there to leak
+        assert f"ops {PLANT}antDropped" in revealed and f"sh {PLANT}antSh2" in revealed
+        shown = run_cli("env", "api", cwd=repo, env=shell).stdout
+        assert re.search(r"OWNER +devstack.yaml:\d+ +ops •••• \(", shown), shown  # the rest shows
+        story = run_cli("env", "api", "CHAIN", cwd=repo, env=shell).stdout
+        assert "value   x-ops ••••-y (" in story and "uses    OWNER = ops •••• (" in story
         up.interrupt()
         up.wait_for(r"did not stop within 1s, sending SIGKILL")
         up.wait()
-        assert "••••" in up.output()  # the escaped process was named, masked
+        assert "stubborn.py ops •••• --token=••••" in up.output()  # named, masked
         assert_no_plant("devstack up", up.output())
         assert_files_clean(repo / ".devstack")
     finally:
@@ -164,3 +187,26 @@ def test_an_unparsable_env_line_is_never_echoed(repo: Path) -> None:
         assert result.returncode == 2 or command == ("doctor",)
         assert ".env:1" in result.stderr + result.stdout
         assert_no_plant(" ".join(command), result.stdout + result.stderr)
+
+
+def test_a_value_built_from_a_secret_stays_out_of_the_kept_plan(repo: Path) -> None:
+    """The fast start keeps a plan of values on disk, never one that holds a secret: also
+    not `OWNER=ops ${API_TOKEN}`, whose name looks harmless and whose secret is not passed."""
+    make_repo(
+        repo,
+        'services:\n  api: {cmd: [python3, svc.py], env: {OWNER: "ops ${API_TOKEN}"}}\n',
+        {
+            ".env": f"API_TOKEN={PLANT}antPlan\nHARMLESS=1\n",
+            "svc.py": "import time\nprint('api up', flush=True)\ntime.sleep(120)\n",
+        },
+    )
+    up = Running("up", cwd=repo)
+    try:
+        up.wait_for(r"^api +\| api up")
+        up.interrupt()
+        up.wait()
+        assert_no_plant("devstack up", up.output())
+        assert (repo / ".devstack" / "plan").exists()
+        assert_files_clean(repo / ".devstack")
+    finally:
+        up.close()

@@ -8,6 +8,7 @@ suite lean.
 from __future__ import annotations
 
 import asyncio
+import signal
 import subprocess
 import sys
 import time
@@ -20,9 +21,10 @@ from textual.widgets import DataTable, Static
 
 from devstack.core.errors import DevstackError
 from devstack.runtime import control
+from devstack.ui import view
 from devstack.ui.app import DevstackApp
 from devstack.ui.envpane import EnvScreen
-from devstack.ui.stack import StackClient
+from devstack.ui.stack import ServiceRow, StackClient
 from tests.support import DEVSTACK, TIMEOUT, Running, clean_env, make_repo
 
 PY = sys.executable
@@ -35,13 +37,28 @@ services:
       API_TOKEN: {SECRET}
       GREETING: hi
   echo:
-    cmd: [sh, -c, 'echo echo ready; while read line; do echo "got $line"; done']
+    cmd: [{PY}, -u, prompt.py]
     tty: true
+"""
+# A prompt as a tty service: it echoes lines, says when Ctrl+C reaches it as SIGINT,
+# and outlives the hang-up of its terminal (only devstack's stop or the guardian end it).
+PROMPT = """\
+import os, signal, sys
+signal.signal(signal.SIGINT, lambda *_: print("got SIGINT", flush=True))
+signal.signal(signal.SIGHUP, signal.SIG_IGN)
+try:
+    own = os.tcgetpgrp(0) == os.getpgrp()
+except OSError:
+    own = False
+print("echo ready", "in the foreground of its terminal" if own else "without a terminal")
+sys.stdout.flush()
+for line in sys.stdin:
+    print("got " + line.strip(), flush=True)
 """
 
 
 def start_stack(repo: Path) -> Running:
-    make_repo(repo, CONFIG)
+    make_repo(repo, CONFIG, {"prompt.py": PROMPT})
     running = Running("up", cwd=repo)
     running.wait_for_each(r"api +\| hello from api", r"echo +\| echo ready")
     return running
@@ -110,16 +127,25 @@ async def _restart_and_search(app: DevstackApp) -> None:
         assert len(shown_log(app)) > 2  # the separators are back
 
 
-def test_typing_into_a_tty_service_and_the_env_pane_masks_secrets(repo: Path) -> None:
+def test_typing_into_a_tty_service_ctrl_c_and_the_env_pane_masks_secrets(repo: Path) -> None:
     running = start_stack(repo)
     try:
+        assert "echo ready in the foreground of its terminal" in running.output()
         asyncio.run(_type_and_env(ui_for(repo)))
+        # ^Z stops nothing (no shell could resume it); ^C after it is SIGINT again.
+        running.wait_for(r"echo +\| \^Cgot SIGINT")  # typed in the UI
+        control.request(repo, "input", services=["echo"], data="\x1a\x03")
+        running.wait_for(r"echo +\| \^Z\^Cgot SIGINT")  # NOFLSH: ^C dropped no output
         with pytest.raises(DevstackError, match="api reads no input"):
             control.request(repo, "input", services=["api"], data="x")
         with pytest.raises(DevstackError, match="did you mean 'echo'"):
             control.request(repo, "input", services=["ecko"], data="x")
+        # SIGKILL of devstack: its pty hangs up, which the prompt ignores; the guardian
+        # still ends it (the `repo` fixture fails if anything is left).
+        running.send(signal.SIGKILL)
+        assert running.wait() == -signal.SIGKILL
     finally:
-        stop_stack(running)
+        running.close()
 
 
 async def _type_and_env(app: DevstackApp) -> None:
@@ -127,6 +153,11 @@ async def _type_and_env(app: DevstackApp) -> None:
         await until(pilot, lambda: "echo" in app.rows, "the services")
         await pilot.press("j", "i", *"ping", "enter")
         await until(pilot, lambda: "got ping" in shown_log(app), "the echo of what was typed")
+        await pilot.press("ctrl+c")  # SIGINT for the prompt, which says so and runs on
+        # The terminal echoes "^C" before the handler's line, as a terminal would.
+        await until(pilot, lambda: shown_log(app)[-1].endswith("got SIGINT"), "Ctrl+C's SIGINT")
+        await pilot.press(*"pong", "enter")
+        await until(pilot, lambda: "got pong" in shown_log(app), "the prompt to run on")
         await pilot.press("escape", "k", "e")
         assert isinstance(app.screen, EnvScreen)
         env = app.screen
@@ -140,6 +171,88 @@ async def _type_and_env(app: DevstackApp) -> None:
         story = str(env.query_one("#story", Static).render())
         assert "API_TOKEN for api" in story and "devstack.yaml:5" in story
         assert SECRET not in story
+
+
+NEXT_CONFIG = f"""\
+services:
+  api:
+    cmd: [{PY}, -u, -c, "print('hello again from api'); import time; time.sleep(3600)"]
+  extra:
+    cmd: [{PY}, -u, -c, "print('extra is up'); import time; time.sleep(3600)"]
+"""
+
+
+def test_the_ui_follows_the_next_up_after_a_stop_and_after_a_kill(repo: Path) -> None:
+    """Start, stop, start again (another devstack.yaml), kill: the UI follows each run."""
+    running = [start_stack(repo)]
+    try:
+        asyncio.run(_follow_each_up(ui_for(repo), repo, running))
+    finally:
+        for each in running:
+            each.close()
+
+
+async def _follow_each_up(app: DevstackApp, repo: Path, running: list[Running]) -> None:
+    async with app.run_test(size=(80, 24)) as pilot:
+        old_pid = (await pids(repo))["api"]
+        await until(pilot, lambda: app.rows.get("api", DOWN).pid == old_pid, "api")
+        running[0].interrupt()
+        assert await asyncio.to_thread(running[0].wait) == 130
+        await until(pilot, lambda: app.stack_ended, "the UI to see the stack end")
+        await until(pilot, lambda: not any(row.pid for row in app.rows.values()), "no pids")
+        assert {row.state for row in app.rows.values()} == {"stopped"}
+        assert view.STACK_DOWN in title(app)
+
+        # The next `up` of the repo, with another devstack.yaml: its services and logs.
+        make_repo(repo, NEXT_CONFIG)
+        second = Running("up", cwd=repo)
+        running.append(second)
+        await asyncio.to_thread(
+            second.wait_for_each, r"api +\| hello again", r"extra +\| extra is up"
+        )
+        new_pid = (await pids(repo))["api"]
+        await until(pilot, lambda: app.rows.get("api", DOWN).pid == new_pid, "the new run's api")
+        assert not app.stack_ended and view.STACK_DOWN not in title(app)
+        assert set(app.rows) == {"api", "extra"} and app.rows["api"].pid != old_pid
+        await until(pilot, lambda: "hello again from api" in shown_log(app), "the new run's log")
+        assert "hello from api" in shown_log(app)  # the run before, from the log file
+        await pilot.press("j")
+        await until(pilot, lambda: "extra is up" in shown_log(app), "the new service's log")
+
+        # Killed, its socket stays behind: the UI says the stack is down, and waits on.
+        second.proc.kill()
+        await asyncio.to_thread(second.wait)
+        await until(pilot, lambda: app.stack_ended, "the UI to see the killed up")
+        await until(
+            pilot,
+            lambda: {row.state for row in app.rows.values()} == {"stopped"},
+            "no service shown running",
+        )
+        assert control.recorded_socket_path(repo).exists() and not control.is_running(repo)
+        third = Running("up", cwd=repo)
+        running.append(third)
+        await asyncio.to_thread(third.wait_for, r"extra +\| extra is up")
+        extra_pid = (await pids(repo))["extra"]
+        await until(
+            pilot,
+            lambda: not app.stack_ended and app.rows["extra"].pid == extra_pid,
+            "the UI to follow the up after the killed one",
+        )
+        third.interrupt()
+        assert await asyncio.to_thread(third.wait) == 130
+
+
+DOWN = ServiceRow("", "stopped")
+
+
+async def pids(repo: Path) -> dict[str, int]:
+    """Each service's pid, as `devstack ps` has it (not from the UI under test)."""
+    reply = await asyncio.to_thread(control.request, repo, "ps")
+    return {row["name"]: row["pid"] for row in reply["services"]}
+
+
+def title(app: DevstackApp) -> str:
+    return str(app.query_one("#pane-title", Static).render())
 
 
 def test_the_ui_needs_a_terminal_and_a_running_stack(repo: Path) -> None:

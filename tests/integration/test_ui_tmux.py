@@ -88,6 +88,15 @@ def test_ui_on_a_background_stack_then_up_with_the_ui(repo: Path, tmux: Tmux) ->
         tmux.wait_for("ui", "devstack ui keys")
         tmux.keys("ui", "Escape")
         wait_until(lambda: "devstack ui keys" not in tmux.screen("ui"), what="the keys to close")
+        # The UI outlives its `up` and follows the next one.
+        assert run_cli("down", cwd=repo).returncode == 0
+        tmux.wait_for("ui", "the stack is down: waiting for the next devstack up")
+        assert re.search(r"api +stopped", tmux.screen("ui"))
+        assert run_cli("up", "-d", cwd=repo).returncode == 0
+        wait_until(
+            lambda: re.search(r"api +running", tmux.screen("ui")) is not None,
+            what="the UI to follow the next up",
+        )
         tmux.keys("ui", "q")
         tmux.wait_for("ui", "EXIT=0")
         # Closing the UI stopped nothing.

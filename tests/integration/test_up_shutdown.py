@@ -99,6 +99,11 @@ def escaped_sleepers(repo: Path) -> list[psutil.Process]:
     return [p for p in processes_under(repo) if p.cmdline() == ["sleep", "300"]]
 
 
+def the_forker(repo: Path) -> list[psutil.Process]:
+    """The service's own `sleep 30`, once its shell has exec'd it."""
+    return [p for p in processes_under(repo) if p.cmdline() == ["sleep", "30"]]
+
+
 DOUBLE_FORK = """
 services:
   forker:
@@ -109,8 +114,11 @@ services:
 def test_a_double_forked_grandchild_is_stopped_too(repo: Path) -> None:
     up = start(repo, DOUBLE_FORK, r"^forker +\| forked")
     try:
+        # `forked` is printed before either sleep is exec'd (the detached subshell's
+        # and the service's own): until then their command lines are sh's.
+        wait_until(lambda: escaped_sleepers(repo) and the_forker(repo), what="both sleeps")
         [sleeper] = escaped_sleepers(repo)
-        [forker] = [p for p in processes_under(repo) if p.cmdline() == ["sleep", "30"]]
+        [forker] = the_forker(repo)
         assert os.getsid(sleeper.pid) != os.getsid(forker.pid)  # it left the service's session
         up.interrupt()
         assert up.wait() == 130
@@ -122,7 +130,7 @@ def test_a_double_forked_grandchild_is_stopped_too(repo: Path) -> None:
 def test_sigkill_of_devstack_leaves_no_service_alive(repo: Path) -> None:
     up = start(repo, DOUBLE_FORK, r"^forker +\| forked")
     try:
-        assert escaped_sleepers(repo)
+        wait_until(lambda: escaped_sleepers(repo), what="the escaped sleep")  # see above
         up.send(signal.SIGKILL)
         up.wait()
         assert_no_processes_under(repo, timeout=5)

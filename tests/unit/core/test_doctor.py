@@ -312,3 +312,20 @@ def test_a_js_tool_not_found_before_install_says_to_install(
     [problem] = [p for p in problems if p.code == "command-not-found"]
     assert problem.message == "web: command 'next' not found"
     assert problem.hint == hint
+
+
+def test_doctor_masks_values_built_from_a_secret(tmp_path: Path) -> None:
+    """`OWNER=ops ${API_TOKEN}`: its name looks harmless, its value holds a secret."""
+    config = """\
+    vars:
+      OWNER: {pattern: "^team ", same_across: all}
+    services:
+      api: {cmd: sh -c true, cwd: api, env: {OWNER: "ops ${API_TOKEN}"}}
+      jobs: {cmd: sh -c true, cwd: jobs, env: {OWNER: "ops ${API_TOKEN}x"}}
+    """
+    files = {".env": "API_TOKEN=tok_Zq9doctor\n", "api/x": "", "jobs/x": ""}
+    problems = check(tmp_path, config, files)
+    assert codes(problems) == ["pattern", "pattern", "same-across", "dropped"]
+    text = "\n".join(problem.render() for problem in problems)
+    assert "api: OWNER = ops •••• (" in text and "ops ••••x (" in text
+    assert "Zq9" not in text

@@ -208,6 +208,87 @@ def test_undefined_interpolation_is_an_error_with_location_and_suggestion(tmp_pa
     assert problem.hint and "TRIGGER_SECRET_KEY" in problem.hint
 
 
+def test_secrecy_flows_through_interpolation(tmp_path: Path) -> None:
+    """A value built from a secret is secret: by name, from the shell, through defaults,
+    transitively, whether or not the secret itself is passed (strict mode)."""
+    env = resolve(
+        tmp_path,
+        """\
+        services:
+          api:
+            cmd: run
+            env:
+              OWNER: "ops ${API_TOKEN}"
+              CHAIN: "x-${OWNER}"
+              DEFAULTED: "${API_TOKEN:-none}"
+              UNSET: "${NO_TOKEN:-none}"
+              FROM_SHELL: "s ${MY_PASSWORD}"
+              PLAIN: "${HOST}:1"
+        """,
+        {".env": "API_TOKEN=tok_Zq9live\nHOST=db\n"},
+        shell={"MY_PASSWORD": "pw_Zq9shell"},
+    )
+    api = env.services["api"]
+    assert "API_TOKEN" not in api.values  # not listed: strict mode keeps it out ...
+    derived = {name: api.variables[name].source.derived for name in api.values}
+    assert derived["OWNER"] == derived["CHAIN"] == derived["DEFAULTED"] == ("tok_Zq9live",)
+    assert derived["FROM_SHELL"] == ("pw_Zq9shell",)
+    assert derived["UNSET"] == derived["PLAIN"] == ()
+    masking = api.masking({})  # ... yet what was built from it is masked
+    assert masking.masked("OWNER", api.values["OWNER"]).startswith("ops •••• (")
+    assert masking.masked("CHAIN", api.values["CHAIN"]).startswith("x-ops •••• (")
+    assert masking.masked("DEFAULTED", api.values["DEFAULTED"]).startswith("•••• (")
+    assert masking.masked("PLAIN", api.values["PLAIN"]) == "db:1"
+    assert "Zq9" not in str([masking.masked(name, value) for name, value in api.values.items()])
+
+
+def test_a_required_message_built_from_a_secret_is_masked(tmp_path: Path) -> None:
+    env = resolve(
+        tmp_path,
+        """\
+        services:
+          api: {cmd: run, env: ["NEED=${EMPTY:?ask ${OWNER}}"]}
+        """,
+        {".env": "API_TOKEN=tok_Zq9live\nOWNER=ops ${API_TOKEN}\nEMPTY=\n"},
+    )
+    [problem] = env.problems
+    assert "ask ops ••••" in problem.message and "Zq9" not in problem.message
+
+
+# -- devstack's own layer ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "files",
+    [
+        {},
+        {"services/api/.env": "FORCE_COLOR=0\nPYTHONUNBUFFERED=\nDEVSTACK_RUN_ID=forged\n"},
+        {"services/api/.env": "DEVSTACK_SERVICE=forged\nDEVSTACK_REPO=/elsewhere\n"},
+    ],
+)
+def test_the_devstack_layer_says_what_spawn_env_gives(
+    tmp_path: Path, files: dict[str, str]
+) -> None:
+    """`env` shows the values `up` really spawns with (which wins is spawn_env's to say),
+    and every variable spawn_env adds is in the layer (a new one must be added there)."""
+    from devstack.core.envresolve import OWN_VARIABLES, RUN_ID_SHOWN, as_spawned
+    from devstack.runtime.firstwave import spawn_env
+
+    config = "services:\n  api: {cmd: run, cwd: services/api}\n"
+    proj = project(tmp_path, config, files)
+    env = resolve_project(proj, {}, {}).services["api"]
+    shown = {name: v.value for name, v in as_spawned(proj, env).items()}
+    cwd = str(proj.services["api"].cwd)
+    spawned = spawn_env(
+        env.values, run_id="r1", name="api", colour=True, repo=str(proj.root), cwd=cwd
+    )
+    assert set(spawned) - set(env.values) <= {own.name for own in OWN_VARIABLES}
+    assert {own.name for own in OWN_VARIABLES} <= set(spawned)
+    assert shown == {**spawned, "DEVSTACK_RUN_ID": RUN_ID_SHOWN}
+    # The layer is never in what run, export and --format get.
+    assert all(variable.source.kind != "devstack" for variable in env.variables.values())
+
+
 # -- bad input -----------------------------------------------------------------------
 
 

@@ -7,6 +7,9 @@ import pytest
 from devstack.core.errors import Location
 from devstack.core.model import VarDecl
 from devstack.core.secrets import (
+    KnownSecrets,
+    Masking,
+    derived_from,
     fingerprint,
     has_hidden_part,
     hide_url_passwords,
@@ -136,3 +139,82 @@ def test_public_prefixes_are_never_masked_unless_declared_secret() -> None:
     assert masked("VITE_DB", "postgres://u:pw@h/db") == "postgres://u:••••@h/db"
     declared = {"VITE_KEY": VarDecl("VITE_KEY", Location("devstack.yaml", 1), secret=True)}
     assert is_secret("VITE_KEY", declared) and is_secret("STRIPE_SECRET_KEY")
+
+
+# -- secrecy flows through interpolation ------------------------------------------------
+
+TOKEN = "tok_Zq9derived"
+FP = fingerprint
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "derived", "shown"),
+    [
+        # The secret's text masked where it appears, the rest shown, the whole fingerprinted.
+        ("OWNER", f"ops {TOKEN}", (TOKEN,), f"ops •••• ({FP(f'ops {TOKEN}')})"),
+        ("CHAIN", f"{TOKEN}/{TOKEN}x", (TOKEN,), f"••••/••••x ({FP(f'{TOKEN}/{TOKEN}x')})"),
+        # Overlapping occurrences: no edge of the secret is left showing.
+        ("OVERLAP", "xaaay", ("aa",), f"x••••y ({FP('xaaay')})"),
+        ("TWO", f"{TOKEN}:pw123456", (TOKEN, "pw123456"), f"••••:•••• ({FP(TOKEN + ':pw123456')})"),
+        # Derived, but the secret's text is not there (`${TOKEN:+--auth}`): masked whole.
+        ("FLAG", "--auth", (TOKEN,), f"•••• ({FP('--auth')})"),
+        ("EMPTY", "", (TOKEN,), "(empty)"),
+        # Empty secrets hide nothing (`${TOKEN:-none}` with TOKEN empty).
+        ("DEFAULTED", "none", ("",), "none"),
+        # Secret in itself (name, value shape): masked whole, as before.
+        ("SERVICE_TOKEN", f"ops {TOKEN}", (TOKEN,), f"•••• ({FP(f'ops {TOKEN}')})"),
+        ("AUTH_HEADER", f"Bearer {TOKEN}1", (TOKEN,), f"•••• ({FP(f'Bearer {TOKEN}1')})"),
+        # A public prefix does not protect a secret it interpolated.
+        ("NEXT_PUBLIC_URL", f"/x?k={TOKEN}", (TOKEN,), f"/x?k=•••• ({FP(f'/x?k={TOKEN}')})"),
+        # URL passwords still hidden around the derived part.
+        ("DB", f"pg://u:pw@h/{TOKEN}", (TOKEN,), f"pg://u:••••@h/•••• ({FP(f'pg://u:pw@h/{TOKEN}')})"),
+    ],
+)  # fmt: skip
+def test_a_value_built_from_a_secret_shows_only_what_is_not_secret(
+    name: str, value: str, derived: tuple[str, ...], shown: str
+) -> None:
+    assert masked(name, value, derived=derived) == shown
+    assert masked(name, value, derived=derived, reveal=True) == value
+    assert has_hidden_part(name, value, derived=derived) == (shown != value)
+    assert is_secret(name, value=value, derived=derived) == any(derived)
+
+
+DECLARED = {"BRAND": VarDecl("BRAND", Location("devstack.yaml", 1), secret=True)}
+
+
+@pytest.mark.parametrize(
+    ("uses", "found"),
+    [
+        ([("HOST", "db", ())], ()),
+        ([("API_TOKEN", TOKEN, ())], (TOKEN,)),  # by name
+        ([("BRAND", "acme", ())], ("acme",)),  # declared
+        ([("X", "sk_live_Zq9abcdef", ())], ("sk_live_Zq9abcdef",)),  # by value
+        ([("OWNER", f"ops {TOKEN}", (TOKEN,))], (TOKEN,)),  # transitively: the secret itself
+        ([("API_TOKEN", "", ())], ()),  # empty: nothing to hide
+        ([("API_TOKEN", TOKEN, ()), ("OWNER", f"x {TOKEN}", (TOKEN,))], (TOKEN,)),  # once
+        ([("MY_PASSWORD", "pw", ()), ("HOST", "db", ())], ("pw",)),
+    ],
+)
+def test_derived_from_finds_the_secrets_a_value_used(
+    uses: list[tuple[str, str, tuple[str, ...]]], found: tuple[str, ...]
+) -> None:
+    assert derived_from(uses, DECLARED) == found
+
+
+def test_masking_binds_declarations_and_derivations() -> None:
+    masking = Masking(DECLARED, {"OWNER": (TOKEN,)})
+    assert masking.masked("OWNER", f"ops {TOKEN}").startswith("ops •••• (")
+    assert masking.masked("OTHER", f"ops {TOKEN}") == f"ops {TOKEN}"  # derived by name only
+    assert masking.masked("BRAND", "acme").startswith("•••• (")
+    assert masking.is_secret("OWNER", "x") and not masking.is_secret("HOST", "db")
+    assert masking.secret_texts("OWNER", f"ops {TOKEN}") == (TOKEN,)
+    assert masking.secret_texts("BRAND", "acme") == ("acme",)
+    assert masking.secret_texts("HOST", "db") == ()
+
+
+def test_known_secrets_are_masked_in_free_text_longest_first() -> None:
+    known = KnownSecrets([TOKEN, TOKEN + "_longer", "dev"])
+    line = f"python3 app.py ops {TOKEN}_longer --x {TOKEN} dev"
+    assert known.text(line) == "python3 app.py ops •••• --x •••• dev"  # "dev": too short
+    assert not KnownSecrets(["dev", ""]) and KnownSecrets([TOKEN])
+    assert KnownSecrets().text(line) == line

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 from collections.abc import Callable
 from pathlib import Path
 
 import psutil
+import trustme
 
 from devstack.core.errors import Location
 from devstack.core.model import ReadyProbe
@@ -57,8 +59,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-async def serve_http(statuses: list[int]) -> tuple[asyncio.Server, int]:
-    """An HTTP server answering each request with the next status (the last one repeats)."""
+async def serve_http(
+    statuses: list[int], tls: ssl.SSLContext | None = None
+) -> tuple[asyncio.Server, int]:
+    """An HTTP server answering each request with the next status (the last one repeats);
+    HTTPS with `tls`."""
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")
@@ -67,8 +72,15 @@ async def serve_http(statuses: list[int]) -> tuple[asyncio.Server, int]:
         await writer.drain()
         writer.close()
 
-    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    server = await asyncio.start_server(answer, "127.0.0.1", 0, ssl=tls)
     return server, server.sockets[0].getsockname()[1]
+
+
+def self_signed_tls() -> ssl.SSLContext:
+    """A server's TLS, with a certificate from a CA nobody trusts (a dev server's)."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    trustme.CA().issue_cert("127.0.0.1", "localhost").configure_cert(context)
+    return context
 
 
 def test_http_ready_after_503s() -> None:
@@ -107,6 +119,72 @@ def test_http_timeout_reports_last_status() -> None:
     assert outcome.describe(spec("http", "http://x/")) == (
         "http://x/ never answered 2xx (last saw: HTTP 500)"
     )
+
+
+def test_https_ready_after_503_from_a_self_signed_server() -> None:
+    async def main() -> tuple[ProbeOutcome, int]:
+        statuses = [503, 200]
+        server, port = await serve_http(statuses, tls=self_signed_tls())
+        async with server:
+            outcome = await arm(
+                spec("http", f"https://localhost:{port}/health"),
+                service="api",
+                cwd=Path.cwd(),
+                env={},
+                lines=Lines(),
+            ).wait()
+        return outcome, len(statuses)
+
+    outcome, left = asyncio.run(main())
+    assert outcome == ProbeOutcome(True, "HTTP 200")
+    assert left == 1  # a full exchange per try: the 503 was read through TLS too
+
+
+def test_https_to_a_plain_http_server_says_tls_failed() -> None:
+    async def main() -> ProbeOutcome:
+        async def answer_in_plain(
+            reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        ) -> None:
+            await reader.read(1)  # the client's hello, not a request: as http.server does
+            writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(answer_in_plain, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            return await arm(
+                spec("http", f"https://127.0.0.1:{port}/", timeout=0.3),
+                service="api",
+                cwd=Path.cwd(),
+                env={},
+                lines=Lines(),
+            ).wait()
+
+    outcome = asyncio.run(main())
+    assert outcome == ProbeOutcome(False, "TLS failed: wrong version number")
+
+
+def test_https_to_a_server_that_hangs_up_during_the_handshake() -> None:
+    async def main() -> ProbeOutcome:
+        async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.read(1)  # the client's hello has begun
+            writer.close()
+
+        server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            return await arm(
+                spec("http", f"https://127.0.0.1:{port}/", timeout=0.3),
+                service="api",
+                cwd=Path.cwd(),
+                env={},
+                lines=Lines(),
+            ).wait()
+
+    outcome = asyncio.run(main())
+    assert not outcome.ready
+    assert "eof" in outcome.seen.lower(), outcome.seen  # OpenSSL words it differently by version
 
 
 def test_http_refused() -> None:

@@ -587,3 +587,37 @@ def test_a_value_with_a_nul_fails_the_spawn_with_a_value_error(run_id: str) -> N
             )
 
     run(scenario)
+
+
+def test_a_typed_ctrl_c_is_sigint_for_a_tty_services_whole_group(run_id: str) -> None:
+    """The pty is the controlling terminal of the service's session: ^C written to it
+    reaches every process of its foreground group (here the main one, which handles
+    it, and its child, which dies of it); the stop still leaves nothing."""
+
+    async def main() -> tuple[str, int]:
+        output = FakeOutput()
+        process = await spawn(
+            output,
+            run_id,
+            """
+            import os, signal, subprocess
+            # One write per line: the handler may run between the parts of a print.
+            signal.signal(signal.SIGINT, lambda *_: os.write(1, b"main: SIGINT\\n"))
+            child = subprocess.Popen(["sleep", "3600"])
+            os.write(1, b"ready\\n")
+            os.write(1, f"child ended: {child.wait()}\\n".encode())
+            signal.pause()
+            """,
+            tty=True,
+        )
+        await output.until(lambda: "ready\n" in output.text())
+        process.write_input(b"\x03")
+        await output.until(lambda: "child ended" in output.text())
+        code = await process.stop(signal.SIGTERM, 5, print)
+        return output.text(), code
+
+    text, code = run(main)
+    # Both get it at once: which says so first is the scheduler's choice.
+    said = sorted(text.replace("^C", "").splitlines())
+    assert said == ["child ended: -2", "main: SIGINT", "ready"]
+    assert code == -signal.SIGTERM

@@ -21,6 +21,7 @@ import pytest
 from devstack.runtime import platform
 from devstack.runtime.watcher import (
     NOTIFY_LAG_MS,
+    ContentHashes,
     Doorbell,
     collect,
     open_notify,
@@ -168,3 +169,24 @@ def test_hashing_never_opens_a_fifo_and_tells_big_files_by_size_and_mtime(
     assert hashes.changed([str(fifo)]) == []
     os.utime(big, ns=(0, 12_345))
     assert hashes.changed([str(big)]) == [str(big)]
+
+
+def test_content_hashes_tell_edits_from_rewrites(tmp_path: Path) -> None:
+    files = [tmp_path / "app" / "index.ts", tmp_path / "app" / "lib" / "index.ts"]
+    for path in files:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("export {}\n")
+    app, lib = (str(path) for path in files)
+    hashes = ContentHashes()
+    hashes.remember([app, lib])
+    assert lib in hashes and str(tmp_path / "app" / "other.ts") not in hashes
+    files[0].write_text("export {}\n")  # saved unchanged
+    assert hashes.changed([app, lib]) == []
+    files[0].write_text("export const x = 1\n")
+    assert hashes.changed([app, lib]) == [app]
+    assert hashes.changed([app]) == []  # the new content is the one remembered
+    files[1].unlink()
+    assert hashes.changed([lib]) == [lib]
+    assert lib not in hashes and app in hashes
+    files[1].write_text("export {}\n")  # back: a change, from nothing
+    assert hashes.changed([lib]) == [lib]

@@ -7,8 +7,10 @@ import pytest
 from devstack.ui.stack import ServiceRow
 from devstack.ui.usage import Usage
 from devstack.ui.view import (
+    ENDED_DETAIL,
     LogBook,
     LogLine,
+    ended,
     filtered,
     lifecycle_lines,
     matches,
@@ -27,6 +29,33 @@ def test_the_log_book_keeps_the_last_lines_of_each_service_and_of_all() -> None:
     assert book.lines(None) == [LogLine("web", "w2"), LogLine("api", "a3"), LogLine("api", "a4")]
     book.note("[devstack] 5 lines skipped")
     assert book.lines("web")[-1].text == book.lines(None)[-1].text == "[devstack] 5 lines skipped"
+    book.clear()  # a new `up`: its log files' tails come again
+    assert book.lines("api") == book.lines(None) == []
+
+
+@pytest.mark.parametrize(
+    ("last_said", "shown"),
+    [
+        (ServiceRow("api", "running", pid=7, started_at=1.0, port=3000), "stopped"),
+        (ServiceRow("api", "ready", pid=7, started_at=1.0), "stopped"),
+        (ServiceRow("api", "stopping", pid=7), "stopped"),  # killed while stopping
+        (ServiceRow("api", "backing-off", last_exit=1, restarts=2), "stopped"),
+        (ServiceRow("api", "waiting-for-change", last_exit=1), "stopped"),
+        (ServiceRow("api", "crashed", last_exit=1, reason="exited 1"), "crashed"),
+        (ServiceRow("api", "exited", last_exit=0), "exited"),
+        (ServiceRow("api", "stopped"), "stopped"),
+    ],
+)
+def test_once_up_has_ended_no_service_is_shown_running(last_said: ServiceRow, shown: str) -> None:
+    (row,) = ended([last_said])
+    assert (row.state, row.pid, row.started_at, row.detail) == (shown, None, None, ENDED_DETAIL)
+    # What it was is kept: how often it restarted, why, its last exit and port.
+    assert (row.restarts, row.reason, row.last_exit, row.port) == (
+        last_said.restarts,
+        last_said.reason,
+        last_said.last_exit,
+        last_said.port,
+    )
 
 
 def test_a_log_files_start_separator_reads_as_devstacks_own_line() -> None:

@@ -1,0 +1,132 @@
+"""What a running `devstack up` keeps out of its memory (runtime/lean.py, issue 16), on
+the ordinary start and the fast start, and the https ready-probe that works without
+asyncio's TLS."""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import trustme
+
+from tests.support import DEVSTACK, TIMEOUT, Running, clean_env, free_port, make_repo
+
+PY = sys.executable
+# Imported only where they are used: TLS (an https probe), OpenSSL's hashes, the
+# watchfiles package around its Rust part (anyio, multiprocessing), psutil (a stop's
+# sweep, the UI), tempfile (a socket path too long for .devstack).
+KEPT_OUT = (
+    "ssl",
+    "_ssl",
+    "_hashlib",
+    "anyio",
+    "watchfiles.main",
+    "multiprocessing",
+    "psutil",
+    "tempfile",
+    "typing_extensions",
+)
+OPENSSL = re.compile(r"/lib(ssl|crypto)\.so")
+LOADED = re.compile(r"^import '([^']+)' # ")  # `python -v`: a module loaded
+
+
+def idle_up(repo: Path) -> tuple[set[str], str]:
+    """Run `devstack up` under `python -v` until it watches, then stop it: the modules
+    it loaded to start and to idle (stderr, kept apart from the output: a line of
+    each could interleave), and its memory map at that point."""
+    verbose = repo.parent / "verbose.log"
+    with open(verbose, "wb") as stderr:
+        up = subprocess.Popen(
+            [DEVSTACK, "up"],
+            cwd=repo,
+            env=clean_env(PYTHONVERBOSE="1"),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            start_new_session=True,
+        )
+        try:
+            assert up.stdout is not None
+            output, deadline = b"", time.monotonic() + TIMEOUT
+            while b"watching for changes" not in output:
+                left = deadline - time.monotonic()
+                assert left > 0 and select.select([up.stdout], [], [], left)[0], output
+                chunk = os.read(up.stdout.fileno(), 65536)
+                assert chunk, output
+                output += chunk
+            maps = Path(f"/proc/{up.pid}/maps").read_text()
+            idle = verbose.read_text()  # before the stop's own imports
+            os.killpg(up.pid, signal.SIGINT)
+            assert up.wait(TIMEOUT) == 130
+        finally:
+            if up.poll() is None:
+                up.kill()
+                up.wait(TIMEOUT)
+            if up.stdout is not None:
+                up.stdout.close()
+    return {match[1] for line in idle.splitlines() if (match := LOADED.match(line))}, maps
+
+
+def test_a_running_up_has_not_imported_what_it_does_not_use(repo: Path) -> None:
+    (repo / "src").mkdir()
+    make_repo(
+        repo,
+        """
+        services:
+          web: {cmd: echo web up; exec sleep 60, watch: [src/]}
+          worker: {cmd: echo worker up; exec sleep 60}
+        """,
+    )
+    for start in ("ordinary start", "fast start"):  # the second runs from the kept plan
+        modules, maps = idle_up(repo)
+        assert {"asyncio", "devstack.runtime.watcher", "pathspec"} <= modules, start
+        assert sorted(set(KEPT_OUT) & modules) == [], start
+        assert OPENSSL.search(maps) is None, start
+    assert (repo / ".devstack" / "plan").exists()  # so the second start was the fast one
+
+
+TLS_SERVER = """\
+import http.server, ssl, sys
+handler = http.server.SimpleHTTPRequestHandler  # 200 for /, the folder listed
+server = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), handler)
+tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+tls.load_cert_chain("server.pem")
+server.socket = tls.wrap_socket(server.socket, server_side=True)
+print("serving", flush=True)
+server.serve_forever()
+"""
+
+
+def test_an_https_ready_probe_of_a_self_signed_server(repo: Path) -> None:
+    port = free_port()
+    make_repo(
+        repo,
+        f"""
+        services:
+          tls:
+            cmd: [{PY}, server.py, "{port}"]
+            ready: {{http: "https://localhost:{port}/", timeout: 20}}
+          after:
+            cmd: echo after tls; exec sleep 60
+            depends_on: [tls]
+        """,
+        {"server.py": TLS_SERVER},
+    )
+    certificate = trustme.CA().issue_cert("localhost", "127.0.0.1")
+    certificate.private_key_and_cert_chain_pem.write_to_path(str(repo / "server.pem"))
+    up = Running("up", cwd=repo)
+    try:
+        # The server speaks nothing but TLS: its log line is a request read through it.
+        up.wait_for(r'^tls +\| .*"GET / HTTP/1.1" 200')
+        up.wait_for(r"^tls +▸ ready")
+        up.wait_for(r"^after +\| after tls")
+        up.interrupt()
+        assert up.wait() == 130
+    finally:
+        up.close()
