@@ -15,6 +15,7 @@ from devstack.commands import add_env_overrides
 
 if TYPE_CHECKING:
     import asyncio
+    import socket
     from collections.abc import Callable, Coroutine, Mapping
     from types import ModuleType
     from typing import Any, BinaryIO
@@ -323,6 +324,7 @@ def _run_stack(
                         args.ready_fd,
                         held,
                         early.pending_signals if early is not None else None,
+                        early.take_listener() if early is not None else None,
                     )
                 )
                 membership.remove_record(project.state_dir)  # swept: nothing left to find
@@ -425,6 +427,7 @@ async def _supervise(
     ready_fd: int | None = None,
     held: HeldTerminal | None = None,
     pending_signals: Callable[[], list[int]] | None = None,
+    listener: socket.socket | None = None,
 ) -> int:
     """The supervisor, with the control socket, the file watcher and the `r` key beside it.
 
@@ -433,7 +436,8 @@ async def _supervise(
     started only once the first services are spawned: importing them on the loop first
     held the services' first lines up by tens of milliseconds, and nothing they do is
     needed before (the watcher says when it is watching). `pending_signals`: the
-    shutdown signals the fast start kept for the supervisor.
+    shutdown signals the fast start kept for the supervisor; `listener`: the control
+    socket it bound.
     """
     import asyncio
     import os
@@ -441,7 +445,9 @@ async def _supervise(
     from devstack.runtime import control, reaper
 
     # Bound before anything starts: a stack nobody can control must not run (issue 11 §2).
-    listener = control.bind_socket(project.root, os.environ, os.getuid())
+    # (The fast start bound it before its first spawn: `listener`.)
+    if listener is None:
+        listener = control.bind_socket(project.root, os.environ, os.getuid())
     # As a subreaper, devstack adopts what services orphan: it must reap them too.
     stop_reaping = reaper.install_orphan_reaper(asyncio.get_running_loop())
     tasks: list[asyncio.Task[None]] = []

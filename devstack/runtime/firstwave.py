@@ -41,6 +41,7 @@ import sys
 
 TYPE_CHECKING = False  # typing's costs an import this module exists to avoid
 if TYPE_CHECKING:
+    import socket
     from collections.abc import Iterable, Mapping
     from typing import Any
 
@@ -55,6 +56,7 @@ RECORD_FILE = "members.json"  # membership's: the same
 CONFIG_NAME = "devstack.yaml"
 OFF_VAR = "DEVSTACK_FAST_START"  # "0": always take the ordinary path
 CGROUP_VAR, CGROUP_PREFIX = "DEVSTACK_CGROUP", "devstack-"  # membership's
+SOCKET_NAME, PATH_RECORD = "control.sock", "control.path"  # control's
 FROM_PLAN = "started from the kept plan"
 STOP, MORE = b"x", b"+"  # what the main thread tells the thread that shows lines
 
@@ -122,7 +124,9 @@ def write_plan(
     data = marshal.dumps(
         {"key": key, "names": names, "colour": colour, "fd_limit": fd_limit, "services": services}
     )
-    os.makedirs(state_dir, mode=0o700, exist_ok=True)
+    # Never its parents: a repo renamed meanwhile is not made again at its old path.
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(state_dir, 0o700)
     path = os.path.join(state_dir, PLAN_FILE)
     temporary = f"{path}.{os.getpid()}.tmp"
     try:
@@ -294,6 +298,7 @@ class Early:
         self.colour = colour
         self.children: dict[str, Child] = {}
         self._cgroup: str | None = None  # the run's cgroup (a path), until `up` takes it
+        self.listener: socket.socket | None = None  # the control socket, until `up` takes it
         self.output: Output | None = None
         self._pump: Any = None  # the thread
         self._wake = (-1, -1)
@@ -309,6 +314,11 @@ class Early:
         """The lock and run id, for runstate.acquire, which releases the lock at the end."""
         lock, self.lock = self.lock, -1
         return lock, self.run_id
+
+    def take_listener(self) -> socket.socket | None:
+        """The control socket, for `up`'s server, which removes it at the end."""
+        listener, self.listener = self.listener, None
+        return listener
 
     def take_cgroup(self) -> RunCgroup | None:
         """The run's cgroup, for `up`, which removes it at the end."""
@@ -350,11 +360,17 @@ class Early:
 
     def close(self) -> None:
         """The run ends before the supervisor took everything: end the children not
-        adopted, and release the lock and remove the cgroup if nobody took them.
-        Safe to call again."""
+        adopted, and release the lock, close the control socket and remove the cgroup
+        if nobody took them. Safe to call again."""
         if self._deferred:  # nobody is left to stop the services gently
             self._restore_signals()
         self.abandon()
+        if self.listener is not None:
+            path = self.listener.getsockname()
+            self.listener.close()
+            self.listener = None
+            with contextlib.suppress(OSError):
+                os.unlink(path)
         if self.lock >= 0:
             os.close(self.lock)
             self.lock = -1
@@ -393,6 +409,13 @@ class Early:
             # run's leftovers).
             if environ.get(CGROUP_VAR, "1") != "0":
                 self._cgroup = platform.current().create_cgroup(CGROUP_PREFIX + self.run_id)
+            # A stack nobody can control must not run (issue 11 §2): bound before the
+            # first spawn, as the supervisor does; else the ordinary path binds it, or
+            # says why it cannot, before anything starts.
+            self.listener = _bind_control_socket(os.path.dirname(self.config_path))
+            if self.listener is None:
+                self.close()
+                return False
             self._defer_signals()
             _spawn_all(self, services, environ)
             if self.children:
@@ -642,8 +665,50 @@ def raise_fd_limit(wanted: int) -> tuple[int, int]:
     return soft, hard
 
 
+def _bind_control_socket(root: str) -> socket.socket | None:
+    """control.bind_socket's listening socket in its usual place (.devstack/control.sock,
+    none there yet), without control's imports (asyncio); None in any other case, which
+    the ordinary path handles (a short path elsewhere, a stale socket, an error)."""
+    import socket
+
+    from devstack.runtime import platform
+
+    path = os.path.join(root, ".devstack", SOCKET_NAME)
+    too_long = len(os.fsencode(path)) > platform.current().socket_path_limit
+    if too_long or os.path.lexists(path):
+        return None
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        listener.bind(path)
+        os.chmod(path, 0o600)  # the 0700 directory already keeps others out meanwhile
+        listener.listen(128)
+        listener.setblocking(False)
+        _write_private(os.path.join(root, ".devstack", PATH_RECORD), f"{SOCKET_NAME}\n")
+    except OSError:
+        listener.close()
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        return None
+    return listener
+
+
+def _write_private(path: str, text: str) -> None:
+    """files.write_atomically's, without pathlib: 0600, all or nothing."""
+    temporary = f"{path}.{os.getpid()}.tmp"
+    try:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        with os.fdopen(os.open(temporary, flags, 0o600), "w", encoding="utf-8") as file:
+            file.write(text)
+        os.replace(temporary, path)
+    finally:
+        if os.path.lexists(temporary):
+            os.unlink(temporary)
+
+
 def _spawn_all(early: Early, services: list[Planned], environ: Mapping[str, str]) -> None:
     import signal
+
+    from devstack.runtime.platform import close_inherited_on_exec
 
     close_inherited_on_exec()
     here = os.getcwd()
@@ -671,17 +736,6 @@ def _spawn_all(early: Early, services: list[Planned], environ: Mapping[str, str]
     finally:
         os.close(devnull)
         os.chdir(here)
-
-
-def close_inherited_on_exec() -> None:
-    """Mark every descriptor devstack inherited close-on-exec: subprocess closes them
-    all in the child (close_fds), which posix_spawn in Python 3.11 cannot. macOS
-    lists a process's descriptors in /dev/fd (Linux's is a link to /proc/self/fd)."""
-    for entry in os.listdir("/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"):
-        fd = int(entry)
-        if fd > 2:
-            with contextlib.suppress(OSError):  # the listing's own descriptor, closed by now
-                os.set_inheritable(fd, False)
 
 
 def _spawn(

@@ -56,7 +56,7 @@ class _Spawned:
 
 def start_guardian(run_id: str, state_dir: Path) -> None:
     """Start the guardian for `run_id`; it outlives this process by a moment only."""
-    from devstack.runtime.firstwave import close_inherited_on_exec
+    from devstack.runtime.platform import close_inherited_on_exec
 
     argv = [
         "/bin/sh",

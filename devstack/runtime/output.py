@@ -159,14 +159,13 @@ class Output:
 
     def _arm_timer(self, key: tuple[str, Stream], delay: float) -> None:
         asyncio = sys.modules.get("asyncio")
-        if asyncio is None:
-            # No loop yet (the fast start's thread shows lines): none can run without
-            # asyncio, and importing it here would bring ssl along (runtime/lean.py).
-            return
         try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return  # no loop (yet): the line waits for its newline or end_stream
+            # No loop yet, as in the fast start's thread: none can run without asyncio,
+            # importing it here would bring ssl along (runtime/lean.py), and the main
+            # thread may be importing it (AttributeError: a partial module).
+            loop = asyncio.get_running_loop()  # type: ignore[union-attr]
+        except (AttributeError, RuntimeError):
+            return  # the line waits for its newline or end_stream
         self._timers[key] = loop.call_later(delay, self._partial_due, key)
 
     def _partial_due(self, key: tuple[str, Stream]) -> None:

@@ -390,6 +390,17 @@ class PortablePlatform:
         return None  # macOS has none (and none under DEVSTACK_PORTABLE=1, issue 15)
 
 
+def close_inherited_on_exec() -> None:
+    """Mark every descriptor devstack inherited close-on-exec: subprocess closes them
+    all in the child (close_fds), which posix_spawn in Python 3.11 cannot. macOS
+    lists a process's descriptors in /dev/fd (Linux's is a link to /proc/self/fd)."""
+    for entry in os.listdir("/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"):
+        fd = int(entry)
+        if fd > 2:
+            with contextlib.suppress(OSError):  # the listing's own descriptor, closed by now
+                os.set_inheritable(fd, False)
+
+
 def own_cgroup() -> str | None:
     """This process's cgroup v2 directory, if a cgroup2 file system is mounted (Linux)."""
     try:

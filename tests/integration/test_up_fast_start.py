@@ -335,3 +335,15 @@ def test_a_service_the_plan_leaves_out_is_spawned_before_asyncio_too(
         assert up.wait() == 130, up.output()
     finally:
         up.close()
+
+
+def test_a_control_socket_that_cannot_be_made_starts_nothing_from_the_plan(repo: Path) -> None:
+    """A stack nobody can control must not run (issue 11 §2): the fast start binds the
+    socket before its first spawn, or leaves it to the ordinary path, which says why."""
+    stack(repo)
+    first_run(repo)
+    (repo / ".devstack" / "control.sock").mkdir()  # in the socket's place
+    result = run_cli("up", cwd=repo)
+    assert result.returncode == 1
+    assert "cannot make the control socket" in result.stderr, result.stderr
+    assert "printed all" not in result.stdout and "started" not in result.stdout
