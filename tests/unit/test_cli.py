@@ -43,3 +43,9 @@ def test_an_unknown_command_is_a_usage_error_listing_the_choices(
         cli.main(["upp"])
     assert exit_info.value.code == 2
     assert "invalid choice: 'upp'" in capsys.readouterr().err
+
+
+def test_a_plain_up_is_what_the_parser_makes_of_it() -> None:
+    """A plain `devstack up` skips the parser (issue 16): the same arguments all the same."""
+    parsed = cli.build_parser(["up"]).parse_args(["up"])
+    assert vars(cli.plain_up()) == vars(parsed)
