@@ -131,6 +131,21 @@ def first_run_of(repo: Path, env: dict[str, str] | None, *patterns: str) -> None
     assert (repo / ".devstack" / "plan").stat().st_mode & 0o777 == 0o600
 
 
+def assert_adopted_with_every_line(up: Running, repo: Path) -> None:
+    """api and worker were adopted (one start each), are devstack's own children in a
+    session of their own and in the run's cgroup if any, and api's lines printed before
+    the loop ran are all there, in order, on the terminal and in its log file."""
+    lines = up.output().splitlines()
+    for name in ("api", "worker"):
+        [pid] = starts(lines, name)  # adopted, not spawned again
+        assert f"{name} pid {pid} ppid {up.pid} pgid {pid}" in said(lines, name)
+        assert cgroup(pid) == cgroup(up.pid)
+    expected = [f"api line {i:05d}" for i in range(LINES)]
+    assert said(lines, "api")[1:-1] == expected  # none lost, torn or out of order
+    log = (repo / ".devstack" / "logs" / "api.log").read_text().splitlines()
+    assert log[-LINES - 1 :] == [*expected, "api printed all"]
+
+
 def test_the_first_wave_is_adopted_with_every_line_in_order(repo: Path) -> None:
     stack(repo)
     first_run(repo)
@@ -139,16 +154,7 @@ def test_the_first_wave_is_adopted_with_every_line_in_order(repo: Path) -> None:
         up.wait_for_each(
             r"api +\| api printed all", r"worker +\| worker printed all", r"later +\| later"
         )
-        lines = up.output().splitlines()
-        for name in ("api", "worker"):
-            [pid] = starts(lines, name)  # adopted, not spawned again
-            # devstack's own child, in a session of its own, in the run's cgroup if any
-            assert f"{name} pid {pid} ppid {up.pid} pgid {pid}" in said(lines, name)
-            assert cgroup(pid) == cgroup(up.pid)
-        expected = [f"api line {i:05d}" for i in range(LINES)]
-        assert said(lines, "api")[1:-1] == expected  # none lost, torn or out of order
-        log = (repo / ".devstack" / "logs" / "api.log").read_text().splitlines()
-        assert log[-LINES - 1 :] == [*expected, "api printed all"]
+        assert_adopted_with_every_line(up, repo)
         up.interrupt()
         assert up.wait() == 130, up.output()
     finally:
@@ -171,15 +177,7 @@ def test_a_first_up_spawns_what_waits_for_nothing_before_asyncio(
             "worker": ("os.posix_spawn", False),
             "later": ("subprocess.Popen", True),
         }
-        lines = up.output().splitlines()
-        for name in ("api", "worker"):
-            [pid] = starts(lines, name)  # adopted, not spawned again
-            assert f"{name} pid {pid} ppid {up.pid} pgid {pid}" in said(lines, name)
-            assert cgroup(pid) == cgroup(up.pid)
-        expected = [f"api line {i:05d}" for i in range(LINES)]
-        assert said(lines, "api")[1:-1] == expected  # none lost, torn or out of order
-        log_file = (repo / ".devstack" / "logs" / "api.log").read_text().splitlines()
-        assert log_file[-LINES - 1 :] == [*expected, "api printed all"]
+        assert_adopted_with_every_line(up, repo)
         up.interrupt()
         assert up.wait() == 130, up.output()
     finally:
