@@ -8,11 +8,10 @@ and `--version` stay fast and a command pays only for what it uses.
 from __future__ import annotations
 
 import sys
-from functools import partial
-from typing import TYPE_CHECKING
 
 from devstack import __version__
 
+TYPE_CHECKING = False  # typing's costs ~3 ms before the fast start's first spawn (issue 16)
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Sequence
@@ -47,6 +46,7 @@ COMMANDS: dict[str, str] = {
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The parser; given the arguments, only the command they name is configured."""
     import argparse
+    from functools import partial
 
     formatter = partial(argparse.HelpFormatter, width=_help_width())
     parser = argparse.ArgumentParser(
@@ -164,11 +164,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: Sequence[str] | None, early: Early | None) -> int:
     from devstack.core.errors import EXIT_FAILURE, DevstackError
 
-    parser = build_parser(argv)
-    args = parser.parse_args(argv)
-    if not getattr(args, "run", None):
-        parser.print_help()
-        return 2
+    args = plain_up() if argv is None and sys.argv[1:] == ["up"] else None
+    if args is None:
+        parser = build_parser(argv)
+        args = parser.parse_args(argv)
+        if not getattr(args, "run", None):
+            parser.print_help()
+            return 2
     args.command_line = list(sys.argv[1:] if argv is None else argv)
     args.early = early
     try:
@@ -185,6 +187,17 @@ def _main(argv: Sequence[str] | None, early: Early | None) -> int:
         # `devstack logs | head` closed the pipe: not an error worth a traceback.
         sys.stderr.close()
         return EXIT_FAILURE
+
+
+def plain_up() -> argparse.Namespace:
+    """What the parser makes of a plain `devstack up`, without building it: its help
+    formatter alone imports shutil (~7 ms before a first `up` spawns, issue 16).
+    tests/unit/test_cli.py proves it equal to the parser's."""
+    from argparse import Namespace
+
+    from devstack.commands import up
+
+    return Namespace(command="up", config_file=None, run=up.run, **up.plain_defaults())
 
 
 def _first_wave() -> Early | None:

@@ -15,6 +15,7 @@ from devstack.commands import add_env_overrides
 
 if TYPE_CHECKING:
     import asyncio
+    import socket
     from collections.abc import Callable, Coroutine, Mapping
     from types import ModuleType
     from typing import Any, BinaryIO
@@ -75,6 +76,23 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_env_overrides(parser)
 
 
+def plain_defaults() -> dict[str, object]:
+    """What `configure`'s options are when none is given: a plain `devstack up` is
+    not parsed (devstack.cli.plain_up)."""
+    return {
+        "names": [],
+        "no_deps": False,
+        "excluded": [],
+        "filters": [],
+        "abort_on_exit": False,
+        "timestamps": False,
+        "detach": False,
+        "ready_fd": None,
+        "ui": False,
+        "env_overrides": [],
+    }
+
+
 def run(args: argparse.Namespace) -> int:
     import os
 
@@ -89,17 +107,82 @@ def run(args: argparse.Namespace) -> int:
         # A plain copy: os.environ decodes every key and value again for each service.
         env = resolve_project(project, dict(os.environ), overrides)
         _check(project, env, names, early)
-    except BaseException:
-        if early is not None:
-            early.close()
-        raise
-    if args.ui:
-        args.held_terminal = _terminal_for_the_ui(args)
-    if args.detach and args.ready_fd is None:
-        from devstack.runtime import detach
+        args.early = early = _spawn_first_wave(project, env, names, args, early)
+        if getattr(args, "command_line", None) == ["up"]:
+            _keep_plan(project, env, names)
+        if args.ui:
+            args.held_terminal = _terminal_for_the_ui(args)
+        if args.detach and args.ready_fd is None:
+            from devstack.runtime import detach
 
-        return detach.start_in_background(project, names, args)
-    return _run_stack(project, env, names, args, overrides, _stream(project, args))
+            return detach.start_in_background(project, names, args)
+        return _run_stack(project, env, names, args, overrides, _stream(project, args))
+    finally:
+        if early is not None:
+            early.close()  # what the supervisor did not adopt (safe after _run_stack's own)
+
+
+def _spawn_first_wave(
+    project: Project,
+    env: ProjectEnv,
+    names: list[str],
+    args: argparse.Namespace,
+    early: Early | None,
+) -> Early | None:
+    """Spawn the services that wait for nothing now, once the checks passed and before
+    the supervisor and what it imports (asyncio, the policy): on a first `up` (no
+    kept plan, or one an edit invalidated) all of them, after a fast start those the
+    plan left out (a shell value or a secret is never written to it). The supervisor
+    adopts them as it adopts the plan's (runtime/adopt.py). The Early that holds
+    them, or None: the ordinary path spawns everything."""
+    import os
+    import sys
+
+    from devstack.runtime import adopt, firstwave
+
+    if args.ui or args.detach or args.ready_fd is not None or not firstwave.supported(os.environ):
+        return early  # the UI holds the terminal, `-d` logs to a file: the ordinary path
+    if early is not None:
+        early.spawn_more(
+            adopt.planned(project, env, names, skip=list(early.children)), os.environ, names
+        )
+        return early
+    services = adopt.planned(project, env, names)
+    if not services:
+        return None
+    from devstack.core.doctor import FD_LIMIT
+    from devstack.core.logfmt import should_colour
+    from devstack.runtime.runstate import prepare_state_dir
+
+    prepare_state_dir(project.root)  # what runstate.acquire does first, and says the same
+    colour = should_colour(sys.stdout.isatty(), os.environ)
+    early = firstwave.claim(str(project.config_path), colour, "started before this check")
+    if early is None:
+        return None  # held by another `up`, or a dead run's leftovers to stop first
+    try:
+        # No leftovers hold a port now (claim found none): the ports are checked
+        # before the spawn, as on the ordinary path after runstate.acquire.
+        _check_ports(project, names)
+    except BaseException:
+        early.close()
+        raise
+    spawned = early.spawn(
+        services, os.environ, names=names, fd_limit=FD_LIMIT, timestamps=args.timestamps
+    )
+    return early if spawned else None
+
+
+def _keep_plan(project: Project, env: ProjectEnv, names: list[str]) -> None:
+    """For the next plain `devstack up`, once this one spawned what it could; rewritten
+    each time, so a plan that differs from what the supervisor resolves (and adopts)
+    now is not used twice."""
+    import os
+    import sys
+
+    from devstack.core.logfmt import should_colour
+    from devstack.runtime import adopt
+
+    adopt.keep_plan(project, env, names, should_colour(sys.stdout.isatty(), os.environ))
 
 
 def _terminal_for_the_ui(args: argparse.Namespace) -> HeldTerminal:
@@ -155,8 +238,7 @@ def _check(project: Project, env: ProjectEnv, names: list[str], early: Early | N
     verdict = check_run(project, env, names)
     if verdict.env_errors or verdict.errors:
         # What the kept plan started is stopped again (what changed is outside its key).
-        stopped = ", ".join(early.abandon()) if early is not None else ""
-        note = f"stopped {stopped} (started from the kept plan)" if stopped else "nothing started"
+        note = _stopped_early(early)
     if verdict.env_errors:
         raise DevstackError(list(verdict.env_errors), EXIT_USAGE, notes=[f"devstack up: {note}"])
     if verdict.errors:
@@ -191,10 +273,6 @@ def _run_stack(
 
     colour = should_colour(sys.stdout.isatty(), os.environ)
     early: Early | None = getattr(args, "early", None)
-    if getattr(args, "command_line", None) == ["up"]:
-        # For the next plain `devstack up`; rewritten each time, so a plan that differs
-        # from what the supervisor resolves (and adopts) now is not used twice.
-        adopt.keep_plan(project, env, names, colour)
     if early is None:  # else the fast start raised it before its first spawn
         raise_fd_limit()
     lock = early.give_lock() if early is not None else None
@@ -238,7 +316,16 @@ def _run_stack(
                 _watch_children_with_pidfds()
                 held = getattr(args, "held_terminal", None)
                 status = asyncio.run(
-                    _supervise(supervisor, project, overrides, cgroup, args.ready_fd, held)
+                    _supervise(
+                        supervisor,
+                        project,
+                        overrides,
+                        cgroup,
+                        args.ready_fd,
+                        held,
+                        early.pending_signals if early is not None else None,
+                        early.take_listener() if early is not None else None,
+                    )
                 )
                 membership.remove_record(project.state_dir)  # swept: nothing left to find
                 return status
@@ -267,30 +354,42 @@ def _check_ports(project: Project, names: list[str], early: Early | None = None)
     """A chosen service's port taken by another process stops `up` before anything
     starts, as doctor reports it (issue 11 §5: `up` used to start the rest and
     blame a dependent)."""
-    from devstack.core.errors import EXIT_FAILURE, DevstackError, Problem
     from devstack.core.scripts import service_ports
+
+    wanted = [
+        (name, port)
+        for name in names
+        for port in service_ports(project.services[name].port, project.services[name].cmd)
+    ]  # `-p N` too (issue 12 item 6)
+    if not wanted:
+        return  # and no socket module to import before the first spawn
+    from devstack.core.errors import EXIT_FAILURE, DevstackError, Problem
     from devstack.runtime import ports
 
     problems = []
-    for name in names:
+    for name, port in wanted:
         service = project.services[name]
-        for port in service_ports(service.port, service.cmd):  # `-p N` too (issue 12 item 6)
-            if holder := ports.port_holder(port):
-                problems.append(
-                    Problem(
-                        f"{name}: port {port} is in use by {holder}",
-                        service.location,
-                        "stop that process, or change `port`"
-                        if port == service.port
-                        else "stop that process, or change the port in `cmd`",
-                        code="port-in-use",
-                    )
+        if holder := ports.port_holder(port):
+            problems.append(
+                Problem(
+                    f"{name}: port {port} is in use by {holder}",
+                    service.location,
+                    "stop that process, or change `port`"
+                    if port == service.port
+                    else "stop that process, or change the port in `cmd`",
+                    code="port-in-use",
                 )
+            )
     if problems:
-        # What the kept plan started (no port of its own) is stopped again.
-        stopped = ", ".join(early.abandon()) if early is not None else ""
-        note = f"stopped {stopped} (started from the kept plan)" if stopped else "nothing started"
+        # What the fast start spawned (no port of its own) is stopped again.
+        note = _stopped_early(early)
         raise DevstackError(problems, EXIT_FAILURE, notes=[f"devstack up: {note}"])
+
+
+def _stopped_early(early: Early | None) -> str:
+    """Stop what was spawned before a check that now fails; what to say of it."""
+    stopped = ", ".join(early.abandon()) if early is not None else ""
+    return f"stopped {stopped} ({early.origin})" if early and stopped else "nothing started"
 
 
 def _watch_children_with_pidfds() -> None:
@@ -327,6 +426,8 @@ async def _supervise(
     cgroup: RunCgroup | None,
     ready_fd: int | None = None,
     held: HeldTerminal | None = None,
+    pending_signals: Callable[[], list[int]] | None = None,
+    listener: socket.socket | None = None,
 ) -> int:
     """The supervisor, with the control socket, the file watcher and the `r` key beside it.
 
@@ -334,7 +435,9 @@ async def _supervise(
     service has printed. The watcher and the key reader are imported (in a thread) and
     started only once the first services are spawned: importing them on the loop first
     held the services' first lines up by tens of milliseconds, and nothing they do is
-    needed before (the watcher says when it is watching).
+    needed before (the watcher says when it is watching). `pending_signals`: the
+    shutdown signals the fast start kept for the supervisor; `listener`: the control
+    socket it bound.
     """
     import asyncio
     import os
@@ -342,7 +445,9 @@ async def _supervise(
     from devstack.runtime import control, reaper
 
     # Bound before anything starts: a stack nobody can control must not run (issue 11 §2).
-    listener = control.bind_socket(project.root, os.environ, os.getuid())
+    # (The fast start bound it before its first spawn: `listener`.)
+    if listener is None:
+        listener = control.bind_socket(project.root, os.environ, os.getuid())
     # As a subreaper, devstack adopts what services orphan: it must reap them too.
     stop_reaping = reaper.install_orphan_reaper(asyncio.get_running_loop())
     tasks: list[asyncio.Task[None]] = []
@@ -364,6 +469,8 @@ async def _supervise(
 
         timeout = detach.ready_timeout(project, [status.name for status in supervisor.status()])
         start(detach.report_when_settled(supervisor, ready_fd, timeout))
+    if pending_signals is not None:
+        start(_handle_kept_signals(supervisor, pending_signals))
     try:
         status = await supervisor.run()
         await _sweep(supervisor, cgroup)
@@ -375,6 +482,18 @@ async def _supervise(
     # A companion that crashed (reported by _report_crash) is an internal error too.
     crashed = any(not t.cancelled() and t.exception() is not None for t in tasks)
     return status or (1 if crashed else 0)
+
+
+async def _handle_kept_signals(
+    supervisor: Supervisor, pending_signals: Callable[[], list[int]]
+) -> None:
+    """Ctrl+C (or SIGTERM, SIGHUP) that came while the fast start's services ran and
+    devstack was still starting: handled once they are adopted, as a Ctrl+C after the
+    start is (their stop signal and stop_timeout, each said). supervisor.run's own
+    handlers took over from the fast start's before this runs."""
+    await supervisor.first_spawns_done.wait()
+    for signum in pending_signals():
+        supervisor.request_shutdown(signum)
 
 
 async def _keep_record(supervisor: Supervisor, project: Project, cgroup: RunCgroup | None) -> None:

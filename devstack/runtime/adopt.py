@@ -12,18 +12,22 @@ import contextlib
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from devstack import __version__
-from devstack.core.doctor import FD_LIMIT
-from devstack.core.envresolve import ProjectEnv, ServiceEnv, Source
-from devstack.core.model import Project
 from devstack.core.scripts import service_ports
-from devstack.core.secrets import mask_argv
 from devstack.runtime import firstwave
-from devstack.runtime.output import Output
-from devstack.runtime.process import ServiceProcess
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from devstack.core.envresolve import ProjectEnv, ServiceEnv, Source
+    from devstack.core.model import Project
+    from devstack.runtime.output import Output
+    from devstack.runtime.process import ServiceProcess
+
+# What `up` imports before its first spawn: nothing here imports asyncio or the
+# supervisor's modules at the top (devstack.commands.up spawns the first wave first).
 
 
 def first_wave(project: Project, names: Sequence[str]) -> list[str]:
@@ -40,8 +44,29 @@ def first_wave(project: Project, names: Sequence[str]) -> list[str]:
     ]
 
 
+def planned(
+    project: Project, env: ProjectEnv, names: Sequence[str], *, skip: Sequence[str] = ()
+) -> list[firstwave.Planned]:
+    """The first wave of `names` as `up` resolved it just now, to spawn before the
+    supervisor runs (`skip`: those already spawned from the kept plan). Nothing of it
+    is written anywhere: a service with a shell value or a secret is in it too."""
+    return [
+        firstwave.Planned(
+            name,
+            list(project.services[name].argv),
+            str(project.services[name].cwd),
+            dict(env.services[name].values),
+            [],
+        )
+        for name in first_wave(project, names)
+        if name not in skip
+    ]
+
+
 def keep_plan(project: Project, env: ProjectEnv, names: Sequence[str], colour: bool) -> None:
     """Write the plan the next plain `devstack up` starts from (nothing if it cannot)."""
+    from devstack.core.doctor import FD_LIMIT
+
     key = firstwave.plan_key(
         str(project.config_path),
         [str(path) for path in env.env_files],
@@ -93,6 +118,8 @@ def _holds_secret(project: Project, env: ProjectEnv, name: str, values: Mapping[
     """Whether devstack would mask anything of what the plan would keep for `name`: its
     command line or a value. Secrets stay out of every file (issue 11 §4), so such a
     service waits for the supervisor."""
+    from devstack.core.secrets import mask_argv
+
     argv = list(project.services[name].argv)
     masking = env.services[name].masking(project.vars)  # `OWNER=ops ${API_TOKEN}` too
     return mask_argv(argv) != argv or any(
@@ -111,6 +138,7 @@ def adopting(early: firstwave.Early, run_id: str, wave: Sequence[str]) -> Any:
     process asked for and its service is still of the first `wave`, else a new one
     (the child, if any, is stopped first)."""
     from devstack.runtime import reaper
+    from devstack.runtime.process import ServiceProcess
 
     for child in early.children.values():
         # Known before the loop's orphan reaper runs: it never reaps a child to adopt.

@@ -300,7 +300,10 @@ async def serve(
     if listener is None:
         listener = bind_socket(project.root, os.environ, os.getuid())
     path = Path(listener.getsockname())
-    identity = path.stat().st_ino
+    try:
+        identity = path.stat().st_ino
+    except OSError:  # the repo was renamed since the socket was bound (by the fast start)
+        identity = -1  # nothing of ours is at that path to remove at the end
     server = ControlServer(supervisor, root=project.root, own_uid=os.getuid())
     try:
         await server.accept_forever(listener)

@@ -27,8 +27,9 @@ main thread imports the rest and checks the config and the environment as always
 if that check now finds an error (something outside the key changed, such as a cwd
 that was removed), the children are killed again and `up` says so.
 
-At import, only `contextlib`, `marshal`, `os` and `sys`; the guardian (subprocess),
-ctypes for the subreaper, threading and Output come after the plan is found good.
+At import, only `contextlib`, `marshal`, `os` and `sys`; the guardian, the platform
+(ctypes for the subreaper, the cgroup), threading and Output come after the plan is
+found good.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ import sys
 
 TYPE_CHECKING = False  # typing's costs an import this module exists to avoid
 if TYPE_CHECKING:
+    import socket
     from collections.abc import Iterable, Mapping
     from typing import Any
 
@@ -53,7 +55,10 @@ RUN_FILE = "run.json"  # runstate's: present only when a run did not end cleanly
 RECORD_FILE = "members.json"  # membership's: the same
 CONFIG_NAME = "devstack.yaml"
 OFF_VAR = "DEVSTACK_FAST_START"  # "0": always take the ordinary path
-_PR_SET_CHILD_SUBREAPER = 36
+CGROUP_VAR, CGROUP_PREFIX = "DEVSTACK_CGROUP", "devstack-"  # membership's
+SOCKET_NAME, PATH_RECORD = "control.sock", "control.path"  # control's
+FROM_PLAN = "started from the kept plan"
+STOP, MORE = b"x", b"+"  # what the main thread tells the thread that shows lines
 
 
 # -- the key --------------------------------------------------------------------------
@@ -119,7 +124,9 @@ def write_plan(
     data = marshal.dumps(
         {"key": key, "names": names, "colour": colour, "fd_limit": fd_limit, "services": services}
     )
-    os.makedirs(state_dir, mode=0o700, exist_ok=True)
+    # Never its parents: a repo renamed meanwhile is not made again at its old path.
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(state_dir, 0o700)
     path = os.path.join(state_dir, PLAN_FILE)
     temporary = f"{path}.{os.getpid()}.tmp"
     try:
@@ -272,25 +279,33 @@ class Child:
 
 
 class Early:
-    """What the fast start did: the lock it holds, the run id, the guardian it started,
-    and the children the supervisor is to adopt (`take`) or end (`abandon`).
+    """What the fast start did (from the kept plan, or on a first `up` once its checks
+    passed): the lock it holds, the run id, the guardian it started, and the children
+    the supervisor is to adopt (`take`) or end (`abandon`).
 
     Until the supervisor takes over (`hand_over`), a thread shows the children's
     lines through the real Output, as the supervisor would, while the rest of devstack
     is imported and the config checked.
     """
 
-    def __init__(self, config_path: str, lock: int, run_id: str, colour: bool) -> None:
+    def __init__(
+        self, config_path: str, lock: int, run_id: str, colour: bool, origin: str = FROM_PLAN
+    ) -> None:
         self.config_path = config_path
+        self.origin = origin
         self.lock = lock
         self.run_id = run_id
         self.colour = colour
         self.children: dict[str, Child] = {}
-        self.cgroup: RunCgroup | None = None
+        self._cgroup: str | None = None  # the run's cgroup (a path), until `up` takes it
+        self.listener: socket.socket | None = None  # the control socket, until `up` takes it
         self.output: Output | None = None
         self._pump: Any = None  # the thread
         self._wake = (-1, -1)
+        self._added: list[tuple[str, Child]] = []  # spawned by spawn_more, for the thread
         self._failure: BaseException | None = None
+        self._pending: list[int] = []  # shutdown signals received before the supervisor ran
+        self._deferred: dict[int, Any] = {}  # the handlers they replaced
 
     def take(self, name: str) -> Child | None:
         return self.children.pop(name, None)
@@ -300,16 +315,62 @@ class Early:
         lock, self.lock = self.lock, -1
         return lock, self.run_id
 
+    def take_listener(self) -> socket.socket | None:
+        """The control socket, for `up`'s server, which removes it at the end."""
+        listener, self.listener = self.listener, None
+        return listener
+
     def take_cgroup(self) -> RunCgroup | None:
         """The run's cgroup, for `up`, which removes it at the end."""
-        cgroup, self.cgroup = self.cgroup, None
-        return cgroup
+        if self._cgroup is None:
+            return None
+        from pathlib import Path
+
+        from devstack.runtime.membership import RunCgroup
+
+        path, self._cgroup = self._cgroup, None
+        return RunCgroup(Path(path))
+
+    def _defer_signals(self) -> None:
+        """From the first spawn until the supervisor handles them, Ctrl+C, SIGTERM and
+        SIGHUP are kept for it (`pending_signals`): the services are then stopped as
+        any Ctrl+C stops them (their stop signal, their stop_timeout), not killed."""
+        import signal
+
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            self._deferred[signum] = signal.signal(signum, self._keep_signal)
+
+    def _keep_signal(self, signum: int, frame: object) -> None:
+        self._pending.append(signum)
+
+    def pending_signals(self) -> list[int]:
+        """The shutdown signals received since the first spawn, for the supervisor,
+        whose handlers have replaced the fast start's by now."""
+        self._deferred.clear()
+        pending, self._pending = self._pending, []
+        return pending
+
+    def _restore_signals(self) -> list[int]:
+        """The handlers from before the first spawn back; the signals kept meanwhile."""
+        import signal
+
+        for signum, handler in self._deferred.items():
+            signal.signal(signum, handler)
+        return self.pending_signals()
 
     def close(self) -> None:
         """The run ends before the supervisor took everything: end the children not
-        adopted, and release the lock and remove the cgroup if nobody took them.
-        Safe to call again."""
+        adopted, and release the lock, close the control socket and remove the cgroup
+        if nobody took them. Safe to call again."""
+        if self._deferred:  # nobody is left to stop the services gently
+            self._restore_signals()
         self.abandon()
+        if self.listener is not None:
+            path = self.listener.getsockname()
+            self.listener.close()
+            self.listener = None
+            with contextlib.suppress(OSError):
+                os.unlink(path)
         if self.lock >= 0:
             os.close(self.lock)
             self.lock = -1
@@ -317,7 +378,60 @@ class Early:
         if cgroup is not None:
             cgroup.leave_and_remove()
 
-    def start_pump(self, names: list[str]) -> None:
+    def spawn(
+        self,
+        services: list[Planned],
+        environ: Mapping[str, str],
+        *,
+        names: list[str],
+        fd_limit: int,
+        timestamps: bool = False,
+    ) -> bool:
+        """Spawn `services` now, with everything `up` does before its first spawn, in
+        the same order, and show their lines from a thread; False (and the lock
+        released: `close`) when the ordinary path must do it (a spawn that cannot be
+        made this way). `names`: every service the run shows (lines are padded to them);
+        `fd_limit`: the open-file limit `up` raises itself to before it spawns."""
+        try:
+            from pathlib import Path
+
+            from devstack.runtime import platform
+            from devstack.runtime.guardian import start_guardian
+
+            raise_fd_limit(fd_limit)
+            start_guardian(self.run_id, Path(os.path.dirname(self.config_path), ".devstack"))
+            # The portable platform has none: the guardian and the recorded members
+            # end what the services orphan, as on its ordinary path.
+            platform.current().become_subreaper()
+            # After the guardian (which must not be in it), before the first spawn:
+            # membership.RunCgroup.create's, without membership's imports. Its record is
+            # written by `up` once runstate holds the run (it reads records as a dead
+            # run's leftovers).
+            if environ.get(CGROUP_VAR, "1") != "0":
+                self._cgroup = platform.current().create_cgroup(CGROUP_PREFIX + self.run_id)
+            # A stack nobody can control must not run (issue 11 §2): bound before the
+            # first spawn, as the supervisor does; else the ordinary path binds it, or
+            # says why it cannot, before anything starts.
+            self.listener = _bind_control_socket(os.path.dirname(self.config_path))
+            if self.listener is None:
+                self.close()
+                return False
+            self._defer_signals()
+            _spawn_all(self, services, environ)
+            if self.children:
+                self.start_pump(names, timestamps=timestamps)
+        except (OSError, NotImplementedError):  # NotImplementedError: no POSIX_SPAWN_SETSID
+            pending = self._restore_signals()
+            self.close()  # the ordinary path tries again, and says what fails
+            for signum in pending:
+                os.kill(os.getpid(), signum)  # as if it came now: the ordinary path's
+            return False
+        except BaseException:
+            self.close()
+            raise
+        return True
+
+    def start_pump(self, names: list[str], *, timestamps: bool = False) -> None:
         """Say that the children started and show their lines from a thread. The Output
         is made here, in the main thread: importing it (asyncio) in the thread while
         the main thread imports the rest held the first lines up by ~100 ms."""
@@ -332,7 +446,7 @@ class Early:
             names,
             stream=sys.stdout.buffer,
             color=self.colour,
-            timestamps=False,
+            timestamps=timestamps,
             log_dir=log_dir(root),
         )
         for name, child in self.children.items():
@@ -341,16 +455,36 @@ class Early:
         self._wake = os.pipe()
         # A daemon: should devstack end without a hand-over, the guardian ends the children.
         self._pump = threading.Thread(
-            target=self._show, args=(output,), name="first-wave", daemon=True
+            target=self._show, args=(output, list(self.children.items())), name="first-wave"
         )
+        self._pump.daemon = True
         self._pump.start()
+
+    def spawn_more(
+        self, services: list[Planned], environ: Mapping[str, str], names: list[str]
+    ) -> list[str]:
+        """Spawn the services of the first wave the kept plan left out (a value built
+        from the shell's, or one devstack would mask: never written to the plan) as
+        the plan's were, once `up` has resolved and checked them; their names. The
+        thread that shows the plan's children's lines shows theirs too (`names`: every
+        service the run shows, should it not run yet)."""
+        before = set(self.children)
+        with contextlib.suppress(NotImplementedError):  # the supervisor spawns the rest
+            _spawn_all(self, [s for s in services if s.name not in before], environ)
+        added = [(name, child) for name, child in self.children.items() if name not in before]
+        if added and self._pump is not None:
+            self._added.extend(added)  # list.extend is atomic: the thread takes them
+            os.write(self._wake[1], MORE)
+        elif added and self.output is None:
+            self.start_pump(names)
+        return [name for name, _ in added]
 
     def hand_over(self) -> Output | None:
         """Stop showing lines here; the Output they went through, for the supervisor.
         What the children print from now on waits in their pipes, and an unfinished
         line in the Output."""
         if self._pump is not None:
-            os.write(self._wake[1], b"x")
+            os.write(self._wake[1], STOP)
             self._pump.join()
             self._pump = None
             for fd in self._wake:
@@ -359,31 +493,44 @@ class Early:
             raise self._failure
         return self.output
 
-    def _show(self, output: Output) -> None:
+    def _show(self, output: Output, children: list[tuple[str, Child]]) -> None:
         try:
-            self._show_lines(output)
+            self._show_lines(output, children)
         except BaseException as error:  # handed to the main thread by hand_over
             self._failure = error
 
-    def _show_lines(self, output: Output) -> None:
-        import select
+    def _show_lines(self, output: Output, children: list[tuple[str, Child]]) -> None:
+        import selectors  # epoll on Linux, kqueue on macOS
 
-        streams: dict[int, tuple[str, Stream]] = {}
-        poller = select.poll()
-        poller.register(self._wake[0], select.POLLIN)
-        for name, child in self.children.items():
-            streams[child.out], streams[child.err] = (name, "out"), (name, "err")
-            poller.register(child.out, select.POLLIN)
-            poller.register(child.err, select.POLLIN)
-        while True:
-            for fd, _ in poller.poll():
-                if fd == self._wake[0]:
-                    return
-                data = os.read(fd, 65536)
-                if data:
-                    output.feed(*streams[fd], data)
-                else:  # the end: the supervisor reads it again and closes the stream
-                    poller.unregister(fd)
+        selector = selectors.DefaultSelector()
+
+        def watch(name: str, child: Child) -> None:
+            out: tuple[str, Stream] = (name, "out")
+            err: tuple[str, Stream] = (name, "err")
+            selector.register(child.out, selectors.EVENT_READ, out)
+            selector.register(child.err, selectors.EVENT_READ, err)
+
+        with selector:
+            selector.register(self._wake[0], selectors.EVENT_READ)
+            for name, child in children:
+                watch(name, child)
+            while True:
+                for key, _ in selector.select():
+                    if key.data is None:  # the main thread's word
+                        if STOP in os.read(key.fd, 64):
+                            return
+                        while self._added:  # spawn_more's children: said here, in order
+                            name, child = self._added.pop(0)
+                            output.started(name, child.pid)
+                            child.announced = True
+                            watch(name, child)
+                        continue
+                    data = os.read(key.fd, 65536)
+                    if data:
+                        name, stream = key.data
+                        output.feed(name, stream, data)
+                    else:  # the end: the supervisor reads it again and closes the stream
+                        selector.unregister(key.fd)
 
     def abandon(self) -> list[str]:
         """End every child not adopted (SIGKILL to its session, then reaped); their names."""
@@ -412,7 +559,7 @@ def end_child(child: Child, sig: int) -> None:
 def launch(argv: list[str], environ: Mapping[str, str], version: str) -> Early | None:
     """Spawn the first wave of a plain `devstack up` from the kept plan; None when the
     ordinary path must do everything (no plan, a key that changed, anything unusual)."""
-    if argv != ["up"] or environ.get(OFF_VAR) == "0" or not _supported(environ):
+    if argv != ["up"] or not supported(environ):
         return None
     try:
         config_path = _find_config(os.getcwd())
@@ -425,41 +572,48 @@ def launch(argv: list[str], environ: Mapping[str, str], version: str) -> Early |
     plan = read_plan(state_dir, environ, tty=tty, version=version)
     if plan is None or plan.config_path != config_path:
         return None
-    lock = _take_lock(state_dir)
-    if lock is None:
-        return None
-    early = Early(config_path, lock, os.urandom(8).hex(), plan.colour)
-    try:
-        from pathlib import Path
+    return start(
+        config_path,
+        plan.services,
+        environ,
+        names=plan.names,
+        colour=plan.colour,
+        fd_limit=plan.fd_limit,
+    )
 
-        from devstack.runtime import membership
-        from devstack.runtime.guardian import start_guardian
 
-        # What `up` does before its first spawn, in the same order.
-        raise_fd_limit(plan.fd_limit)
-        start_guardian(early.run_id, Path(state_dir))
-        _become_subreaper()
-        # After the guardian (which must not be in it), before the first spawn. Its
-        # record is written by `up` once runstate holds the run (it reads records as
-        # a dead run's leftovers).
-        early.cgroup = membership.RunCgroup.create(early.run_id)
-        _spawn_all(early, plan.services, environ)
-        if early.children:
-            early.start_pump(plan.names)
-    except OSError:
-        early.close()  # the ordinary path tries again, and says what fails
+def start(
+    config_path: str,
+    services: list[Planned],
+    environ: Mapping[str, str],
+    *,
+    names: list[str],
+    colour: bool,
+    fd_limit: int,
+) -> Early | None:
+    """`claim` the repo and `Early.spawn` the kept plan's services."""
+    early = claim(config_path, colour)
+    if early is not None and not early.spawn(services, environ, names=names, fd_limit=fd_limit):
         return None
-    except BaseException:
-        early.close()
-        raise
     return early
 
 
-def _supported(environ: Mapping[str, str]) -> bool:
-    # pidfds to learn of an adopted child's exit, POSIX_SPAWN_SETSID for its session:
-    # Linux's platform (runtime/platform.py), not the portable one DEVSTACK_PORTABLE=1 picks
-    portable = environ.get("DEVSTACK_PORTABLE", "") not in ("", "0")
-    return sys.platform.startswith("linux") and hasattr(os, "pidfd_open") and not portable
+def claim(config_path: str, colour: bool, origin: str = FROM_PLAN) -> Early | None:
+    """Take the repo's lock and a run id for a run that spawns before the supervisor
+    runs; None when the ordinary path must (the lock is held, or an earlier run left
+    something to clean up). `origin`: how `up` says where children it stops came from."""
+    state_dir = os.path.join(os.path.dirname(config_path), ".devstack")
+    lock = _take_lock(state_dir)
+    if lock is None:
+        return None
+    return Early(config_path, lock, os.urandom(8).hex(), colour, origin)
+
+
+def supported(environ: Mapping[str, str]) -> bool:
+    """Whether services may be spawned before the supervisor runs: os.posix_spawn
+    with POSIX_SPAWN_SETSID (Linux, macOS 10.15+; a spawn that finds it missing
+    falls back to the ordinary path), not turned off by DEVSTACK_FAST_START=0."""
+    return environ.get(OFF_VAR) != "0" and hasattr(os, "posix_spawn")
 
 
 def _find_config(start: str) -> str | None:
@@ -511,17 +665,52 @@ def raise_fd_limit(wanted: int) -> tuple[int, int]:
     return soft, hard
 
 
-def _become_subreaper() -> None:
-    # reaper.become_subreaper's prctl, without importing reaper (dataclasses, typing)
-    import ctypes
+def _bind_control_socket(root: str) -> socket.socket | None:
+    """control.bind_socket's listening socket in its usual place (.devstack/control.sock,
+    none there yet), without control's imports (asyncio); None in any other case, which
+    the ordinary path handles (a short path elsewhere, a stale socket, an error)."""
+    import socket
 
-    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    from devstack.runtime import platform
+
+    path = os.path.join(root, ".devstack", SOCKET_NAME)
+    too_long = len(os.fsencode(path)) > platform.current().socket_path_limit
+    if too_long or os.path.lexists(path):
+        return None
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        listener.bind(path)
+        os.chmod(path, 0o600)  # the 0700 directory already keeps others out meanwhile
+        listener.listen(128)
+        listener.setblocking(False)
+        _write_private(os.path.join(root, ".devstack", PATH_RECORD), f"{SOCKET_NAME}\n")
+    except OSError:
+        listener.close()
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        return None
+    return listener
+
+
+def _write_private(path: str, text: str) -> None:
+    """files.write_atomically's, without pathlib: 0600, all or nothing."""
+    temporary = f"{path}.{os.getpid()}.tmp"
+    try:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        with os.fdopen(os.open(temporary, flags, 0o600), "w", encoding="utf-8") as file:
+            file.write(text)
+        os.replace(temporary, path)
+    finally:
+        if os.path.lexists(temporary):
+            os.unlink(temporary)
 
 
 def _spawn_all(early: Early, services: list[Planned], environ: Mapping[str, str]) -> None:
     import signal
 
-    _close_inherited_on_exec()
+    from devstack.runtime.platform import close_inherited_on_exec
+
+    close_inherited_on_exec()
     here = os.getcwd()
     devnull = os.open(os.devnull, os.O_RDONLY)
     try:
@@ -547,16 +736,6 @@ def _spawn_all(early: Early, services: list[Planned], environ: Mapping[str, str]
     finally:
         os.close(devnull)
         os.chdir(here)
-
-
-def _close_inherited_on_exec() -> None:
-    """Mark every descriptor devstack inherited close-on-exec: subprocess closes them
-    all in the child (close_fds), which posix_spawn in Python 3.11 cannot."""
-    for entry in os.listdir("/proc/self/fd"):
-        fd = int(entry)
-        if fd > 2:
-            with contextlib.suppress(OSError):  # the listing's own descriptor, closed by now
-                os.set_inheritable(fd, False)
 
 
 def _spawn(

@@ -23,7 +23,6 @@ import sys
 
 TYPE_CHECKING = False  # not typing's: the guardian's Python must act within milliseconds
 if TYPE_CHECKING:
-    import subprocess
     from pathlib import Path
 
 # Seconds between SIGTERM and SIGKILL, and then for SIGKILL to take effect. devstack
@@ -34,52 +33,82 @@ COMMAND_WIDTH = 80  # a command line in the message is shortened to this
 
 # Read stdin to its end (devstack never writes), then become the guardian's Python.
 # The signals it ignores stay ignored in that Python.
-_WAIT = 'trap "" INT HUP PIPE; while read -r _; do :; done; exec "$@"'
+# In / (it must hold no directory of the repo), whatever it was spawned in.
+_WAIT = 'cd /; trap "" INT HUP PIPE; while read -r _; do :; done; exec "$@"'
 # `-c`, not `-m`: under -I -S, devstack is found only once its import path is set.
 _BOOT = (
     f"import sys; sys.path[:0] = sys.argv[1].split({os.pathsep!r}); "
     "from devstack.runtime.guardian import main; sys.exit(main())"
 )
 
-# The write end of the pipe (never written, never closed by hand) and the Popen
-# (so it is never collected and reported as "still running").
+# The write end of the pipe (never written, never closed by hand) and the guardian.
 _held: list[object] = []
+RUN_ID_VAR = "DEVSTACK_RUN_ID"  # reaper's, without importing it before the first spawn
+
+
+class _Spawned:
+    """The guardian's process: spawned with os.posix_spawn, not a Popen (subprocess
+    costs an import before the first spawn, issue 16); devstack never waits for it."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
 
 
 def start_guardian(run_id: str, state_dir: Path) -> None:
     """Start the guardian for `run_id`; it outlives this process by a moment only."""
-    import subprocess
+    from devstack.runtime.platform import close_inherited_on_exec
 
-    from devstack.runtime.reaper import RUN_ID_VAR
-
+    argv = [
+        "/bin/sh",
+        "-c",
+        _WAIT,
+        "devstack-guardian",  # its $0, what `ps` shows first
+        sys.executable,
+        "-I",
+        "-S",
+        "-c",
+        _BOOT,
+        os.pathsep.join(_import_path()),
+        f"{RUN_ID_VAR}={run_id}",
+        str(state_dir / "guardian.log"),
+    ]
+    close_inherited_on_exec()  # subprocess's close_fds, which posix_spawn has not
     read_end, write_end = os.pipe()  # both close-on-exec: services never inherit them
     try:
-        guardian: subprocess.Popen[bytes] = subprocess.Popen(
-            [
-                "/bin/sh",
-                "-c",
-                _WAIT,
-                "devstack-guardian",  # its $0, what `ps` shows first
-                sys.executable,
-                "-I",
-                "-S",
-                "-c",
-                _BOOT,
-                os.pathsep.join(_import_path()),
-                f"{RUN_ID_VAR}={run_id}",
-                str(state_dir / "guardian.log"),
-            ],
-            stdin=read_end,
-            stdout=subprocess.DEVNULL,  # stderr stays: it tells the terminal what it did
-            start_new_session=True,
-            cwd="/",
-        )
+        guardian = _spawn(argv, read_end)
     except BaseException:
         os.close(write_end)
         raise
     finally:
         os.close(read_end)
     _held.extend((write_end, guardian))
+
+
+def _spawn(argv: list[str], stdin: int) -> object:
+    """The guardian's process, in a session of its own (Ctrl+C does not reach it),
+    reading `stdin`, its stdout /dev/null (stderr stays: it tells the terminal what it
+    did), SIGPIPE and SIGXFSZ back at their defaults, as subprocess would."""
+    import signal
+
+    try:
+        pid = os.posix_spawn(
+            argv[0],
+            argv,
+            os.environ,
+            file_actions=[
+                (os.POSIX_SPAWN_DUP2, stdin, 0),
+                (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+            ],
+            setsid=True,
+            setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),
+        )
+    except NotImplementedError:  # no POSIX_SPAWN_SETSID (a macOS before 10.15)
+        import subprocess
+
+        return subprocess.Popen(
+            argv, stdin=stdin, stdout=subprocess.DEVNULL, start_new_session=True
+        )
+    return _Spawned(pid)
 
 
 def guardian_pids() -> set[int]:

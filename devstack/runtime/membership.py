@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 RECORD = "members.json"
 CENSUS_INTERVAL = 2.0  # seconds between looks at the process tree, without a cgroup
 CGROUP_PREFIX = "devstack-"
+CGROUP_VAR = "DEVSTACK_CGROUP"  # "0": no cgroup for the run
 
 
 # -- processes ---------------------------------------------------------------------------
@@ -103,24 +104,10 @@ class RunCgroup:
         """Move this process into a new cgroup for the run; None where no cgroup is
         delegated to us (not Linux, cgroup v1 only, not writable) or it is turned off."""
         # Not under DEVSTACK_PORTABLE=1 either: macOS has no cgroups (issue 15).
-        if environ.get("DEVSTACK_CGROUP", "1") == "0" or not platform.current().procfs:
+        if environ.get(CGROUP_VAR, "1") == "0":
             return None
-        parent = own_cgroup()
-        if parent is None or not os.access(parent / "cgroup.procs", os.W_OK):
-            return None
-        path = parent / f"{CGROUP_PREFIX}{run_id}"
-        try:
-            path.mkdir()
-        except OSError:
-            return None
-        try:
-            (path / "cgroup.procs").write_text(f"{os.getpid()}\n")
-        except OSError:
-            # Refused (the "no internal processes" rule, a foreign owner): not ours to use.
-            with contextlib.suppress(OSError):
-                path.rmdir()
-            return None
-        return cls(path)
+        path = platform.current().create_cgroup(f"{CGROUP_PREFIX}{run_id}")
+        return None if path is None else cls(Path(path))
 
     def pids(self) -> set[int]:
         return read_cgroup_pids(self.path)
@@ -137,17 +124,8 @@ class RunCgroup:
 
 def own_cgroup() -> Path | None:
     """This process's cgroup v2 directory, if a cgroup2 file system is mounted."""
-    try:
-        with open("/proc/self/cgroup", encoding="utf-8") as file:
-            relative = next((line.strip()[3:] for line in file if line.startswith("0::")), None)
-        with open("/proc/self/mounts", encoding="utf-8") as file:
-            mounts = [line.split()[1] for line in file if line.split()[2:3] == ["cgroup2"]]
-    except OSError:
-        return None
-    if relative is None or not mounts:
-        return None
-    path = Path(mounts[0]) / relative.lstrip("/")
-    return path if path.is_dir() else None
+    path = platform.own_cgroup()
+    return None if path is None else Path(path)
 
 
 def read_cgroup_pids(path: Path) -> set[int]:

@@ -16,6 +16,7 @@ import io
 import os
 import select
 import stat
+import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -157,12 +158,14 @@ class Output:
     # -- unfinished lines --------------------------------------------------------------
 
     def _arm_timer(self, key: tuple[str, Stream], delay: float) -> None:
-        import asyncio
-
+        asyncio = sys.modules.get("asyncio")
         try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return  # no loop (yet): the line waits for its newline or end_stream
+            # No loop yet, as in the fast start's thread: none can run without asyncio,
+            # importing it here would bring ssl along (runtime/lean.py), and the main
+            # thread may be importing it (AttributeError: a partial module).
+            loop = asyncio.get_running_loop()  # type: ignore[union-attr]
+        except (AttributeError, RuntimeError):
+            return  # the line waits for its newline or end_stream
         self._timers[key] = loop.call_later(delay, self._partial_due, key)
 
     def _partial_due(self, key: tuple[str, Stream]) -> None:

@@ -103,8 +103,9 @@ class ServiceProcess:
         cls, *, name: str, child: Child, run_id: str | None, output: Output
     ) -> ServiceProcess:
         """Take over a child spawned before the loop ran (devstack.runtime.firstwave): its exit
-        is learnt through a pidfd, its pipes are read from here on, and whatever it
-        printed meanwhile is still in them, so no line is lost."""
+        is learnt through a pidfd (by pid where there are none), its pipes are read
+        from here on, and whatever it printed meanwhile is still in them, so no line
+        is lost."""
         process = cls(name, run_id)
         process.pid = child.pid
         reaper.note_live(child.pid)
@@ -112,7 +113,7 @@ class ServiceProcess:
             output.started(name, child.pid)
         output.resume(name)
         loop = asyncio.get_running_loop()
-        process._watch_exit(loop, os.pidfd_open(child.pid))
+        process._watch_exit(loop)
         open_streams = {"out", "err"}
 
         def closed(stream: Stream) -> None:
@@ -129,19 +130,27 @@ class ServiceProcess:
             process._transports.append(transport)
         return process
 
-    def _watch_exit(self, loop: asyncio.AbstractEventLoop, pidfd: int) -> None:
+    def _watch_exit(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Learn of an adopted child's exit: a pidfd turns readable (Linux), else a
+        thread waits for its pid, as asyncio watches the children it spawns on the
+        portable platform (macOS, DEVSTACK_PORTABLE=1)."""
+        self._adopted = True
+        pidfd = _pidfd(self.pid)
+        if pidfd is None:
+            import threading
+
+            waiter = threading.Thread(
+                target=_wait_for_exit, args=(self.pid, loop, self._process_exited), daemon=True
+            )
+            waiter.start()
+            return
+
         def exited() -> None:
             loop.remove_reader(pidfd)
             os.close(pidfd)
-            try:
-                _, status = os.waitpid(self.pid, 0)
-                code = os.waitstatus_to_exitcode(status)
-            except ChildProcessError:  # reaped elsewhere: its status is unknown
-                code = -signal.SIGKILL
-            self._process_exited(code)
+            self._process_exited(_reap(self.pid))
 
         loop.add_reader(pidfd, exited)
-        self._adopted = True
 
     async def _start_on_pty(
         self, argv: Sequence[str], cwd: Path | str, env: Mapping[str, str], output: Output
@@ -360,6 +369,35 @@ def describe_spawn_error(error: OSError | ValueError, cwd: Path | str) -> str:
             )
         return f"its cwd {os.fspath(cwd)}: {reason}"
     return f"{os.fspath(path)}: {reason}" if path is not None else reason
+
+
+def _pidfd(pid: int) -> int | None:
+    """A pidfd for `pid` on Linux's platform; None on the portable one, or a kernel
+    before 5.3 (ENOSYS) or a seccomp filter that refuses it."""
+    if not platform.current().procfs or not hasattr(os, "pidfd_open"):
+        return None
+    try:
+        return os.pidfd_open(pid)
+    except OSError:
+        return None
+
+
+def _reap(pid: int) -> int:
+    """Reap `pid`, exited; its exit status (negative: killed by -N)."""
+    try:
+        _, status = os.waitpid(pid, 0)
+        return os.waitstatus_to_exitcode(status)
+    except ChildProcessError:  # reaped elsewhere: its status is unknown
+        return -signal.SIGKILL
+
+
+def _wait_for_exit(
+    pid: int, loop: asyncio.AbstractEventLoop, exited: Callable[[int], None]
+) -> None:
+    """A thread's work (asyncio's ThreadedChildWatcher's): wait for `pid` and tell the loop."""
+    code = _reap(pid)
+    with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody waits
+        loop.call_soon_threadsafe(exited, code)
 
 
 def check_spawnable(argv: Sequence[str], env: Mapping[str, str]) -> None:

@@ -130,6 +130,9 @@ def install_orphan_reaper(
         known_pids = live_pids
     reaper = _OrphanReaper(loop, known_pids, grace)
     loop.add_signal_handler(signal.SIGCHLD, reaper.child_exited)
+    # One look as if a SIGCHLD came now: one may have come before the handler (the
+    # fast start's services and guardian run before the loop, devstack.runtime.firstwave).
+    reaper.child_exited()
     return reaper.uninstall
 
 

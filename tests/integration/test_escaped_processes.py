@@ -37,6 +37,9 @@ def start(repo: Path, cgroup: str, config: str = ESCAPING) -> tuple[Running, psu
     record = repo / ".devstack" / "members.json"
 
     def recorded() -> dict[int, str | None]:
+        # Written once the supervisor runs: a fast start's services print before (issue 16).
+        if not record.exists():
+            return {}
         return {item[0]: item[2] for item in json.loads(record.read_text())["processes"]}
 
     # ESCAPING's is seen below api; ORPHANED's may be adopted before the first look.

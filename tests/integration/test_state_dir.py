@@ -64,6 +64,9 @@ def test_a_repo_renamed_while_up_runs_stays_under_control(repo: Path) -> None:
     up = Running("up", cwd=repo)
     try:
         up.wait_for_each(r"api +▸ started", r"other +▸ started")
+        # The fast start shows lines before `up` has finished starting (issue 16): the
+        # rename comes once it answers, as a repo is renamed under a running stack.
+        assert run_cli("ps", cwd=repo).returncode == 0
         moved = repo.with_name("moved")
         os.rename(repo, moved)
         assert run_cli("ps", cwd=moved).returncode == 0

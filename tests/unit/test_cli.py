@@ -53,6 +53,12 @@ def test_an_unknown_command_is_a_usage_error_listing_the_choices(
     assert "invalid choice: 'upp'" in capsys.readouterr().err
 
 
+def test_a_plain_up_is_what_the_parser_makes_of_it() -> None:
+    """A plain `devstack up` skips the parser (issue 16): the same arguments all the same."""
+    parsed = cli.build_parser(["up"]).parse_args(["up"])
+    assert vars(cli.plain_up()) == vars(parsed)
+
+
 @pytest.mark.parametrize("columns", [50, 120])
 def test_help_wraps_to_columns(
     columns: int, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import psutil
@@ -150,16 +150,7 @@ def test_https_to_a_plain_http_server_says_tls_failed() -> None:
             await writer.drain()
             writer.close()
 
-        server = await asyncio.start_server(answer_in_plain, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        async with server:
-            return await arm(
-                spec("http", f"https://127.0.0.1:{port}/", timeout=0.3),
-                service="api",
-                cwd=Path.cwd(),
-                env={},
-                lines=Lines(),
-            ).wait()
+        return await _https_probe_of(answer_in_plain)
 
     outcome = asyncio.run(main())
     assert outcome == ProbeOutcome(False, "TLS failed: wrong version number")
@@ -171,20 +162,27 @@ def test_https_to_a_server_that_hangs_up_during_the_handshake() -> None:
             await reader.read(1)  # the client's hello has begun
             writer.close()
 
-        server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        async with server:
-            return await arm(
-                spec("http", f"https://127.0.0.1:{port}/", timeout=0.3),
-                service="api",
-                cwd=Path.cwd(),
-                env={},
-                lines=Lines(),
-            ).wait()
+        return await _https_probe_of(hang_up)
 
     outcome = asyncio.run(main())
     assert not outcome.ready
     assert "eof" in outcome.seen.lower(), outcome.seen  # OpenSSL words it differently by version
+
+
+async def _https_probe_of(
+    handler: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+) -> ProbeOutcome:
+    """One https probe (0.3 s) of a local server that answers with `handler`."""
+    server = await asyncio.start_server(handler, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        return await arm(
+            spec("http", f"https://127.0.0.1:{port}/", timeout=0.3),
+            service="api",
+            cwd=Path.cwd(),
+            env={},
+            lines=Lines(),
+        ).wait()
 
 
 def test_http_refused() -> None:
