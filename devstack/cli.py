@@ -46,10 +46,13 @@ COMMANDS: dict[str, str] = {
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The parser; given the arguments, only the command they name is configured."""
     import argparse
+    from functools import partial
 
+    formatter = partial(argparse.HelpFormatter, width=_help_width())
     parser = argparse.ArgumentParser(
         prog="devstack",
         description="Run a whole monorepo's dev stack with one command.",
+        formatter_class=formatter,
     )
     parser.add_argument("--version", action="version", version=f"devstack {__version__}")
     _add_file_option(parser, default=None)
@@ -62,13 +65,34 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         module = _command_module(name)
         if module is None:
             continue
-        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub = commands.add_parser(
+            name, help=help_text, description=help_text, formatter_class=formatter
+        )
         # Also after the command (`devstack up -f x.yaml`), without hiding one given before it.
         # `logs -f` means follow, as in tail and docker; --file still works there.
         _add_file_option(sub, default=argparse.SUPPRESS, short=name != "logs")
         module.configure(sub)
         sub.set_defaults(run=module.run)
     return parser
+
+
+def _help_width() -> int:
+    """What argparse's help formatter would use (the terminal's width, or $COLUMNS, or
+    80; less 2), told without `shutil`: argparse imports shutil for it in every
+    `add_argument`, and with it bz2 and lzma, which the long-lived `up` would keep
+    (issue 16)."""
+    import os
+
+    try:
+        columns = int(os.environ.get("COLUMNS", ""))
+    except ValueError:
+        columns = 0
+    if columns <= 0 and sys.__stdout__ is not None:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
+        except (ValueError, OSError):  # stdout closed, or not a terminal
+            columns = 0
+    return (columns if columns > 0 else 80) - 2
 
 
 def _named_command(argv: Sequence[str] | None) -> str | None:

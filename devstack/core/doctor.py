@@ -11,13 +11,13 @@ import dataclasses
 import os
 import re
 import shlex
-import shutil
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from devstack.core.envresolve import ProjectEnv, Variable, admission
 from devstack.core.errors import Location, Problem
+from devstack.core.imports import import_without
 from devstack.core.model import EnvFileRef, Project, Service, VarDecl
 from devstack.core.scripts import service_ports
 from devstack.core.secrets import is_secret
@@ -255,6 +255,16 @@ def _check_service(project: Project, env: ProjectEnv, service: Service) -> Itera
         yield from _check_program(env, service, program, project.root)
 
 
+def _which(program: str, path: str) -> str | None:
+    """shutil.which. shutil is imported without bz2 and lzma, which it imports only to
+    know which archive formats it can make: `up` runs this check, and would keep them
+    for as long as it runs (issue 16). Nothing in devstack makes archives."""
+    import_without("shutil", "bz2", "lzma")
+    import shutil
+
+    return shutil.which(program, path=path)
+
+
 def _check_program(
     env: ProjectEnv, service: Service, program: str, root: Path
 ) -> Iterator[Problem]:
@@ -265,7 +275,7 @@ def _check_program(
     if "/" in program:
         candidate: str | None = str(service.cwd / program)
     else:
-        candidate = shutil.which(program, path=path)
+        candidate = _which(program, path)
     problem = None
     exists = candidate is not None and os.path.lexists(candidate)
     if isinstance(service.cmd, tuple) and len(service.cmd) == 1 and " " in program and not exists:

@@ -124,9 +124,11 @@ def looks_secret(value: str) -> bool:
 
 def fingerprint(value: str) -> str:
     """`24 chars, #a1b2c3`: enough to tell two values apart, not to recover one."""
-    import hashlib  # only shown values need it; `up` imports this module via doctor
+    # CPython's own sha256, not hashlib's: `import hashlib` maps OpenSSL's libcrypto,
+    # which `up` would keep for good once it showed one masked value (issue 16).
+    from devstack.runtime.lean import sha256
 
-    digest = hashlib.sha256(value.encode("utf-8", "surrogateescape")).hexdigest()[:6]
+    digest = sha256(value.encode("utf-8", "surrogateescape")).hexdigest()[:6]
     return f"{len(value)} chars, #{digest}"
 
 

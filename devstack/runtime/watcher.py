@@ -28,8 +28,10 @@ import sys
 import threading
 import time
 import traceback
+from bisect import bisect_left
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
 from functools import partial
+from itertools import groupby
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,10 +57,11 @@ BATCH_CAP_MS = 2_000
 BURST_PATHS = 2
 # Batches bigger than this are hashed in a thread, so output keeps flowing meanwhile.
 INLINE_HASH_LIMIT = 32
-UNHASHABLE = b""  # a path that is not a regular file, or cannot be read
+DIGEST_SIZE = 8  # bytes: a chance in 2**64 that an edit is taken for no change
+# A path that is not a regular file, or cannot be read (any fixed 8 bytes would do).
+UNHASHABLE = bytes(DIGEST_SIZE)
 HASH_LIMIT = 4 * 1024 * 1024  # bytes (~4 ms to hash): a bigger file is not read at all
 HASH_CHUNK = 256 * 1024  # read and hashed at a time
-DIGEST_SIZE = 8  # bytes: a chance in 2**64 that an edit is taken for no change
 # After a ring, watchfiles' thread records the change within microseconds: look every
 # CATCH_MS for CATCH_FOR_MS, then every STEP_MS until NOTIFY_LAG_MS (a busy machine);
 # then the ring is taken for an event that changes nothing (opening a file rings too).
@@ -101,56 +104,88 @@ class ContentHashes:
     from writes that leave a file as it was.
 
     Every watched file has one for as long as `up` runs (10,000 in the idle benchmark),
-    so they are kept small (issue 16): by folder, so a folder's path is held once, under
-    interned file names, so `index.ts` in a hundred folders is one string; 8-byte hashes.
+    so they are kept dense (issue 16): by folder, so a folder's path is held once; in a
+    folder, a sorted tuple of its interned file names (`index.ts` in a hundred folders is
+    one string) and one bytearray of their 8-byte digests, in the same order: 16 bytes a
+    file besides the names, where a dict of bytes objects took ~95.
     Safe to use from one thread at a time (the loop, or the thread it waits for)."""
 
     def __init__(self) -> None:
-        self._folders: dict[str, dict[str, bytes]] = {}
+        self._folders: dict[str, tuple[tuple[str, ...], bytearray]] = {}
 
     def __contains__(self, path: str) -> bool:
-        folder, name = os.path.split(path)
-        return name in self._folders.get(folder, {})
+        return self._get(*os.path.split(path)) is not None
 
     def remember(self, paths: Iterable[str]) -> None:
-        for path in paths:
-            if (digest := _digest(path)) is not None:
-                self._set(path, digest)
+        """Hash and keep `paths` (a folder's paths together, as os.walk gives them)."""
+        for folder, in_folder in groupby(paths, key=os.path.dirname):
+            found = {os.path.basename(path): _digest(path) for path in in_folder}
+            self._update(
+                folder, {name: digest for name, digest in found.items() if digest is not None}
+            )
 
     def changed(self, paths: Iterable[str]) -> list[str]:
         """The paths whose content differs from the last seen; remembers the new content."""
-        changed = []
-        for path in paths:
+        changed: list[str] = []
+        # New and removed names change a folder's layout: done at once per folder.
+        pending: dict[str, dict[str, bytes | None]] = {}
+        for path in dict.fromkeys(paths):
             folder, name = os.path.split(path)
-            new, old = _digest(path), self._folders.get(folder, {}).get(name)
+            new, old = _digest(path), self._get(folder, name)
             if new == old:
                 continue
             if new is None and old is None:
                 # Gone and never seen: a temporary file, or a directory moved away.
+                self._apply(pending)
                 changed += self._forget_below(path)
                 continue
-            if new is None:
-                self._drop(folder, name)
+            if new is not None and old is not None:
+                self._overwrite(folder, name, new)
             else:
-                self._set(path, new)
+                pending.setdefault(folder, {})[name] = new
             changed.append(path)
+        self._apply(pending)
         return changed
 
-    def _set(self, path: str, digest: bytes) -> None:
-        folder, name = os.path.split(path)
-        self._folders.setdefault(folder, {})[sys.intern(name)] = digest
+    def _get(self, folder: str, name: str) -> bytes | None:
+        names, digests = self._folders.get(folder, ((), b""))
+        index = bisect_left(names, name)
+        if index == len(names) or names[index] != name:
+            return None
+        return bytes(digests[index * DIGEST_SIZE : (index + 1) * DIGEST_SIZE])
 
-    def _drop(self, folder: str, name: str) -> None:
-        names = self._folders[folder]
-        del names[name]
-        if not names:
-            del self._folders[folder]
+    def _overwrite(self, folder: str, name: str, digest: bytes) -> None:
+        names, digests = self._folders[folder]
+        index = bisect_left(names, name)
+        digests[index * DIGEST_SIZE : (index + 1) * DIGEST_SIZE] = digest
+
+    def _apply(self, pending: dict[str, dict[str, bytes | None]]) -> None:
+        for folder, updates in pending.items():
+            self._update(folder, updates)
+        pending.clear()
+
+    def _update(self, folder: str, updates: Mapping[str, bytes | None]) -> None:
+        """Set (or, for None, drop) these names' digests, laying the folder out again."""
+        if not updates:
+            return
+        names, digests = self._folders.get(folder, ((), bytearray()))
+        kept: dict[str, bytes | None] = {
+            name: bytes(digests[i * DIGEST_SIZE : (i + 1) * DIGEST_SIZE])
+            for i, name in enumerate(names)
+        }
+        kept.update(updates)
+        ordered = sorted(name for name, digest in kept.items() if digest is not None)
+        if not ordered:
+            self._folders.pop(folder, None)
+            return
+        layout = bytearray(b"".join(kept[name] or b"" for name in ordered))
+        self._folders[folder] = (tuple(sys.intern(name) for name in ordered), layout)
 
     def _forget_below(self, directory: str) -> list[str]:
         prefix = directory + os.sep
         gone = []
         for folder in [f for f in self._folders if (f + os.sep).startswith(prefix)]:
-            gone += [os.path.join(folder, name) for name in self._folders.pop(folder)]
+            gone += [os.path.join(folder, name) for name in self._folders.pop(folder)[0]]
         return gone
 
 
@@ -172,7 +207,8 @@ def _digest(path: str) -> bytes | None:
     if not stat.S_ISREG(info.st_mode):
         return UNHASHABLE
     if info.st_size > HASH_LIMIT:
-        return b"size-mtime:%d:%d" % (info.st_size, info.st_mtime_ns)
+        told_by = b"size-mtime:%d:%d" % (info.st_size, info.st_mtime_ns)
+        return blake2b(told_by, digest_size=DIGEST_SIZE).digest()  # the store's 8 bytes
     try:
         # O_NONBLOCK: replaced by a FIFO since the stat, it still cannot block the open.
         descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+import pty
+import struct
+import subprocess
+import termios
+
 import pytest
 
 from devstack import cli
+from tests.support import DEVSTACK, TIMEOUT, clean_env
 
 
 @pytest.mark.parametrize(
@@ -49,3 +57,44 @@ def test_a_plain_up_is_what_the_parser_makes_of_it() -> None:
     """A plain `devstack up` skips the parser (issue 16): the same arguments all the same."""
     parsed = cli.build_parser(["up"]).parse_args(["up"])
     assert vars(cli.plain_up()) == vars(parsed)
+
+
+@pytest.mark.parametrize("columns", [50, 120])
+def test_help_wraps_to_columns(
+    columns: int, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The help formatter's width is told without shutil (issue 16), as argparse tells it:
+    the help text wraps within it (usage lines may hold a longer unbreakable option)."""
+    monkeypatch.setenv("COLUMNS", str(columns))
+    with pytest.raises(SystemExit):
+        cli.build_parser(["up"]).parse_args(["up", "--help"])
+    text = capsys.readouterr().out
+    described = text.split("\n\n", 1)[1].splitlines()  # below the usage lines
+    assert max(map(len, described)) <= columns - 2
+    assert (max(map(len, described)) > 50) == (columns > 50)  # wider where there is room
+
+
+def test_help_wraps_to_the_terminal() -> None:
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 50, 0, 0))
+    env = {k: v for k, v in clean_env().items() if k not in ("COLUMNS", "LINES")}
+    try:
+        help_run = subprocess.run(
+            [DEVSTACK, "up", "--help"], stdout=follower, env=env, timeout=TIMEOUT, check=True
+        )
+        os.close(follower)
+        output = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the terminal's other side is closed, all read
+                break
+            if not chunk:
+                break
+            output += chunk
+    finally:
+        os.close(leader)
+    assert help_run.returncode == 0
+    text = output.decode().replace("\r\n", "\n")
+    described = text.split("\n\n", 1)[1].splitlines()  # below the usage lines
+    assert "--file PATH" in text and max(map(len, described)) <= 48

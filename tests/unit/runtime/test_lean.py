@@ -71,3 +71,20 @@ def test_releasing_freed_memory_leaves_the_process_working() -> None:
     kept = [bytes(1000) for _ in range(1000)]
     lean.release_freed_memory()  # glibc: malloc_trim; elsewhere only the collection
     assert sum(map(len, kept)) == 1_000_000
+
+
+SHOWN = """
+import sys
+from devstack.core.secrets import fingerprint
+from devstack.core.doctor import _which
+print(fingerprint("hunter2"), sorted({"_hashlib", "bz2", "lzma"} & set(sys.modules)))
+print(_which("sh", "/bin:/usr/bin") is not None)
+"""
+
+
+def test_a_fingerprint_and_doctors_which_leave_openssl_and_compressors_out() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", SHOWN], capture_output=True, text=True, check=True, timeout=60
+    )
+    digest = hashlib.sha256(b"hunter2").hexdigest()[:6]
+    assert done.stdout.splitlines() == [f"7 chars, #{digest} []", "True"]

@@ -190,3 +190,35 @@ def test_content_hashes_tell_edits_from_rewrites(tmp_path: Path) -> None:
     assert lib not in hashes and app in hashes
     files[1].write_text("export {}\n")  # back: a change, from nothing
     assert hashes.changed([lib]) == [lib]
+
+
+def test_content_hashes_keep_each_folder_apart_through_additions_and_removals(
+    tmp_path: Path,
+) -> None:
+    """The dense layout (issue 16): names sorted per folder, digests beside them; files
+    added, removed and rewritten in one batch, and a folder emptied, keep every other
+    file's digest where it was."""
+    folders = [tmp_path / "a", tmp_path / "a" / "b", tmp_path / "c"]
+    paths = [folder / f"{name}.ts" for folder in folders for name in ("m", "z", "a", "k")]
+    for path in paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"// {path.name} in {path.parent.name}\n")
+    hashes = ContentHashes()
+    hashes.remember(str(path) for path in paths)
+    assert all(str(path) in hashes for path in paths)
+    for path in paths:
+        path.write_text(path.read_text())  # rewritten unchanged
+    assert hashes.changed(str(path) for path in paths) == []
+    added = [tmp_path / "a" / "b.ts", tmp_path / "a" / "zz.ts"]
+    for path in added:
+        path.write_text("new\n")
+    paths[0].unlink()  # a/m.ts
+    paths[1].write_text("edited\n")  # a/z.ts
+    batch = [str(path) for path in (*added, paths[0], paths[1], paths[2], paths[3])]
+    assert hashes.changed(batch) == batch[:4]
+    assert str(paths[0]) not in hashes and all(str(path) in hashes for path in added)
+    assert hashes.changed(str(path) for path in [*added, *paths[1:]]) == []
+    for path in paths[4:8]:
+        path.unlink()  # a/b emptied: its layout goes, a's and c's stay
+    assert hashes.changed(str(path) for path in paths[4:8]) == [str(p) for p in paths[4:8]]
+    assert hashes.changed(str(path) for path in [*added, *paths[1:4], *paths[8:]]) == []
