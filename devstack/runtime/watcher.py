@@ -132,12 +132,14 @@ class ContentHashes:
         for path in dict.fromkeys(paths):
             folder, name = os.path.split(path)
             new, old = _digest(path), self._get(folder, name)
-            if new == old:
-                continue
             if new is None and old is None:
-                # Gone and never seen: a temporary file, or a directory moved away.
+                # Gone and never seen as a file: a temporary file (nothing below it), or
+                # a folder removed or moved away, whose files are gone with it. Tested
+                # before `new == old`, which None == None would take for "unchanged".
                 self._apply(pending)
                 changed += self._forget_below(path)
+                continue
+            if new == old:
                 continue
             if new is not None and old is not None:
                 self._overwrite(folder, name, new)
@@ -180,6 +182,11 @@ class ContentHashes:
             return
         layout = bytearray(b"".join(kept[name] or b"" for name in ordered))
         self._folders[folder] = (tuple(sys.intern(name) for name in ordered), layout)
+
+    def holds_below(self, directory: str) -> bool:
+        """Whether files below `directory` are remembered (a folder that may be gone)."""
+        prefix = directory + os.sep
+        return any(folder == directory or folder.startswith(prefix) for folder in self._folders)
 
     def _forget_below(self, directory: str) -> list[str]:
         prefix = directory + os.sep
@@ -374,7 +381,7 @@ class ProjectWatcher:
     # -- one batch ---------------------------------------------------------------------
 
     async def _handle(self, paths: set[str]) -> None:
-        candidates = [path for path in paths if self.router.concerns(path)]
+        candidates = [path for path in paths if self._concerns(path)]
         if not candidates:
             return
         if len(candidates) <= INLINE_HASH_LIMIT:
@@ -389,6 +396,12 @@ class ProjectWatcher:
             self._spawn(self._restart(name, reason))
         if routing.env_changed or routing.config_changed:
             self._spawn(self._reload(routing))
+
+    def _concerns(self, path: str) -> bool:
+        # A folder removed or moved away is one event for its path, which a file glob
+        # (`tasks/**/*.py`) does not match: it matters if watched files were below it.
+        concerns = self.router.concerns(path)
+        return concerns or (not os.path.lexists(path) and self.hashes.holds_below(path))
 
     async def _restart(self, name: str, reason: str) -> None:
         with contextlib.suppress(DevstackError):  # removed from the config meanwhile

@@ -67,6 +67,7 @@ def test_a_task_edit_restarts_only_the_worker_once_and_noise_restarts_nothing(re
             "runner.py": RUNNER,
             ".gitignore": "generated/\n",
             "services/jobs/tasks/send.py": "A = 1\n",
+            "services/jobs/tasks/old/retired.py": "B = 1\n",
             "services/jobs/worker/__init__.py": "",
             "services/api/app.py": "",
             "m/marker.txt": "",
@@ -97,6 +98,12 @@ def test_a_task_edit_restarts_only_the_worker_once_and_noise_restarts_nothing(re
         up.wait_for(r"^jobs +\| jobs run 3")
         fence(up, repo, 2)
         assert len(restarts(up, "jobs")) == 2
+
+        # A folder moved away is one event for the folder, which `tasks/**/*.py` does
+        # not match; the files that were below it are what changed.
+        (jobs / "tasks" / "old").rename(repo / "attic")
+        up.wait_for(r"^jobs +▸ restarting: tasks/old/retired\.py changed$")
+        up.wait_for(r"^jobs +\| jobs run 4")
         assert restarts(up, "api") == []
     finally:
         up.interrupt()

@@ -222,3 +222,24 @@ def test_content_hashes_keep_each_folder_apart_through_additions_and_removals(
         path.unlink()  # a/b emptied: its layout goes, a's and c's stay
     assert hashes.changed(str(path) for path in paths[4:8]) == [str(p) for p in paths[4:8]]
     assert hashes.changed(str(path) for path in [*added, *paths[1:4], *paths[8:]]) == []
+
+
+def test_content_hashes_count_a_removed_folders_files_as_changed(tmp_path: Path) -> None:
+    """A folder removed or moved away is reported as its own path only (inotify's
+    IN_MOVED_FROM / IN_DELETE on the folder): its remembered files are what changed."""
+    old = tmp_path / "tasks" / "old"
+    files = [old / "a.py", old / "deep" / "b.py", tmp_path / "tasks" / "keep.py"]
+    for path in files:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("x = 1\n")
+    hashes = ContentHashes()
+    hashes.remember(str(path) for path in files)
+    assert hashes.holds_below(str(old)) and hashes.holds_below(str(tmp_path / "tasks"))
+    assert not hashes.holds_below(str(tmp_path / "tasks" / "ol"))  # a prefix, not a folder
+    (old / "deep" / "b.py").unlink()
+    (old / "a.py").unlink()
+    (old / "deep").rmdir()
+    old.rmdir()
+    assert sorted(hashes.changed([str(old)])) == sorted(str(path) for path in files[:2])
+    assert not hashes.holds_below(str(old)) and str(files[2]) in hashes
+    assert hashes.changed([str(tmp_path / "gone.tmp")]) == []  # never seen: nothing
