@@ -59,6 +59,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+async def probed(target: str, timeout: float = 5.0) -> ProbeOutcome:
+    """One http(s) probe of `target`, awaited in the running loop (beside a server)."""
+    armed = arm(spec("http", target, timeout), service="api", cwd=Path.cwd(), env={}, lines=Lines())
+    return await armed.wait()
+
+
 async def serve_http(
     statuses: list[int], tls: ssl.SSLContext | None = None
 ) -> tuple[asyncio.Server, int]:
@@ -88,13 +94,7 @@ def test_http_ready_after_503s() -> None:
         statuses = [503, 503, 204]
         server, port = await serve_http(statuses)
         async with server:
-            outcome = await arm(
-                spec("http", f"http://127.0.0.1:{port}/health"),
-                service="api",
-                cwd=Path.cwd(),
-                env={},
-                lines=Lines(),
-            ).wait()
+            outcome = await probed(f"http://127.0.0.1:{port}/health")
         return outcome, len(statuses)
 
     outcome, left = asyncio.run(main())
@@ -106,13 +106,7 @@ def test_http_timeout_reports_last_status() -> None:
     async def main() -> ProbeOutcome:
         server, port = await serve_http([500])
         async with server:
-            return await arm(
-                spec("http", f"http://127.0.0.1:{port}/", timeout=0.3),
-                service="api",
-                cwd=Path.cwd(),
-                env={},
-                lines=Lines(),
-            ).wait()
+            return await probed(f"http://127.0.0.1:{port}/", timeout=0.3)
 
     outcome = asyncio.run(main())
     assert outcome == ProbeOutcome(False, "HTTP 500")
@@ -126,13 +120,7 @@ def test_https_ready_after_503_from_a_self_signed_server() -> None:
         statuses = [503, 200]
         server, port = await serve_http(statuses, tls=self_signed_tls())
         async with server:
-            outcome = await arm(
-                spec("http", f"https://localhost:{port}/health"),
-                service="api",
-                cwd=Path.cwd(),
-                env={},
-                lines=Lines(),
-            ).wait()
+            outcome = await probed(f"https://localhost:{port}/health")
         return outcome, len(statuses)
 
     outcome, left = asyncio.run(main())
@@ -176,13 +164,7 @@ async def _https_probe_of(
     server = await asyncio.start_server(handler, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     async with server:
-        return await arm(
-            spec("http", f"https://127.0.0.1:{port}/", timeout=0.3),
-            service="api",
-            cwd=Path.cwd(),
-            env={},
-            lines=Lines(),
-        ).wait()
+        return await probed(f"https://127.0.0.1:{port}/", timeout=0.3)
 
 
 def test_http_refused() -> None:
