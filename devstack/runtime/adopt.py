@@ -74,14 +74,22 @@ def keep_plan(project: Project, env: ProjectEnv, names: Sequence[str], colour: b
         tty=sys.stdout.isatty(),
         version=__version__,
     )
+    files = _ReadOnce()
     services: list[dict[str, object]] = []
     for name in first_wave(project, names):
         kept = _kept_env(env.services[name], os.environ)
-        if kept is not None and not _holds_secret(project, env, name, kept[0]):
-            values, shell = kept
-            service = project.services[name]
-            argv, cwd = list(service.argv), str(service.cwd)
-            services.append({"name": name, "argv": argv, "cwd": cwd, "env": values, "shell": shell})
+        if kept is None:
+            continue
+        values, shell = kept
+        found = _secrets_as_spans(project, env, name, values, key_files(key), files)
+        if found is None:
+            continue
+        values, spans = found
+        service = project.services[name]
+        argv, cwd = list(service.argv), str(service.cwd)
+        services.append(
+            {"name": name, "argv": argv, "cwd": cwd, "env": values, "shell": shell, "spans": spans}
+        )
     with contextlib.suppress(OSError):  # only the next start is slower
         firstwave.write_plan(
             str(project.state_dir),
@@ -114,17 +122,73 @@ def _kept_env(
     return values, shell
 
 
-def _holds_secret(project: Project, env: ProjectEnv, name: str, values: Mapping[str, str]) -> bool:
-    """Whether devstack would mask anything of what the plan would keep for `name`: its
-    command line or a value. Secrets stay out of every file (issue 11 §4), so such a
-    service waits for the supervisor."""
+def key_files(key: Mapping[str, object]) -> list[str]:
+    """The files a plan's key holds the digests of: devstack.yaml, then the env files."""
+    files = key["files"]
+    assert isinstance(files, dict)
+    return list(files)
+
+
+class _ReadOnce:
+    """Each file's bytes, read once while one plan is written."""
+
+    def __init__(self) -> None:
+        self._data: dict[str, bytes | None] = {}
+
+    def __call__(self, path: str) -> bytes | None:
+        if path not in self._data:
+            try:
+                with open(path, "rb") as file:
+                    self._data[path] = file.read()
+            except OSError:
+                self._data[path] = None
+        return self._data[path]
+
+
+def _secrets_as_spans(
+    project: Project,
+    env: ProjectEnv,
+    name: str,
+    values: Mapping[str, str],
+    files: Sequence[str],
+    read: _ReadOnce,
+) -> tuple[dict[str, str], dict[str, list[object]]] | None:
+    """What the plan keeps of `name`'s values: those devstack would not mask, and, for
+    each it would, where its exact bytes stand in a file the plan's key holds the digest
+    of (path, offset, length). Secrets stay out of every file (issue 11 §4), yet most
+    real stacks give every service one (turbo's `globalEnv: ["AUTH_SECRET"]`, a `.env`
+    of API keys): a place in the user's own file, read again at the next start, lets
+    such a service start from the plan too. The key's digest of that file says its
+    bytes are the same then, so the same slice is the same value. None when a secret
+    cannot be placed so (built from others, escaped, another encoding) or the command
+    line itself holds one: that service waits for the supervisor."""
     from devstack.core.secrets import mask_argv
 
     argv = list(project.services[name].argv)
+    if mask_argv(argv) != argv:
+        return None
     masking = env.services[name].masking(project.vars)  # `OWNER=ops ${API_TOKEN}` too
-    return mask_argv(argv) != argv or any(
-        masking.masked(key, value) != value for key, value in values.items()
-    )
+    plain: dict[str, str] = {}
+    spans: dict[str, list[object]] = {}
+    for key, value in values.items():
+        if masking.masked(key, value) == value:
+            plain[key] = value
+            continue
+        span = _place(value.encode(), files, read)
+        if span is None:
+            return None
+        spans[key] = span
+    return plain, spans
+
+
+def _place(value: bytes, files: Sequence[str], read: _ReadOnce) -> list[object] | None:
+    """[path, offset, length] of the first file holding `value` verbatim, if one does."""
+    for path in files:
+        data = read(path)
+        offset = -1 if data is None or not value else data.find(value)
+        if offset >= 0:
+            return [path, offset, len(value)]
+    return None
 
 
 def _from_shell(source: Source) -> bool:

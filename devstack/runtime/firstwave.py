@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from devstack.runtime.output import Output, Stream
 
 PLAN_FILE = "plan"
-PLAN_FORMAT = 1
+PLAN_FORMAT = 2  # 2: secrets kept as places in the env files ("spans")
 LOCK_FILE = "up.lock"  # runstate's: the same lock, taken the same way
 RUN_FILE = "run.json"  # runstate's: present only when a run did not end cleanly
 RECORD_FILE = "members.json"  # membership's: the same
@@ -190,10 +190,42 @@ def read_plan(
         return None
     if plan_key(files[0], files[1:], environ, tty=tty, version=version) != data["key"]:
         return None
-    services = [
-        Planned(s["name"], s["argv"], s["cwd"], s["env"], s["shell"]) for s in data["services"]
-    ]
+    services = []
+    read: dict[str, bytes | None] = {}
+    for s in data["services"]:
+        env = _with_spans(s["env"], s["spans"], data["key"]["files"], read)
+        if env is None:
+            return None
+        services.append(Planned(s["name"], s["argv"], s["cwd"], env, s["shell"]))
     return Plan(files[0], data["names"], data["colour"], data["fd_limit"], services)
+
+
+def _with_spans(
+    env: dict[str, str],
+    spans: dict[str, list[Any]],
+    digests: dict[str, str | None],
+    read: dict[str, bytes | None],
+) -> dict[str, str] | None:
+    """A service's env with its secrets read back from the places the plan kept
+    (adopt._secrets_as_spans): from the very bytes whose digest is the key's, so a file
+    changed since the key was checked gives no value at all; None then."""
+    values = dict(env)
+    for name, (path, offset, length) in spans.items():
+        if path not in read:
+            try:
+                with open(path, "rb") as file:
+                    data: bytes | None = file.read()
+            except OSError:
+                data = None
+            read[path] = data if data is not None and _digest(data) == digests.get(path) else None
+        data = read[path]
+        if data is None or offset + length > len(data):
+            return None
+        try:
+            values[name] = data[offset : offset + length].decode()
+        except UnicodeDecodeError:
+            return None
+    return values
 
 
 def _well_formed(plan: Any) -> bool:
@@ -218,8 +250,22 @@ def _well_formed(plan: Any) -> bool:
             and all(isinstance(name, str) for name in service["shell"])
             and isinstance(service.get("env"), dict)
             and all(isinstance(k, str) and isinstance(v, str) for k, v in service["env"].items())
+            and _spans(service.get("spans"), key["files"])
             for service in services
         )
+    )
+
+
+def _spans(spans: object, files: dict[str, object]) -> bool:
+    """{name: [path, offset, length]}, each path one whose digest the key holds."""
+    return isinstance(spans, dict) and all(
+        isinstance(name, str)
+        and isinstance(span, list)
+        and len(span) == 3
+        and isinstance(span[0], str)
+        and span[0] in files
+        and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in span[1:])
+        for name, span in spans.items()
     )
 
 

@@ -67,7 +67,10 @@ def _note(event, args):
         env = args[2] if event == "os.posix_spawn" else args[3]
         service = (env or {}).get("DEVSTACK_SERVICE", "-")
         with open(_log, "a") as file:
-            file.write(f"{os.getpid()} {event} {'asyncio' in sys.modules} {service}\\n")
+            file.write(
+                f"{os.getpid()} {event} {'asyncio' in sys.modules} {service}"
+                f" {'yaml' in sys.modules}\\n"
+            )
 
 if _log:
     sys.addaudithook(_note)
@@ -87,9 +90,20 @@ def spawns(log: Path, pid: int) -> dict[str, tuple[str, bool]]:
     """The services process `pid` spawned: name -> (how, asyncio imported by then)."""
     found: dict[str, tuple[str, bool]] = {}
     for line in log.read_text().splitlines():
-        by, event, asyncio, service = line.split(" ")
+        by, event, asyncio, service, _ = line.split(" ")
         if int(by) == pid and service != "-":  # "-": the guardian
             found[service] = (event, asyncio == "True")
+    return found
+
+
+def spawned_before_yaml(log: Path, pid: int) -> set[str]:
+    """The services process `pid` spawned before it had read devstack.yaml (yaml not
+    imported yet): those started from the kept plan."""
+    found: set[str] = set()
+    for line in log.read_text().splitlines():
+        by, _, _, service, yaml = line.split(" ")
+        if int(by) == pid and service != "-" and yaml == "False":
+            found.add(service)
     return found
 
 
@@ -301,6 +315,37 @@ def test_a_shell_variable_reaches_the_service_but_never_the_plan(repo: Path) -> 
         up.close()
 
 
+def test_a_secret_from_an_env_file_is_kept_as_its_place_and_starts_from_the_plan(
+    repo: Path, tmp_path: Path
+) -> None:
+    """Most real stacks give every service a secret (create-t3-turbo's globalEnv
+    AUTH_SECRET): the plan keeps where it stands in `.env`, never the value."""
+    secret = "tok-51c0aa-in-the-env-file"
+    make_repo(
+        repo,
+        f"""
+        services:
+          api: {{cmd: {PY} token.py, env: [API_TOKEN]}}
+        """,
+        {"token.py": TOKEN, ".env": f'# keys\nAPI_TOKEN="{secret}"\n'},
+    )
+    env, log = spawn_hook(tmp_path)
+    first_run_of(repo, env, rf"api +\| token {secret}$")
+    kept = (repo / ".devstack" / "plan").read_bytes()
+    assert secret.encode() not in kept
+    [api] = marshal.loads(kept)["services"]
+    assert "API_TOKEN" not in api["env"] and api["spans"]["API_TOKEN"][0] == str(repo / ".env")
+    up = Running("up", cwd=repo, env=env)
+    try:
+        up.wait_for(rf"api +\| token {secret}$")
+        assert spawned_before_yaml(log, up.pid) == {"api"}  # from the plan
+        assert len(starts(up.output().splitlines(), "api")) == 1  # adopted: the same env
+        up.interrupt()
+        assert up.wait() == 130, up.output()
+    finally:
+        up.close()
+
+
 def test_a_service_the_plan_leaves_out_is_spawned_before_asyncio_too(
     repo: Path, tmp_path: Path
 ) -> None:
@@ -309,19 +354,20 @@ def test_a_service_the_plan_leaves_out_is_spawned_before_asyncio_too(
         repo,
         f"""
         services:
-          api: {{cmd: {PY} token.py, env: [API_TOKEN]}}
+          api: {{cmd: {PY} token.py, env: {{API_TOKEN: "Bearer ${{SECRET_KEY}}"}}}}
           worker: {{cmd: {PY} svc.py worker 1}}
         """,
-        {"token.py": TOKEN, "svc.py": SERVICE, ".env": f"API_TOKEN={secret}\n"},
+        {"token.py": TOKEN, "svc.py": SERVICE, ".env": f"SECRET_KEY={secret}\n"},
     )
     env, log = spawn_hook(tmp_path)
     first_run_of(repo, env, r"api +\| token ", r"worker +\| worker printed all")
     kept = (repo / ".devstack" / "plan").read_bytes()
     assert secret.encode() not in kept
-    assert [s["name"] for s in marshal.loads(kept)["services"]] == ["worker"]  # api: a secret
+    # api's value is built from a secret: stands nowhere verbatim, so api is left out
+    assert [s["name"] for s in marshal.loads(kept)["services"]] == ["worker"]
     up = Running("up", cwd=repo, env=env)
     try:
-        up.wait_for_each(rf"api +\| token {secret}$", r"worker +\| worker printed all")
+        up.wait_for_each(rf"api +\| token Bearer {secret}$", r"worker +\| worker printed all")
         # worker from the plan, api once `up` resolved it: both before asyncio
         assert spawns(log, up.pid) == {
             "api": ("os.posix_spawn", False),

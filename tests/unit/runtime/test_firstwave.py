@@ -18,6 +18,7 @@ SERVICE = {
     "cwd": "/repo/web",
     "env": {"A": "1"},
     "shell": ["PATH"],
+    "spans": {},
 }
 
 
@@ -134,3 +135,45 @@ def test_the_runs_markers_win_over_the_services_env() -> None:
     env = firstwave.spawn_env(values, run_id="r1", name="web", colour=True)
     assert env["DEVSTACK_RUN_ID"] == "r1" and env["DEVSTACK_SERVICE"] == "web"
     assert env["FORCE_COLOR"] == "0" and env["PYTHONUNBUFFERED"] == "1"
+
+
+def write_with_span(repo: Path, span: list[object]) -> Path:
+    """A plan whose service takes TOKEN from the place `span` in an env file."""
+    state = repo / ".devstack"
+    env_files = [str(repo / ".env")]
+    key = firstwave.plan_key(
+        str(repo / "devstack.yaml"), env_files, ENV, tty=False, version=VERSION
+    )
+    service = {**SERVICE, "spans": {"TOKEN": span}}
+    firstwave.write_plan(
+        str(state), key, names=["web"], colour=False, fd_limit=1024, services=[service]
+    )
+    return state
+
+
+def test_a_secret_is_read_back_from_its_place_in_the_env_file(repo: Path) -> None:
+    """Secrets never enter the plan (issue 11 §4): it keeps where their bytes stand in a
+    file whose digest its key holds, and reads them from there (issue 16)."""
+    (repo / ".env").write_text("A=1\nTOKEN='tok-9f3'\n")
+    offset = (repo / ".env").read_bytes().index(b"tok-9f3")
+    state = write_with_span(repo, [str(repo / ".env"), offset, 7])
+    assert b"tok-9f3" not in (state / firstwave.PLAN_FILE).read_bytes()
+    plan = read(state, dict(ENV))
+    assert plan is not None
+    assert plan.services[0].environment(ENV) == {"A": "1", "PATH": "/usr/bin", "TOKEN": "tok-9f3"}
+
+
+@pytest.mark.parametrize(
+    "span",
+    [
+        ["/elsewhere/.env", 0, 3],  # a file the key does not hold: never read
+        ["{env}", 0, 999],  # past the file's end
+        ["{env}", -1, 3],
+        ["{env}", 0, True],
+        ["{env}", 0],
+    ],
+    ids=["foreign file", "past the end", "negative", "bool", "short"],
+)
+def test_a_span_that_cannot_be_read_back_voids_the_plan(repo: Path, span: list[object]) -> None:
+    span = [str(repo / ".env") if part == "{env}" else part for part in span]
+    assert read(write_with_span(repo, span), dict(ENV)) is None
