@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,6 +115,26 @@ class FakeProcess:
         if not self._exit.done():
             self.world.log.append(f"kill {self.name}")
             self.exit(-9)
+
+
+def in_world(
+    project: Any, world: World, names: list[str] | None = None, **overrides: Any
+) -> Supervisor:
+    """A Supervisor of `project` whose processes, timers and clock are `world`'s."""
+    options: dict[str, Any] = {
+        "output": world,
+        "run_id": "run-1",
+        "spawn": world.spawn,
+        "clock": lambda: world.now,
+        "timer": world.call_later,
+        **overrides,
+    }
+    return Supervisor(
+        project,
+        resolve_project(project, {}, {}),
+        list(project.services) if names is None else names,
+        **options,
+    )
 
 
 async def idle() -> None:
@@ -327,20 +348,13 @@ def indented(services: str) -> str:
 async def play(root: Path, services: str, steps: list[str]) -> tuple[list[str], Supervisor]:
     make_repo(root, indented(services))
     project = load_project(root / "devstack.yaml")
-    env = resolve_project(project, {}, {})
     marked = lambda mark: {line.split()[-1] for line in services.split("\n") if mark in line}  # noqa: E731
     world = World(fail_spawn=marked("fail-spawn"), bug_spawn=marked("bug-spawn"))
-    supervisor = Supervisor(
+    supervisor = in_world(
         project,
-        env,
-        list(project.services),
-        output=world,  # type: ignore[arg-type]
-        run_id="run-1",
+        world,
         abort_on_exit="abort-on-exit" in services,
-        spawn=world.spawn,
-        clock=lambda: world.now,
         wall_clock=lambda: 1_000.0 + world.now,
-        timer=world.call_later,
     )
     run = asyncio.ensure_future(supervisor.run())
     await idle()
@@ -400,16 +414,7 @@ async def play_and_keep(root: Path, services: str) -> tuple[World, Supervisor]:
     make_repo(root, indented(services))
     project = load_project(root / "devstack.yaml")
     world = World()
-    supervisor = Supervisor(
-        project,
-        resolve_project(project, {}, {}),
-        list(project.services),
-        output=world,  # type: ignore[arg-type]
-        run_id="run-1",
-        spawn=world.spawn,
-        clock=lambda: world.now,
-        timer=world.call_later,
-    )
+    supervisor = in_world(project, world)
     run = asyncio.ensure_future(supervisor.run())
     await idle()
     world.processes["api"].exit(3)
@@ -426,17 +431,7 @@ def test_status_snapshots_and_state_events_carry_the_restart_reason(tmp_path: Pa
         make_repo(tmp_path, indented("api: {cmd: run}"))
         project = load_project(tmp_path / "devstack.yaml")
         world = World()
-        supervisor = Supervisor(
-            project,
-            resolve_project(project, {}, {}),
-            ["api"],
-            output=world,  # type: ignore[arg-type]
-            run_id="run-1",
-            spawn=world.spawn,
-            clock=lambda: world.now,
-            wall_clock=lambda: 1_000.0,
-            timer=world.call_later,
-        )
+        supervisor = in_world(project, world, ["api"], wall_clock=lambda: 1_000.0)
         events: list[tuple[str, str, str]] = []
         supervisor.subscribe_states(lambda s: events.append((s.name, s.state, s.reason)))
         run = asyncio.ensure_future(supervisor.run())
@@ -468,15 +463,7 @@ def test_settled_waits_for_a_restart_under_way(tmp_path: Path) -> None:
         make_repo(tmp_path, indented("api: {cmd: run}"))
         project = load_project(tmp_path / "devstack.yaml")
         world = World()
-        supervisor = Supervisor(
-            project,
-            resolve_project(project, {}, {}),
-            ["api"],
-            output=world,  # type: ignore[arg-type]
-            run_id="run-1",
-            spawn=world.spawn,
-            timer=world.call_later,
-        )
+        supervisor = in_world(project, world, ["api"], clock=time.monotonic)  # real time
         run = asyncio.ensure_future(supervisor.run())
         await idle()
         restart = asyncio.ensure_future(supervisor.restart(["api"], "app.py changed"))
