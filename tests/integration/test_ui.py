@@ -201,7 +201,8 @@ async def _follow_each_up(app: DevstackApp, repo: Path, running: list[Running]) 
         await until(pilot, lambda: app.stack_ended, "the UI to see the stack end")
         await until(pilot, lambda: not any(row.pid for row in app.rows.values()), "no pids")
         assert {row.state for row in app.rows.values()} == {"stopped"}
-        assert view.STACK_DOWN in title(app)
+        # The title says so once the run's last lines are in (up to OUTPUT_DRAIN after).
+        await until(pilot, lambda: view.STACK_DOWN in title(app), "the title to say so")
 
         # The next `up` of the repo, with another devstack.yaml: its services and logs.
         make_repo(repo, NEXT_CONFIG)
