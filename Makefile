@@ -55,11 +55,11 @@ lint: $(STAMP)
 # The tests of stopping, orphans, SIGKILL of devstack, watch and the control socket run
 # on Linux twice, the second time on the code paths macOS takes (DEVSTACK_PORTABLE=1,
 # issue 15): tests/integration/conftest.py makes them two parameters of one pytest run.
-# Most tests wait on real processes rather than compute: 4 workers keep 2 cores busy,
+# Most tests wait on real processes rather than compute: 3 workers keep 2 cores busy,
 # and pyproject's --dist worksteal keeps them busy to the end.
 test:
 	@$(MAKE) --no-print-directory -j2 lint $(NODE_STAMP)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -n 4 -q
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -n 3 -q
 
 bench: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m bench
