@@ -14,7 +14,7 @@ from devstack import __version__
 TYPE_CHECKING = False  # typing's costs ~3 ms before the fast start's first spawn (issue 16)
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
     from types import ModuleType
 
     from devstack.runtime.firstwave import Early
@@ -162,20 +162,54 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None, early: Early | None) -> int:
+    command_line = list(sys.argv[1:] if argv is None else argv)
+    if _named_command(command_line) == "up":
+        # The long-lived `up` never parses its arguments: the child that checks the
+        # run does (runtime/checker.py, issue 16).
+        from devstack.runtime import stackrun
+
+        return _reporting(lambda: stackrun.main(command_line, early))
+    parser = build_parser(argv)
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return 2
+    args.command_line = command_line
+    args.early = early
+    return _reporting(lambda: _run(args))
+
+
+def checker_main(args: list[str]) -> int:
+    """The child that checks a run (runtime/checker.py): `up FD ARGV...` checks
+    `devstack ARGV` and hands the run over on FD; `reload` checks a reload."""
+    if args[0] == "reload":
+        from devstack.runtime.checker import reload_main
+
+        return reload_main()
+    return check_up(args[2:], handover=int(args[1]))
+
+
+def check_up(argv: list[str], handover: int) -> int:
+    """`devstack ARGV`, an `up`, checked: parsed, checked, what is wrong printed, the
+    run handed over on `handover` (commands/up.py)."""
+    args = plain_up() if argv == ["up"] else build_parser(argv).parse_args(argv)
+    args.command_line = argv
+    args.handover = handover
+    return _reporting(lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The command `args` names, run from a directory that exists."""
+    _require_working_directory(getattr(args, "config_file", None))
+    return int(args.run(args) or 0)
+
+
+def _reporting(command: Callable[[], int]) -> int:
+    """`command`'s exit status; its errors said, as exit statuses too."""
     from devstack.core.errors import EXIT_FAILURE, DevstackError
 
-    args = plain_up() if argv is None and sys.argv[1:] == ["up"] else None
-    if args is None:
-        parser = build_parser(argv)
-        args = parser.parse_args(argv)
-        if not getattr(args, "run", None):
-            parser.print_help()
-            return 2
-    args.command_line = list(sys.argv[1:] if argv is None else argv)
-    args.early = early
     try:
-        _require_working_directory(getattr(args, "config_file", None))
-        return int(args.run(args) or 0)
+        return command()
     except DevstackError as error:
         print(error.render(), file=sys.stderr)
         for note in error.notes:

@@ -22,7 +22,16 @@ PY = sys.executable
 # watchfiles package around its Rust part (anyio, multiprocessing), psutil (a stop's
 # sweep, the UI), tempfile (a socket path too long for .devstack); bz2 and lzma, which
 # shutil imports for its archive formats (doctor's `which`, argparse's help width).
+# And what only the checks need (devstack.yaml, the env files, the doctor, the
+# command line), which a child process does, at the start and for each reload
+# (runtime/checker.py); its own imports are not in `python -v`'s output (`-I`).
 KEPT_OUT = (
+    "yaml",
+    "argparse",
+    "devstack.core.config",
+    "devstack.core.doctor",
+    "devstack.core.packages",
+    "devstack.commands",
     "ssl",
     "_ssl",
     "_hashlib",
