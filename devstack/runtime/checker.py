@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     import asyncio.subprocess
     from collections.abc import Mapping
     from pathlib import Path
+    from types import ModuleType
 
     from devstack.core.envresolve import ProjectEnv
     from devstack.core.graph import ReloadSelection
@@ -169,7 +170,6 @@ class UpCheck:
 async def recheck(request: ReloadRequest) -> Reloaded | Rejected:
     """The outcome of checking a reload in a child (on the loop: it waits, never blocks)."""
     import asyncio
-    import pickle
 
     from devstack.runtime import reaper
 
@@ -183,7 +183,7 @@ async def recheck(request: ReloadRequest) -> Reloaded | Rejected:
     reaper.note_live(process.pid)  # its exit is asyncio's to collect, not the orphan reaper's
     try:
         data, errors = await asyncio.wait_for(
-            _exchange(process, pickle.dumps(request)), RELOAD_TIMEOUT
+            _exchange(process, _pickler().dumps(request)), RELOAD_TIMEOUT
         )
     except TimeoutError:
         process.kill()
@@ -223,9 +223,21 @@ def child_argv(*args: str) -> list[str]:
 
 def _loads(data: bytes) -> object:
     """What the child handed over; None if it is over the bound (then it is not read)."""
-    import pickle
+    return _pickler().loads(data) if len(data) <= OUTCOME_LIMIT else None
 
-    return pickle.loads(data) if len(data) <= OUTCOME_LIMIT else None
+
+def _pickler() -> ModuleType:
+    """pickle's `loads` and `dumps`, which are `_pickle`'s, CPython's C pickler: taken
+    from there, `up` does not keep pickle.py's pure-Python pickler and unpickler (~0.14
+    MiB of code) for the few calls it makes (as runtime/lean.py takes its hashes)."""
+    try:
+        import _pickle
+
+        return _pickle
+    except ImportError:  # pragma: no cover - a Python without the C pickler
+        import pickle
+
+        return pickle
 
 
 def _shown(data: bytes) -> str:

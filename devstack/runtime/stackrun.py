@@ -33,7 +33,9 @@ if TYPE_CHECKING:
 def main(argv: list[str], early: Early | None) -> int:
     """`devstack ARGV` (an `up`): its exit status. `early`: what the kept plan started."""
     from devstack.runtime.checker import NotChecked, UpCheck
+    from devstack.runtime.lean import one_malloc_arena
 
+    one_malloc_arena()  # before the first thread (runtime/lean.py)
     try:
         check = UpCheck(argv)
         outcome = check.outcome()
