@@ -187,7 +187,7 @@ async def recheck(request: ReloadRequest) -> Reloaded | Rejected:
         )
     except TimeoutError:
         process.kill()
-        await process.wait()
+        await process.communicate()  # what the pipes still hold: then they close
         return Rejected((f"checking the new config took over {RELOAD_TIMEOUT:.0f} s",))
     finally:
         reaper.forget_live(process.pid)
@@ -202,6 +202,7 @@ async def recheck(request: ReloadRequest) -> Reloaded | Rejected:
 
 
 async def _exchange(process: asyncio.subprocess.Process, request: bytes) -> tuple[bytes, bytes]:
+    """Write the request, read the answer and what the child said, each to its end."""
     import asyncio
 
     assert process.stdin and process.stdout and process.stderr
@@ -209,10 +210,19 @@ async def _exchange(process: asyncio.subprocess.Process, request: bytes) -> tupl
     await process.stdin.drain()
     process.stdin.close()
     data, errors = await asyncio.gather(
-        process.stdout.read(OUTCOME_LIMIT + 1), process.stderr.read(64 * 1024)
+        _read_to_end(process.stdout, OUTCOME_LIMIT + 1), _read_to_end(process.stderr, 64 * 1024)
     )
     await process.wait()
     return data, errors
+
+
+async def _read_to_end(stream: asyncio.StreamReader, limit: int) -> bytes:
+    """Everything until EOF, the first `limit` bytes kept (the rest read and dropped,
+    so that the child is never stuck writing)."""
+    kept = bytearray()
+    while chunk := await stream.read(65536):
+        kept += chunk[: max(0, limit - len(kept))]
+    return bytes(kept)
 
 
 def child_argv(*args: str) -> list[str]:
