@@ -38,6 +38,7 @@ def main(argv: list[str], early: Early | None) -> int:
     one_malloc_arena()  # before the first thread (runtime/lean.py)
     try:
         check = UpCheck(argv)
+        _import_for_the_checked_run()  # meanwhile, on another core
         outcome = check.outcome()
         if isinstance(outcome, NotChecked):
             if outcome.checks_failed:  # the child said why; what was started is stopped
@@ -47,6 +48,13 @@ def main(argv: list[str], early: Early | None) -> int:
     finally:
         if early is not None:
             early.close()  # what the supervisor did not adopt (safe after _run_stack's own)
+
+
+def _import_for_the_checked_run() -> None:
+    """What reading the checked run imports (the env's classes), while the child checks
+    it: this process has nothing else to do. Not asyncio and the supervisor: the first
+    services are spawned before those are imported, as soon as the checks pass."""
+    import devstack.core.envresolve  # noqa: F401
 
 
 def run(checked: Checked, early: Early | None, check: UpCheck) -> int:
