@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
         raise
     options = _options(args)
     hand_over(handover, Checked(project, env, tuple(names), overrides, options, warnings, FD_LIMIT))
-    os.close(handover)  # `up` goes on; this process keeps the plan meanwhile
+    # `up` goes on at once; this process keeps the plan meanwhile
     if args.command_line == ["up"]:
         _keep_plan(project, env, names)
     return 0

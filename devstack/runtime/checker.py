@@ -8,7 +8,7 @@ the long-lived `up` would keep for hours and never use again (Python never unloa
 module: tried, nothing came back). So `up` has a child do them, a fresh interpreter
 started for it, and gets the outcome back as data:
 
-- `check_up`: `devstack up ARGS` as the command line gave it. The child parses the
+- `UpCheck`: `devstack up ARGS` as the command line gave it. The child parses the
   arguments, prints help, usage errors, the doctor's problems and warnings itself, as
   `up` always did, and hands over a `Checked` run (the project, every service's
   environment with its provenance, the chosen services, the options) or `NotChecked`.
@@ -24,6 +24,7 @@ Every read has a bound (OUTCOME_LIMIT), and so has the wait for a reload's child
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from dataclasses import dataclass
@@ -115,33 +116,43 @@ class Rejected:
 
 
 class UpCheck:
-    """The child checking `devstack up ARGS`; `outcome()` waits for its answer."""
+    """The child checking `devstack up ARGS`; `outcome()` waits for its answer.
 
-    def __init__(self, argv: list[str]) -> None:
-        import subprocess
+    A forked child where this process runs no other thread (a first `up`: its Python
+    and what is imported already are not paid for twice, ~100 ms of CPU less before
+    the first spawn); a fresh interpreter where another thread could hold a lock the
+    fork would copy held (the fast start's line pump, runtime/firstwave.py).
+    The answer is length-prefixed; the pipe's end (EOF) then says the child exited."""
 
+    def __init__(self, argv: list[str], *, fork: bool) -> None:
         read_end, write_end = os.pipe()
+        self.forked = fork and _alone()
         try:
-            self._child = subprocess.Popen(
-                child_argv("up", str(write_end), *argv), pass_fds=(write_end,)
-            )
+            if self.forked:
+                self._pid = _forked_check(argv, read_end, write_end)
+            else:
+                os.set_inheritable(write_end, True)
+                argv = child_argv("up", str(write_end), *argv)
+                self._pid = os.posix_spawn(argv[0], argv, os.environ)
         except BaseException:
             os.close(read_end)
             raise
         finally:
             os.close(write_end)
         self._read_end = read_end
+        self._status: int | None = None
 
     def outcome(self) -> Checked | NotChecked:
         """The run, or how `up` ends; on Ctrl+C the child (which had it too) is ended."""
         try:
-            with open(self._read_end, "rb") as pipe:
-                data = pipe.read(OUTCOME_LIMIT + 1)
-            if not data:  # help printed, a usage error, or the child died
-                return NotChecked(_exit_status(self._child.wait()))
-            outcome = _loads(data)
+            header = _read_exactly(self._read_end, 8)
+            if len(header) < 8:  # help printed, a usage error, or the child died
+                return NotChecked(self._reap())
+            size = int.from_bytes(header, "big")
+            data = _read_exactly(self._read_end, size) if size <= OUTCOME_LIMIT else b""
+            outcome = _loads(data) if len(data) == size else None
             if isinstance(outcome, NotChecked):
-                self._child.wait()  # it says why before it exits
+                self._reap()  # it says why before it exits
             if isinstance(outcome, Checked | NotChecked):
                 return outcome
         except BaseException:
@@ -150,21 +161,76 @@ class UpCheck:
         self.end()
         from devstack.core.errors import DevstackError
 
-        raise DevstackError.single(f"internal error: the checks of `up` answered {_shown(data)}")
+        raise DevstackError.single(f"internal error: the checks of `up` answered {size} bytes")
 
     def wait(self) -> None:
         """Reap the child once it wrote the plan (ended if it takes too long)."""
-        import subprocess
+        import select
 
-        try:
-            self._child.wait(PLAN_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.end()
+        if self._status is None:
+            exited, _, _ = select.select([self._read_end], [], [], PLAN_TIMEOUT)
+            if not exited:
+                self.end()
+            self._reap()
+        os.close(self._read_end)
 
     def end(self) -> None:
-        if self._child.poll() is None:
-            self._child.kill()
-            self._child.wait()
+        if self._status is None:
+            import signal
+
+            os.kill(self._pid, signal.SIGKILL)
+            self._reap()
+
+    def _reap(self) -> int:
+        if self._status is None:
+            self._status = os.waitstatus_to_exitcode(os.waitpid(self._pid, 0)[1])
+        return _exit_status(self._status)
+
+
+def _alone() -> bool:
+    """No other thread runs in this process (a fork copies only the calling one)."""
+    threading = sys.modules.get("threading")
+    return threading is None or threading.active_count() == 1
+
+
+def _forked_check(argv: list[str], read_end: int, write_end: int) -> int:
+    """Fork a child that checks `devstack ARGV` and hands the outcome over on
+    `write_end`; its pid. The child never returns from here: it exits."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid:
+        return pid
+    status = 1
+    try:
+        os.close(read_end)
+        import importlib
+
+        # The exec'd child's entry too (_BOOT): the CLI, which imports this module.
+        entry = importlib.import_module("devstack.cli").checker_main
+        status = entry(["up", str(write_end), *argv])
+    except SystemExit as stop:  # argparse: help (0), a usage error (2)
+        status = stop.code if isinstance(stop.code, int) else 0 if stop.code is None else 1
+    except KeyboardInterrupt:
+        status = 130
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(status)
+
+
+def _read_exactly(fd: int, size: int) -> bytes:
+    """`size` bytes, or fewer if the pipe ends first."""
+    chunks, left = [], size
+    while left and (chunk := os.read(fd, min(left, 1 << 20))):
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
 
 
 async def recheck(request: ReloadRequest) -> Reloaded | Rejected:
@@ -273,10 +339,12 @@ def reload_main() -> int:
 
 
 def hand_over(fd: int, outcome: Checked | NotChecked) -> None:
-    """Write `outcome` for the waiting `up` (commands/up.py, in the child)."""
+    """Write `outcome` for the waiting `up` (commands/up.py, in the child): its length,
+    then it. The pipe stays open until this process exits: `UpCheck.wait` waits so."""
     import pickle
 
-    data = memoryview(pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL))
+    pickled = pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
+    data = memoryview(len(pickled).to_bytes(8, "big") + pickled)
     while data:
         data = data[os.write(fd, data) :]
 

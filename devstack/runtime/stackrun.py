@@ -37,7 +37,7 @@ def main(argv: list[str], early: Early | None) -> int:
 
     one_malloc_arena()  # before the first thread (runtime/lean.py)
     try:
-        check = UpCheck(argv)
+        check = UpCheck(argv, fork=early is None)
         _import_for_the_checked_run()  # meanwhile, on another core
         outcome = check.outcome()
         if isinstance(outcome, NotChecked):

@@ -63,6 +63,9 @@ import os, sys
 _log = os.environ.get("DEVSTACK_TEST_SPAWNS")
 
 def _note(event, args):
+    if event == "os.fork":  # the child that checks a first `up` (runtime/checker.py)
+        with open(_log, "a") as file:
+            file.write(f"{os.getpid()} {event} {'asyncio' in sys.modules} + True\\n")
     if event in ("os.posix_spawn", "subprocess.Popen"):
         env = args[2] if event == "os.posix_spawn" else args[3]
         service = (env or {}).get("DEVSTACK_SERVICE", "-")

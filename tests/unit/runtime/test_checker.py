@@ -82,22 +82,30 @@ def test_a_child_that_fails_is_an_internal_error_not_a_crash(tmp_path: Path) -> 
     assert "Traceback" in said and "'NoMapping' object has no attribute" in said
 
 
+# A forked child (a first `up`) and a fresh interpreter (after the fast start) alike.
+FORK = pytest.mark.parametrize("fork", [True, False], ids=["forked", "exec"])
+
+
+@FORK
 @pytest.mark.parametrize(
     ("argv", "status"), [(["up", "--help"], 0), (["up", "--no-such-option"], 2)]
 )
 def test_what_the_parser_ends_ends_up(
-    tmp_path: Path, argv: list[str], status: int, capfd: pytest.CaptureFixture[str]
+    tmp_path: Path, argv: list[str], status: int, fork: bool, capfd: pytest.CaptureFixture[str]
 ) -> None:
     make_repo(tmp_path, CONFIG, FILES)
-    check = UpCheck(["-f", str(tmp_path / "devstack.yaml"), *argv])
+    check = UpCheck(["-f", str(tmp_path / "devstack.yaml"), *argv], fork=fork)
     assert check.outcome() == NotChecked(status)
     out, err = capfd.readouterr()
     assert ("--no-deps" in out) if status == 0 else ("--no-such-option" in err)
 
 
-def test_a_checked_run_holds_what_up_starts(tmp_path: Path) -> None:
+@FORK
+def test_a_checked_run_holds_what_up_starts(tmp_path: Path, fork: bool) -> None:
     make_repo(tmp_path, CONFIG, FILES)
-    check = UpCheck(["-f", str(tmp_path / "devstack.yaml"), "up", "api", "--timestamps"])
+    argv = ["-f", str(tmp_path / "devstack.yaml"), "up", "api", "--timestamps"]
+    check = UpCheck(argv, fork=fork)
+    assert check.forked == fork  # no other thread here
     outcome = check.outcome()
     check.wait()
     assert isinstance(outcome, Checked)
@@ -106,11 +114,12 @@ def test_a_checked_run_holds_what_up_starts(tmp_path: Path) -> None:
     assert outcome.env.services["api"].values["URL"] == "http://localhost/"
 
 
+@FORK
 def test_a_failed_check_says_so_for_up_to_add_what_it_stopped(
-    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+    tmp_path: Path, fork: bool, capfd: pytest.CaptureFixture[str]
 ) -> None:
     make_repo(tmp_path, CONFIG, FILES)
-    check = UpCheck(["-f", str(tmp_path / "devstack.yaml"), "up", "broken"])
+    check = UpCheck(["-f", str(tmp_path / "devstack.yaml"), "up", "broken"], fork=fork)
     assert check.outcome() == NotChecked(1, checks_failed=True)
     assert "/nonexistent/program" in capfd.readouterr().err
 
