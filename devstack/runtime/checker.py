@@ -5,15 +5,18 @@ foreman's).
 Reading devstack.yaml and the env files, resolving each service's environment and
 running the doctor take yaml, the config and env code, the doctor and argparse: ~2 MiB
 the long-lived `up` would keep for hours and never use again (Python never unloads a
-module: tried, nothing came back). So `up` has a child do them, a fresh interpreter
-started for it, and gets the outcome back as data:
+module: tried, nothing came back). So `up` has a child do them, and gets the outcome
+back as data:
 
-- `UpCheck`: `devstack up ARGS` as the command line gave it. The child parses the
+- `UpCheck`: `devstack up ARGS` as the command line gave it, checked by a child forked
+  first thing (devstack.cli.fork_checks), which then runs beside the fast start
+  (runtime/firstwave.py) and never returns to `up`'s code. The child parses the
   arguments, prints help, usage errors, the doctor's problems and warnings itself, as
   `up` always did, and hands over a `Checked` run (the project, every service's
   environment with its provenance, the chosen services, the options) or `NotChecked`.
   After the hand-over it writes the kept plan (runtime/adopt.py) while `up` spawns.
-- `recheck`: devstack.yaml or an env file changed under a running stack. The child
+- `recheck`: devstack.yaml or an env file changed under a running stack. A fresh
+  interpreter (a fork of the running loop could copy a lock another thread holds)
   checks the new config for the services of the run (`ReloadSelection`) and answers
   `Reloaded` or `Rejected`, its problems as text for the watcher to say.
 
@@ -24,7 +27,6 @@ Every read has a bound (OUTCOME_LIMIT), and so has the wait for a reload's child
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 from dataclasses import dataclass
@@ -48,7 +50,7 @@ PLAN_TIMEOUT = 10.0  # seconds the child may take to write the kept plan after t
 # and no PYTHON* variables (they are passed to the services, not read here).
 _BOOT = (
     f"import sys; sys.path[:0] = sys.argv[1].split({os.pathsep!r}); "
-    "from devstack.cli import checker_main; sys.exit(checker_main(sys.argv[2:]))"
+    "from devstack.runtime.checker import reload_main; sys.exit(reload_main())"
 )
 
 
@@ -116,29 +118,12 @@ class Rejected:
 
 
 class UpCheck:
-    """The child checking `devstack up ARGS`; `outcome()` waits for its answer.
+    """The child checking `devstack up ARGS` (forked by devstack.cli.fork_checks, its
+    `pid`, handing over on `read_end`'s pipe); `outcome()` waits for its answer. The
+    answer is length-prefixed; the pipe's end (EOF) then says the child exited."""
 
-    A forked child where this process runs no other thread (a first `up`: its Python
-    and what is imported already are not paid for twice, ~100 ms of CPU less before
-    the first spawn); a fresh interpreter where another thread could hold a lock the
-    fork would copy held (the fast start's line pump, runtime/firstwave.py).
-    The answer is length-prefixed; the pipe's end (EOF) then says the child exited."""
-
-    def __init__(self, argv: list[str], *, fork: bool) -> None:
-        read_end, write_end = os.pipe()
-        self.forked = fork and _alone()
-        try:
-            if self.forked:
-                self._pid = _forked_check(argv, read_end, write_end)
-            else:
-                os.set_inheritable(write_end, True)
-                argv = child_argv("up", str(write_end), *argv)
-                self._pid = os.posix_spawn(argv[0], argv, os.environ)
-        except BaseException:
-            os.close(read_end)
-            raise
-        finally:
-            os.close(write_end)
+    def __init__(self, pid: int, read_end: int) -> None:
+        self._pid = pid
         self._read_end = read_end
         self._status: int | None = None
 
@@ -187,43 +172,6 @@ class UpCheck:
         return _exit_status(self._status)
 
 
-def _alone() -> bool:
-    """No other thread runs in this process (a fork copies only the calling one)."""
-    threading = sys.modules.get("threading")
-    return threading is None or threading.active_count() == 1
-
-
-def _forked_check(argv: list[str], read_end: int, write_end: int) -> int:
-    """Fork a child that checks `devstack ARGV` and hands the outcome over on
-    `write_end`; its pid. The child never returns from here: it exits."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid:
-        return pid
-    status = 1
-    try:
-        os.close(read_end)
-        import importlib
-
-        # The exec'd child's entry too (_BOOT): the CLI, which imports this module.
-        entry = importlib.import_module("devstack.cli").checker_main
-        status = entry(["up", str(write_end), *argv])
-    except SystemExit as stop:  # argparse: help (0), a usage error (2)
-        status = stop.code if isinstance(stop.code, int) else 0 if stop.code is None else 1
-    except KeyboardInterrupt:
-        status = 130
-    except BaseException:
-        import traceback
-
-        traceback.print_exc()
-    finally:
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(Exception):
-                stream.flush()
-        os._exit(status)
-
-
 def _read_exactly(fd: int, size: int) -> bytes:
     """`size` bytes, or fewer if the pipe ends first."""
     chunks, left = [], size
@@ -240,7 +188,7 @@ async def recheck(request: ReloadRequest) -> Reloaded | Rejected:
     from devstack.runtime import reaper
 
     process = await asyncio.create_subprocess_exec(
-        *child_argv("reload"),
+        *child_argv(),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -291,10 +239,12 @@ async def _read_to_end(stream: asyncio.StreamReader, limit: int) -> bytes:
     return bytes(kept)
 
 
-def child_argv(*args: str) -> list[str]:
+def child_argv() -> list[str]:
+    """A fresh interpreter that checks a reload: the loop's threads (its executor,
+    watchfiles') rule out a fork here."""
     from devstack.runtime.guardian import import_path
 
-    return [sys.executable, "-I", "-S", "-c", _BOOT, os.pathsep.join(import_path()), *args]
+    return [sys.executable, "-I", "-S", "-c", _BOOT, os.pathsep.join(import_path())]
 
 
 def _loads(data: bytes) -> object:
@@ -329,8 +279,7 @@ def _exit_status(returncode: int) -> int:
 
 
 def reload_main() -> int:
-    """`reload`: check the ReloadRequest on stdin, the outcome on stdout (devstack.cli's
-    `checker_main` runs `up FD ARGS...` itself)."""
+    """The reload's child: the ReloadRequest on stdin, the outcome on stdout."""
     import pickle
 
     request = pickle.loads(sys.stdin.buffer.read(OUTCOME_LIMIT))

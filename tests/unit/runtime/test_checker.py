@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from devstack import cli
 from devstack.core.graph import ReloadSelection
 from devstack.runtime.checker import (
     Checked,
@@ -82,30 +83,27 @@ def test_a_child_that_fails_is_an_internal_error_not_a_crash(tmp_path: Path) -> 
     assert "Traceback" in said and "'NoMapping' object has no attribute" in said
 
 
-# A forked child (a first `up`) and a fresh interpreter (after the fast start) alike.
-FORK = pytest.mark.parametrize("fork", [True, False], ids=["forked", "exec"])
+def up_check(argv: list[str]) -> UpCheck:
+    """The child checking `devstack ARGV`, forked as `devstack up` forks it."""
+    return UpCheck(*cli.fork_checks(argv))
 
 
-@FORK
 @pytest.mark.parametrize(
     ("argv", "status"), [(["up", "--help"], 0), (["up", "--no-such-option"], 2)]
 )
 def test_what_the_parser_ends_ends_up(
-    tmp_path: Path, argv: list[str], status: int, fork: bool, capfd: pytest.CaptureFixture[str]
+    tmp_path: Path, argv: list[str], status: int, capfd: pytest.CaptureFixture[str]
 ) -> None:
     make_repo(tmp_path, CONFIG, FILES)
-    check = UpCheck(["-f", str(tmp_path / "devstack.yaml"), *argv], fork=fork)
+    check = up_check(["-f", str(tmp_path / "devstack.yaml"), *argv])
     assert check.outcome() == NotChecked(status)
     out, err = capfd.readouterr()
     assert ("--no-deps" in out) if status == 0 else ("--no-such-option" in err)
 
 
-@FORK
-def test_a_checked_run_holds_what_up_starts(tmp_path: Path, fork: bool) -> None:
+def test_a_checked_run_holds_what_up_starts(tmp_path: Path) -> None:
     make_repo(tmp_path, CONFIG, FILES)
-    argv = ["-f", str(tmp_path / "devstack.yaml"), "up", "api", "--timestamps"]
-    check = UpCheck(argv, fork=fork)
-    assert check.forked == fork  # no other thread here
+    check = up_check(["-f", str(tmp_path / "devstack.yaml"), "up", "api", "--timestamps"])
     outcome = check.outcome()
     check.wait()
     assert isinstance(outcome, Checked)
@@ -114,12 +112,11 @@ def test_a_checked_run_holds_what_up_starts(tmp_path: Path, fork: bool) -> None:
     assert outcome.env.services["api"].values["URL"] == "http://localhost/"
 
 
-@FORK
 def test_a_failed_check_says_so_for_up_to_add_what_it_stopped(
-    tmp_path: Path, fork: bool, capfd: pytest.CaptureFixture[str]
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     make_repo(tmp_path, CONFIG, FILES)
-    check = UpCheck(["-f", str(tmp_path / "devstack.yaml"), "up", "broken"], fork=fork)
+    check = up_check(["-f", str(tmp_path / "devstack.yaml"), "up", "broken"])
     assert check.outcome() == NotChecked(1, checks_failed=True)
     assert "/nonexistent/program" in capfd.readouterr().err
 
