@@ -146,7 +146,10 @@ class UpCheck:
         self.end()
         from devstack.core.errors import DevstackError
 
-        raise DevstackError.single(f"internal error: the checks of `up` answered {size} bytes")
+        raise DevstackError.single(
+            f"internal error: the checks of `up` answered {size} bytes, not a checked run"
+            + (f" (over the {OUTCOME_LIMIT >> 20} MiB bound)" if size > OUTCOME_LIMIT else "")
+        )
 
     def wait(self) -> None:
         """Reap the child once it wrote the plan (ended if it takes too long)."""
@@ -264,10 +267,6 @@ def _pickler() -> ModuleType:
         import pickle
 
         return pickle
-
-
-def _shown(data: bytes) -> str:
-    return f"{len(data)} bytes, over {OUTCOME_LIMIT >> 20} MiB" if data else "nothing"
 
 
 def _exit_status(returncode: int) -> int:

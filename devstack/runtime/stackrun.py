@@ -83,16 +83,14 @@ def _spawn_first_wave(checked: Checked, early: Early | None) -> Early | None:
 
     from devstack.runtime import adopt, firstwave
 
-    project, env, names, options = (
-        checked.project,
-        checked.env,
-        list(checked.names),
-        checked.options,
-    )
+    project, env, names = checked.project, checked.env, list(checked.names)
+    options = checked.options
+    # The UI holds the terminal, `-d` logs to a file, DEVSTACK_FAST_START=0: the
+    # ordinary path.
     if options.ui or options.detach or options.ready_fd is not None:
-        return early  # the UI holds the terminal, `-d` logs to a file: the ordinary path
+        return early
     if not firstwave.supported(os.environ):
-        return early  # the UI holds the terminal, `-d` logs to a file: the ordinary path
+        return early
     if early is not None:
         early.spawn_more(
             adopt.planned(project, env, names, skip=list(early.children)), os.environ, names
@@ -169,12 +167,7 @@ def _run_stack(
     from devstack.runtime.reaper import become_subreaper
     from devstack.runtime.supervisor import Supervisor
 
-    project, env, names, options = (
-        checked.project,
-        checked.env,
-        list(checked.names),
-        checked.options,
-    )
+    project, names, options = checked.project, list(checked.names), checked.options
     colour = should_colour(sys.stdout.isatty(), os.environ)
     if early is None:  # else the fast start raised it before its first spawn
         raise_fd_limit(checked.fd_limit)
@@ -203,7 +196,7 @@ def _run_stack(
             try:
                 supervisor = Supervisor(
                     project,
-                    env,
+                    checked.env,
                     names,
                     output=output,
                     run_id=run.run_id,
