@@ -73,6 +73,7 @@ make bench                                # = .venv/bin/python -m bench
 .venv/bin/python -m bench startup restart # only these scenarios
 .venv/bin/python -m bench --tools devstack,honcho --no-npm
 .venv/bin/python -m bench policy          # the policy step alone, before and after
+.venv/bin/python -m bench reload          # devstack alone: an env file edit against a source edit
 .venv/bin/python -m bench --write BENCHMARKS.md   # regenerate this file
 ```
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from devstack.core.errors import DevstackError, unknown_name_error
+from devstack.core.graph import ReloadSelection
 from devstack.runtime.stackapi import (
     Level,
     OutputCallback,
@@ -80,12 +81,8 @@ class FakeStack:
             for i, (name, state) in enumerate(self.states.items())
         ]
 
-    def selection(self, project: Any) -> list[str]:
-        return [
-            name
-            for name, service in project.services.items()
-            if name in self.states or (name not in self._project.services and service.autostart)
-        ]
+    def selection(self) -> ReloadSelection:
+        return ReloadSelection(frozenset(self.states), frozenset(self._project.services), True)
 
     def service_env(self, name: str) -> dict[str, str]:
         values = self._env.services[name].values

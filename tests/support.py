@@ -219,3 +219,12 @@ def held_port() -> Iterator[int]:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         yield int(holder.getsockname()[1])
+
+
+def cmdline_of(process: psutil.Process) -> list[str]:
+    """Its command line, or [] if it is gone (the child that checks `up`'s run is
+    short-lived, and may end between a listing of children and this)."""
+    try:
+        return process.cmdline()
+    except psutil.NoSuchProcess:
+        return []

@@ -35,8 +35,9 @@ class Context:
 
 
 NAMES = ("startup", "throughput", "restart", "shutdown", "idle")
-# Run only when named: `python -m bench policy` (the policy step alone, no peers).
-EXTRA_NAMES = ("policy",)
+# Run only when named: `python -m bench policy` (the policy step alone, no peers),
+# `python -m bench reload` (devstack's reload of an edited env file, no peers).
+EXTRA_NAMES = ("policy", "reload")
 
 
 def scenario(name: str) -> Callable[[Context], None]:

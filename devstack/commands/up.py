@@ -1,9 +1,10 @@
-"""`devstack up`: check everything, then run the stack until it ends or is stopped.
+"""`devstack up`'s options, and its checks: what the child that checks a run does.
 
-Load devstack.yaml, choose the services, resolve their environments, run the doctor
-checks, claim the repo (one `up` at a time, a stale run cleaned up), start the
-guardian and become a subreaper so nothing outlives devstack, then hand over to the
-supervisor. Heavy imports happen inside `run` so `devstack --help` stays fast.
+`devstack up` itself (runtime/stackrun.py) never imports this module: a child process
+(runtime/checker.py) parses the command line here, loads devstack.yaml, chooses the
+services, resolves their environments and runs the doctor's checks, prints what is
+wrong, and hands the checked run over; the long-lived `up` then claims the repo and
+runs it (issue 16: the config code stays out of its memory).
 """
 
 from __future__ import annotations
@@ -14,18 +15,9 @@ from typing import TYPE_CHECKING
 from devstack.commands import add_env_overrides
 
 if TYPE_CHECKING:
-    import asyncio
-    import socket
-    from collections.abc import Callable, Coroutine, Mapping
-    from types import ModuleType
-    from typing import Any, BinaryIO
-
     from devstack.core.envresolve import ProjectEnv
     from devstack.core.model import Project
-    from devstack.runtime.firstwave import Early
-    from devstack.runtime.membership import RunCgroup
-    from devstack.runtime.supervisor import Supervisor
-    from devstack.ui.foreground import HeldTerminal
+    from devstack.runtime.checker import UpOptions
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -94,88 +86,58 @@ def plain_defaults() -> dict[str, object]:
 
 
 def run(args: argparse.Namespace) -> int:
+    """In the child that checks a run (runtime/checker.py): load the config, choose the
+    services, resolve their environments and check them as `up` always did, problems
+    and warnings printed here; then hand the run over to the waiting `up` on
+    `args.handover`, and keep the plan the next plain `up` starts from."""
     import os
 
     from devstack.commands import env_overrides, project_from_args
-    from devstack.core.envresolve import resolve_project
-
-    early = getattr(args, "early", None)  # the first wave, spawned by devstack.runtime.firstwave
-    try:
-        project = project_from_args(args)
-        names = _selection(project, args)
-        overrides = env_overrides(args.env_overrides)
-        # A plain copy: os.environ decodes every key and value again for each service.
-        env = resolve_project(project, dict(os.environ), overrides)
-        _check(project, env, names, early)
-        args.early = early = _spawn_first_wave(project, env, names, args, early)
-        if getattr(args, "command_line", None) == ["up"]:
-            _keep_plan(project, env, names)
-        if args.ui:
-            args.held_terminal = _terminal_for_the_ui(args)
-        if args.detach and args.ready_fd is None:
-            from devstack.runtime import detach
-
-            return detach.start_in_background(project, names, args)
-        return _run_stack(project, env, names, args, overrides, _stream(project, args))
-    finally:
-        if early is not None:
-            early.close()  # what the supervisor did not adopt (safe after _run_stack's own)
-
-
-def _spawn_first_wave(
-    project: Project,
-    env: ProjectEnv,
-    names: list[str],
-    args: argparse.Namespace,
-    early: Early | None,
-) -> Early | None:
-    """Spawn the services that wait for nothing now, once the checks passed and before
-    the supervisor and what it imports (asyncio, the policy): on a first `up` (no
-    kept plan, or one an edit invalidated) all of them, after a fast start those the
-    plan left out (a shell value or a secret is never written to it). The supervisor
-    adopts them as it adopts the plan's (runtime/adopt.py). The Early that holds
-    them, or None: the ordinary path spawns everything."""
-    import os
-    import sys
-
-    from devstack.runtime import adopt, firstwave
-
-    if args.ui or args.detach or args.ready_fd is not None or not firstwave.supported(os.environ):
-        return early  # the UI holds the terminal, `-d` logs to a file: the ordinary path
-    if early is not None:
-        early.spawn_more(
-            adopt.planned(project, env, names, skip=list(early.children)), os.environ, names
-        )
-        return early
-    services = adopt.planned(project, env, names)
-    if not services:
-        return None
     from devstack.core.doctor import FD_LIMIT
-    from devstack.core.logfmt import should_colour
-    from devstack.runtime.runstate import prepare_state_dir
+    from devstack.core.envresolve import resolve_project
+    from devstack.core.errors import DevstackError
+    from devstack.runtime.checker import Checked, NotChecked, hand_over
 
-    prepare_state_dir(project.root)  # what runstate.acquire does first, and says the same
-    colour = should_colour(sys.stdout.isatty(), os.environ)
-    early = firstwave.claim(str(project.config_path), colour, "started before this check")
-    if early is None:
-        return None  # held by another `up`, or a dead run's leftovers to stop first
+    handover: int = args.handover
+    project = project_from_args(args)
+    names = _selection(project, args)
+    overrides = env_overrides(args.env_overrides)
+    # A plain copy: os.environ decodes every key and value again for each service.
+    env = resolve_project(project, dict(os.environ), overrides)
     try:
-        # No leftovers hold a port now (claim found none): the ports are checked
-        # before the spawn, as on the ordinary path after runstate.acquire.
-        _check_ports(project, names)
-    except BaseException:
-        early.close()
+        warnings = _check(project, env, names)
+    except DevstackError as error:
+        # `up` says what it stopped of what it started meanwhile (the kept plan's).
+        hand_over(handover, NotChecked(error.exit_status, checks_failed=True))
         raise
-    spawned = early.spawn(
-        services, os.environ, names=names, fd_limit=FD_LIMIT, timestamps=args.timestamps
+    options = _options(args)
+    hand_over(handover, Checked(project, env, tuple(names), overrides, options, warnings, FD_LIMIT))
+    # `up` goes on at once; this process keeps the plan meanwhile
+    if args.command_line == ["up"]:
+        _keep_plan(project, env, names)
+    return 0
+
+
+def _options(args: argparse.Namespace) -> UpOptions:
+    from devstack.runtime.checker import UpOptions
+
+    return UpOptions(
+        names=tuple(args.names),
+        no_deps=args.no_deps,
+        excluded=tuple(args.excluded),
+        filters=tuple(args.filters),
+        abort_on_exit=args.abort_on_exit,
+        timestamps=args.timestamps,
+        detach=args.detach,
+        ready_fd=args.ready_fd,
+        ui=args.ui,
+        env_overrides=tuple(args.env_overrides),
     )
-    return early if spawned else None
 
 
 def _keep_plan(project: Project, env: ProjectEnv, names: list[str]) -> None:
-    """For the next plain `devstack up`, once this one spawned what it could; rewritten
-    each time, so a plan that differs from what the supervisor resolves (and adopts)
-    now is not used twice."""
+    """For the next plain `devstack up`; rewritten each time, so a plan that differs
+    from what was resolved (and adopted) now is not used twice."""
     import os
     import sys
 
@@ -183,36 +145,6 @@ def _keep_plan(project: Project, env: ProjectEnv, names: list[str]) -> None:
     from devstack.runtime import adopt
 
     adopt.keep_plan(project, env, names, should_colour(sys.stdout.isatty(), os.environ))
-
-
-def _terminal_for_the_ui(args: argparse.Namespace) -> HeldTerminal:
-    """`up --ui`: the terminal, held for the UI while it runs."""
-    import sys
-
-    from devstack.core.errors import DevstackError
-    from devstack.ui.foreground import HeldTerminal
-
-    if args.detach:
-        raise DevstackError.single("choose -d or --ui", hint="`devstack ui` opens on a -d stack")
-    if not (sys.stdin.isatty() and sys.stdout.isatty()):
-        raise DevstackError.single("devstack up --ui needs a terminal")
-    return HeldTerminal(sys.stdout.buffer)
-
-
-def _stream(project: Project, args: argparse.Namespace) -> BinaryIO:
-    """Where `up` prints: the terminal (held back while `--ui` shows the UI), or up.log
-    for the background `up` of `-d`."""
-    import sys
-
-    held: HeldTerminal | None = getattr(args, "held_terminal", None)
-    if held is not None:
-        return held  # type: ignore[return-value]  # write and flush: all Output needs
-    if args.ready_fd is None:
-        return sys.stdout.buffer
-    from devstack.runtime import detach
-
-    detach.claim_ready_fd(args.ready_fd)
-    return detach.log_stream(project.state_dir)
 
 
 def _selection(project: Project, args: argparse.Namespace) -> list[str]:
@@ -228,367 +160,20 @@ def _selection(project: Project, args: argparse.Namespace) -> list[str]:
     return select(edges, names, autostart=autostart, no_deps=args.no_deps, excluded=excluded)
 
 
-def _check(project: Project, env: ProjectEnv, names: list[str], early: Early | None) -> None:
-    """Env problems and doctor errors stop `up`; doctor warnings are printed."""
+def _check(project: Project, env: ProjectEnv, names: list[str]) -> tuple[str, ...]:
+    """Env problems and doctor errors stop `up`; doctor warnings are printed (and
+    returned, so that a reload does not say them again)."""
     import sys
 
     from devstack.core.errors import EXIT_FAILURE, EXIT_USAGE, DevstackError
     from devstack.core.preflight import check_run
 
     verdict = check_run(project, env, names)
-    if verdict.env_errors or verdict.errors:
-        # What the kept plan started is stopped again (what changed is outside its key).
-        note = _stopped_early(early)
     if verdict.env_errors:
-        raise DevstackError(list(verdict.env_errors), EXIT_USAGE, notes=[f"devstack up: {note}"])
+        raise DevstackError(list(verdict.env_errors), EXIT_USAGE)
     if verdict.errors:
-        raise DevstackError(list(verdict.errors), EXIT_FAILURE, notes=[f"devstack up: {note}"])
-    for problem in verdict.warnings:
-        print(problem.render(), file=sys.stderr)
-
-
-def _run_stack(
-    project: Project,
-    env: ProjectEnv,
-    names: list[str],
-    args: argparse.Namespace,
-    overrides: Mapping[str, str],
-    stream: BinaryIO,
-) -> int:
-    import os
-    import sys
-
-    from devstack.runtime import lean
-
-    lean.import_asyncio()  # before any module imports it: ssl stays out of `up` (lean.py)
-    import asyncio
-
-    from devstack.core import logfiles
-    from devstack.core.logfmt import should_colour
-    from devstack.runtime import adopt, membership, runstate
-    from devstack.runtime.guardian import start_guardian
-    from devstack.runtime.output import Output
-    from devstack.runtime.reaper import become_subreaper
-    from devstack.runtime.supervisor import Supervisor
-
-    colour = should_colour(sys.stdout.isatty(), os.environ)
-    early: Early | None = getattr(args, "early", None)
-    if early is None:  # else the fast start raised it before its first spawn
-        raise_fd_limit()
-    lock = early.give_lock() if early is not None else None
-    try:
-        with runstate.acquire(project, held=lock) as run:
-            # After acquire: a killed run's leftovers, which may hold the ports, are gone.
-            _check_ports(project, names, early)
-            if early is None:  # else the fast start did these before its first spawn
-                start_guardian(run.run_id, project.state_dir)
-                become_subreaper()
-                # After the guardian (which must not be in it), before the first spawn.
-                cgroup = membership.RunCgroup.create(run.run_id)
-            else:
-                cgroup = early.take_cgroup()
-            membership.write_record(project.state_dir, run.run_id, cgroup, {})
-            # The Output the first wave's lines already went through, if any.
-            shown = early.hand_over() if early is not None else None
-            output = shown or Output(
-                names,
-                stream=stream,
-                color=colour,
-                timestamps=args.timestamps,
-                log_dir=logfiles.log_dir(project.root),
-            )
-            try:
-                supervisor = Supervisor(
-                    project,
-                    env,
-                    names,
-                    output=output,
-                    run_id=run.run_id,
-                    colour=colour,
-                    abort_on_exit=args.abort_on_exit,
-                    start_new_services=not (args.names or args.filters),
-                    spawn=(
-                        adopt.adopting(early, run.run_id, adopt.first_wave(project, names))
-                        if early is not None
-                        else None
-                    ),
-                )
-                _watch_children_with_pidfds()
-                held = getattr(args, "held_terminal", None)
-                status = asyncio.run(
-                    _supervise(
-                        supervisor,
-                        project,
-                        overrides,
-                        cgroup,
-                        args.ready_fd,
-                        held,
-                        early.pending_signals if early is not None else None,
-                        early.take_listener() if early is not None else None,
-                    )
-                )
-                membership.remove_record(project.state_dir)  # swept: nothing left to find
-                return status
-            finally:
-                output.close()
-                if cgroup is not None:
-                    cgroup.leave_and_remove()
-    finally:
-        if early is not None:
-            early.close()  # any child never adopted (a shutdown came first)
-
-
-SWEEP_GRACE = 2.0  # seconds a process the services left behind gets between SIGTERM and SIGKILL
-
-
-def raise_fd_limit(wanted: int | None = None) -> tuple[int, int]:
-    """Raise the soft RLIMIT_NOFILE towards `wanted` (doctor.FD_LIMIT), never past the
-    hard limit; the (soft, hard) limits in force afterwards."""
-    from devstack.core.doctor import FD_LIMIT
-    from devstack.runtime import firstwave  # which does it before its first spawn too
-
-    return firstwave.raise_fd_limit(wanted or FD_LIMIT)
-
-
-def _check_ports(project: Project, names: list[str], early: Early | None = None) -> None:
-    """A chosen service's port taken by another process stops `up` before anything
-    starts, as doctor reports it (issue 11 §5: `up` used to start the rest and
-    blame a dependent)."""
-    from devstack.core.scripts import service_ports
-
-    wanted = [
-        (name, port)
-        for name in names
-        for port in service_ports(project.services[name].port, project.services[name].cmd)
-    ]  # `-p N` too (issue 12 item 6)
-    if not wanted:
-        return  # and no socket module to import before the first spawn
-    from devstack.core.errors import EXIT_FAILURE, DevstackError, Problem
-    from devstack.runtime import ports
-
-    problems = []
-    for name, port in wanted:
-        service = project.services[name]
-        if holder := ports.port_holder(port):
-            problems.append(
-                Problem(
-                    f"{name}: port {port} is in use by {holder}",
-                    service.location,
-                    "stop that process, or change `port`"
-                    if port == service.port
-                    else "stop that process, or change the port in `cmd`",
-                    code="port-in-use",
-                )
-            )
-    if problems:
-        # What the fast start spawned (no port of its own) is stopped again.
-        note = _stopped_early(early)
-        raise DevstackError(problems, EXIT_FAILURE, notes=[f"devstack up: {note}"])
-
-
-def _stopped_early(early: Early | None) -> str:
-    """Stop what was spawned before a check that now fails; what to say of it."""
-    stopped = ", ".join(early.abandon()) if early is not None else ""
-    return f"stopped {stopped} ({early.origin})" if early and stopped else "nothing started"
-
-
-def _watch_children_with_pidfds() -> None:
-    """On Python 3.11, learn of service exits through pidfds, as 3.12 does by default.
-
-    3.11's default watcher starts a thread per child and waits until it runs: 0.3 to
-    0.7 ms of each service's spawn, 15-30 ms for 50 services. asyncio.run
-    attaches the watcher to its loop and detaches it at the end.
-    """
-    import asyncio
-    import os
-    import sys
-    import warnings
-
-    from devstack.runtime import platform
-
-    # DEVSTACK_PORTABLE=1: the thread per child, as on macOS.
-    if sys.version_info >= (3, 12) or not platform.current().procfs:
-        return
-    try:
-        os.close(os.pidfd_open(os.getpid()))
-    except OSError:
-        return  # kernel before 5.3, or pidfds refused (seccomp): keep the threads
-    asyncio.set_child_watcher(asyncio.PidfdChildWatcher())
-    # Detaching it while a process survived even SIGKILL (stuck in the kernel) warns;
-    # the supervisor has already said so in words.
-    warnings.filterwarnings("ignore", "A loop is being detached", RuntimeWarning)
-
-
-async def _supervise(
-    supervisor: Supervisor,
-    project: Project,
-    overrides: Mapping[str, str],
-    cgroup: RunCgroup | None,
-    ready_fd: int | None = None,
-    held: HeldTerminal | None = None,
-    pending_signals: Callable[[], list[int]] | None = None,
-    listener: socket.socket | None = None,
-) -> int:
-    """The supervisor, with the control socket, the file watcher and the `r` key beside it.
-
-    The control socket is bound before anything starts: a client may ask as soon as a
-    service has printed. The watcher and the key reader are imported (in a thread) and
-    started only once the first services are spawned: importing them on the loop first
-    held the services' first lines up by tens of milliseconds, and nothing they do is
-    needed before (the watcher says when it is watching). `pending_signals`: the
-    shutdown signals the fast start kept for the supervisor; `listener`: the control
-    socket it bound.
-    """
-    import asyncio
-    import os
-
-    from devstack.runtime import control, reaper
-
-    # Bound before anything starts: a stack nobody can control must not run (issue 11 §2).
-    # (The fast start bound it before its first spawn: `listener`.)
-    if listener is None:
-        listener = control.bind_socket(project.root, os.environ, os.getuid())
-    # As a subreaper, devstack adopts what services orphan: it must reap them too.
-    stop_reaping = reaper.install_orphan_reaper(asyncio.get_running_loop())
-    tasks: list[asyncio.Task[None]] = []
-
-    def start(companion: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(companion)
-        task.add_done_callback(lambda task: _report_crash(supervisor, task))
-        tasks.append(task)
-
-    start(control.serve(supervisor, project=project, listener=listener))
-    if held is not None:  # `up --ui`: the socket is already bound, the UI can connect
-        from devstack.ui.foreground import run_ui
-
-        start(run_ui(supervisor, project.config_path, held))
-    start(_start_after_first_spawns(supervisor, overrides, start, keys=held is None))
-    start(_keep_record(supervisor, project, cgroup))
-    if ready_fd is not None:  # the background `up` of `up -d`: tell the waiting parent
-        from devstack.runtime import detach
-
-        timeout = detach.ready_timeout(project, [status.name for status in supervisor.status()])
-        start(detach.report_when_settled(supervisor, ready_fd, timeout))
-    if pending_signals is not None:
-        start(_handle_kept_signals(supervisor, pending_signals))
-    try:
-        status = await supervisor.run()
-        await _sweep(supervisor, cgroup)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        stop_reaping()
-    # A companion that crashed (reported by _report_crash) is an internal error too.
-    crashed = any(not t.cancelled() and t.exception() is not None for t in tasks)
-    return status or (1 if crashed else 0)
-
-
-async def _handle_kept_signals(
-    supervisor: Supervisor, pending_signals: Callable[[], list[int]]
-) -> None:
-    """Ctrl+C (or SIGTERM, SIGHUP) that came while the fast start's services ran and
-    devstack was still starting: handled once they are adopted, as a Ctrl+C after the
-    start is (their stop signal and stop_timeout, each said). supervisor.run's own
-    handlers took over from the fast start's before this runs."""
-    await supervisor.first_spawns_done.wait()
-    for signum in pending_signals():
-        supervisor.request_shutdown(signum)
-
-
-async def _keep_record(supervisor: Supervisor, project: Project, cgroup: RunCgroup | None) -> None:
-    """Look at the processes below devstack every CENSUS_INTERVAL seconds (no event
-    says a process was orphaned): which service each came from, for a restart, and
-    the record the guardian and the next `up` read."""
-    import asyncio
-
-    from devstack.runtime import membership
-    from devstack.runtime.guardian import guardian_pids
-
-    census = membership.CENSUS
-    while True:
-        mains = {row.pid: row.name for row in supervisor.status() if row.pid}
-        if await asyncio.to_thread(census.take, mains, guardian_pids()):
-            await asyncio.to_thread(
-                membership.write_record,
-                project.state_dir,
-                supervisor.run_id,
-                cgroup,
-                census.members,
-            )
-        await asyncio.sleep(membership.CENSUS_INTERVAL)
-
-
-async def _sweep(supervisor: Supervisor, cgroup: RunCgroup | None) -> None:
-    """Once every service has stopped: end whatever they left running that hid from
-    their stop (left its session and cleared its environment, issue 11 §3), found by
-    ancestry and in the cgroup."""
-    import asyncio
-
-    from devstack.runtime import membership, reaper
-    from devstack.runtime.guardian import guardian_pids
-
-    left = await asyncio.to_thread(membership.members_now, cgroup, guardian_pids())
-    if not left:
-        return
-    described = reaper.describe(left)  # before they are gone, their command lines with them
-    survivors = await asyncio.to_thread(reaper.terminate, left, SWEEP_GRACE)
-    message = f"stopped {described}, left running by the services"
-    if survivors:
-        message += f"; could not stop {reaper.describe(survivors)}"
-    supervisor.say(message, "warn")
-
-
-async def _start_after_first_spawns(
-    supervisor: Supervisor,
-    overrides: Mapping[str, str],
-    start: Callable[[Coroutine[Any, Any, None]], None],
-    *,
-    keys: bool = True,
-) -> None:
-    """Start the file watcher, and the key reader on a terminal, once the services that
-    could start at once are spawned."""
-    import asyncio
-    import os
-    import sys
-
-    from devstack.runtime import lean
-
-    await supervisor.first_spawns_done.wait()
-    # In a thread: the loop keeps passing the services' output on meanwhile.
-    interactive = keys and sys.stdin.isatty()  # under `--ui` the UI reads the keys
-    watcher, reader = await asyncio.to_thread(_import_companions, interactive)
-    if supervisor.shutting_down:  # Ctrl+C came first: "watching for changes" would be odd
-        return
-    watching = asyncio.Event()
-    start(watcher.watch_project(supervisor, shell=os.environ, cli_env=overrides, set_up=watching))
-    if reader is not None:
-        start(reader.read_keys(supervisor))
-    await asyncio.gather(supervisor.settled(), watching.wait())
-    lean.release_freed_memory()  # what the start freed goes back to the system (issue 16)
-
-
-def _import_companions(interactive: bool) -> tuple[ModuleType, ModuleType | None]:
-    """The watcher's and the key reader's modules, and watchfiles' Rust part, which the
-    watcher imports on the loop when it starts watching."""
-    import importlib
-
-    watcher = importlib.import_module("devstack.runtime.watcher")
-    importlib.import_module("devstack.runtime.notify").preload()
-    keys = importlib.import_module("devstack.runtime.keys") if interactive else None
-    return watcher, keys
-
-
-def _report_crash(supervisor: Supervisor, task: asyncio.Task[None]) -> None:
-    """A companion that fails must say so: the stack keeps running without it."""
-    import traceback
-
-    if task.cancelled() or task.exception() is None:
-        return
-    error = task.exception()
-    text = "".join(traceback.format_exception(error)).rstrip()
-    supervisor.say(f"internal error, {_name_of(task)} stopped:\n{text}", "error")
-
-
-def _name_of(task: asyncio.Task[None]) -> str:
-    return getattr(task.get_coro(), "__name__", task.get_name())
+        raise DevstackError(list(verdict.errors), EXIT_FAILURE)
+    shown = tuple(problem.render() for problem in verdict.warnings)
+    for text in shown:
+        print(text, file=sys.stderr)
+    return shown

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 from devstack.core.errors import DevstackError, Problem, unknown_name_error
 
@@ -110,3 +111,23 @@ def select(
             ]
         )
     return start_order(edges, chosen)
+
+
+@dataclass(frozen=True)
+class ReloadSelection:
+    """Which services of a reloaded config a run checks and takes: those it has, and
+    new ones that start by themselves, unless the run was started for chosen services
+    (`up api`), which a new service must not join. Data, so that the short-lived
+    process that checks a reload can apply it (runtime/checker.py, issue 16)."""
+
+    in_run: frozenset[str]
+    known: frozenset[str]  # every service of the config the run has now
+    start_new: bool
+
+    def of(self, autostart: Mapping[str, bool]) -> list[str]:
+        """The names, in config order, given each service's `autostart`."""
+        return [
+            name
+            for name, starts in autostart.items()
+            if name in self.in_run or (name not in self.known and starts and self.start_new)
+        ]

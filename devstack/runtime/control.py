@@ -21,7 +21,7 @@ Every wait is bounded (issue 11 §2). A client gets REQUEST_TIMEOUT to send its
 request; at most MAX_IDLE connections may wait for theirs (a new one pushes the
 oldest out) and MAX_CONNECTIONS be open at all; running out of file descriptors
 makes the accept loop pause and say so once, never spin. While an answer takes
-long (a restart waiting for a ready probe) or a follow is quiet, the server sends
+long (a restart waiting for a ready probe) or a follow or a watch is quiet, the server sends
 `{"alive": true}` every HEARTBEAT seconds, so a client gives up after
 CLIENT_TIMEOUT of silence: the `up` is stopped (Ctrl+Z) or stuck, and it says so.
 A `logs -f` client that reads slower than the services write gets at most
@@ -565,7 +565,9 @@ class ControlServer:
     async def _watch(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Every service's status now, and again after each change, until the client
         leaves. Changes that come while a send is under way go out as one: a slow
-        client gets the latest statuses, never a growing backlog."""
+        client gets the latest statuses, never a growing backlog. A quiet stack sends
+        `{"alive": true}` every HEARTBEAT seconds: the UI tells an `up` stopped with
+        Ctrl+Z from one with nothing to say."""
         changed = asyncio.Event()
         unsubscribe = self.supervisor.subscribe_states(lambda _status: changed.set())
         try:
@@ -574,10 +576,17 @@ class ControlServer:
             try:
                 while True:
                     waiting = asyncio.ensure_future(changed.wait())
-                    await asyncio.wait({waiting, client_left}, return_when=asyncio.FIRST_COMPLETED)
+                    either: set[asyncio.Future[Any]] = {waiting, client_left}
+                    await asyncio.wait(
+                        either, timeout=HEARTBEAT, return_when=asyncio.FIRST_COMPLETED
+                    )
                     if client_left.done():
                         waiting.cancel()
                         return
+                    if not changed.is_set():
+                        waiting.cancel()
+                        await _send(writer, ALIVE)
+                        continue
                     changed.clear()
                     await _send(writer, self._statuses())
             finally:
@@ -808,12 +817,14 @@ def no_answer(root: Path, timeout: float) -> DevstackError:
             f"the devstack up of {root} (pid {pid}) is stopped (Ctrl+Z?) and cannot answer",
             hint=f"`fg` in its terminal, or `kill -CONT {pid}`, lets it run again",
             exit_status=EXIT_FAILURE,
+            code="not-answering",
         )
     who = f" (pid {pid})" if isinstance(pid, int) else ""
     return DevstackError.single(
         f"the devstack up of {root}{who} did not answer within {timeout:g}s",
         hint="it may be stuck; Ctrl+C in its terminal stops it, a second Ctrl+C kills it",
         exit_status=EXIT_FAILURE,
+        code="not-answering",
     )
 
 

@@ -15,7 +15,6 @@ services' probe timeouts, the parent's by that plus a margin for the child's sta
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import errno
 import json
@@ -32,6 +31,7 @@ from devstack.core.errors import EXIT_FAILURE, DevstackError
 
 if TYPE_CHECKING:
     from devstack.core.model import Project
+    from devstack.runtime.checker import UpOptions
     from devstack.runtime.supervisor import Supervisor
 
 LOG_NAME = "up.log"
@@ -59,7 +59,7 @@ def ready_timeout(project: Project, names: Sequence[str]) -> float:
 # -- the parent: `devstack up -d` -------------------------------------------------------
 
 
-def start_in_background(project: Project, names: Sequence[str], args: argparse.Namespace) -> int:
+def start_in_background(project: Project, names: Sequence[str], args: UpOptions) -> int:
     """Start `up` as a daemon, wait until its services settle, print a summary; the exit
     status: 0 if every service came up, 1 if one failed or the wait ran out."""
     from devstack.runtime import runstate
@@ -108,7 +108,7 @@ def start_in_background(project: Project, names: Sequence[str], args: argparse.N
 _HOW_TO = "devstack ps shows it, devstack logs its output, devstack down stops it"
 
 
-def child_argv(project: Project, args: argparse.Namespace, ready_fd: int) -> list[str]:
+def child_argv(project: Project, args: UpOptions, ready_fd: int) -> list[str]:
     """`python -m devstack -f CONFIG up ...` with this command's options, and the pipe."""
     argv = [sys.executable, "-m", "devstack", "-f", str(project.config_path), "up"]
     argv += args.names

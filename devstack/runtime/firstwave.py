@@ -485,8 +485,10 @@ class Early:
         from pathlib import Path
 
         from devstack.core.logfiles import log_dir
+        from devstack.runtime.lean import one_malloc_arena
         from devstack.runtime.output import Output
 
+        one_malloc_arena()  # before the first thread (runtime/lean.py)
         root = Path(os.path.dirname(self.config_path))
         self.output = output = Output(
             names,

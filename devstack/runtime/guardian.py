@@ -68,7 +68,7 @@ def start_guardian(run_id: str, state_dir: Path) -> None:
         "-S",
         "-c",
         _BOOT,
-        os.pathsep.join(_import_path()),
+        os.pathsep.join(import_path()),
         f"{RUN_ID_VAR}={run_id}",
         str(state_dir / "guardian.log"),
     ]
@@ -116,7 +116,7 @@ def guardian_pids() -> set[int]:
     return {held.pid for held in _held if hasattr(held, "pid")}
 
 
-def _import_path() -> list[str]:
+def import_path() -> list[str]:
     """Where this devstack and its dependencies are imported from, as absolute paths
     (the guardian runs in /): devstack's own root first, which an editable install
     does not put on sys.path; entries that are no directory or zip file are left out."""

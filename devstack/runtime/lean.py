@@ -18,6 +18,13 @@ than they give it:
   those built-in modules (`_sha2`, `_sha256`, `_blake2`: private names, so hashlib
   stays the fallback where a build lacks them); the digests are the same.
 
+Every thread that allocates gets a malloc arena of its own from glibc (the fast start's
+line pump, asyncio's executor threads, watchfiles' notify thread), and each keeps its
+own free pages: `one_malloc_arena` has them share the main one (M_ARENA_MAX=1, what
+MALLOC_ARENA_MAX=1 does; set in-process, as that variable would reach the services):
+~0.55 MiB less on the bench's idle stack. `up`'s threads seldom allocate at once, so
+they hardly ever wait for each other's malloc.
+
 And once the start is over (the first services settled, the watches in place), what it
 freed is handed back: `release_freed_memory` collects the garbage, then asks glibc's
 malloc to return the free pages it keeps inside its heaps (`malloc_trim`: 0.5 to 1 MiB
@@ -69,6 +76,18 @@ def blake2b(data: bytes = b"", *, digest_size: int = 64) -> Hash:
     except ImportError:  # pragma: no cover - a Python built without it
         from hashlib import blake2b as builtin
     return builtin(data, digest_size=digest_size)
+
+
+M_ARENA_MAX = -8  # glibc's malloc.h
+
+
+def one_malloc_arena() -> None:
+    """Have every thread allocate from glibc's main arena (before they start); nothing
+    where the C library is not glibc."""
+    if _glibc():
+        import ctypes
+
+        ctypes.CDLL(None).mallopt(M_ARENA_MAX, 1)
 
 
 def release_freed_memory() -> None:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 if TYPE_CHECKING:
     from devstack.core.envresolve import ProjectEnv
+    from devstack.core.graph import ReloadSelection
     from devstack.core.model import Project
 
 Level = Literal["info", "warn", "error"]
@@ -66,8 +67,8 @@ class StackAPI(Protocol):
         """The services of the run, in the order they were added."""
         ...
 
-    def selection(self, project: Project) -> list[str]:
-        """The services of `project` this run has or would start on a reload."""
+    def selection(self) -> ReloadSelection:
+        """Which services of a reloaded config this run has or would start."""
         ...
 
     def service_env(self, name: str) -> dict[str, str]:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from devstack.core import stackmodel, stackpolicy
 from devstack.core.errors import DevstackError, unknown_name_error
+from devstack.core.graph import ReloadSelection
 from devstack.core.model import Project, ReadyProbe, Service
 from devstack.core.scripts import service_ports
 from devstack.core.secrets import KnownSecrets
@@ -429,13 +430,12 @@ class Supervisor:
     def status(self) -> list[ServiceStatus]:
         return [self._snapshot(name) for name in self.stack.records]
 
-    def selection(self, project: Project) -> list[str]:
-        return [
-            name
-            for name, service in project.services.items()
-            if name in self.stack.records
-            or (name not in self.project.services and service.autostart and self.start_new_services)
-        ]
+    def selection(self) -> ReloadSelection:
+        return ReloadSelection(
+            in_run=frozenset(self.stack.records),
+            known=frozenset(self.project.services),
+            start_new=self.start_new_services,
+        )
 
     def service_env(self, name: str, values: Mapping[str, str] | None = None) -> dict[str, str]:
         """The environment `name`'s process gets from `values` (default: its current env)."""

@@ -35,7 +35,7 @@ from itertools import groupby
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from devstack.core.errors import DevstackError, Problem
+from devstack.core.errors import DevstackError
 from devstack.core.routing import GITIGNORE, IgnoreFilter, Router, Routing, load_gitignores
 from devstack.runtime.lean import blake2b
 from devstack.runtime.notify import Notifier, RawChanges, open_notify, watch_errors
@@ -90,10 +90,13 @@ async def watch_project(
     shell: Mapping[str, str],
     cli_env: Mapping[str, str],
     set_up: asyncio.Event | None = None,
+    shown: Iterable[str] = (),
 ) -> None:
     """Watch the repo and restart or reload what its changes concern, until cancelled;
-    `set_up` is set once the watches are in place (or watching failed)."""
+    `set_up` is set once the watches are in place (or watching failed); `shown`: the
+    doctor's warnings `up` printed, which a reload does not repeat."""
     watcher = ProjectWatcher(stack, shell=shell, cli_env=cli_env)
+    watcher.warnings_shown.update(shown)
     if set_up is not None:
         watcher.set_up = set_up
     await watcher.run()
@@ -249,7 +252,7 @@ class ProjectWatcher:
         self.router = self._router()  # without .gitignore rules until `run` reads them
         self._tasks: set[asyncio.Task[Any]] = set()
         self._reloading = asyncio.Lock()
-        self._warnings_shown: set[str] = set()
+        self.warnings_shown: set[str] = set()
         self.set_up = asyncio.Event()  # the watches are in place, or watching failed
 
     @property
@@ -259,7 +262,6 @@ class ProjectWatcher:
     async def run(self) -> None:
         await asyncio.to_thread(self._load_ignores)
         await asyncio.to_thread(self._remember_watched)
-        await asyncio.to_thread(self._note_warnings_shown_by_up)
         batches: asyncio.Queue[set[str]] = asyncio.Queue()
         try:
             async with asyncio.TaskGroup() as group:
@@ -427,7 +429,7 @@ class ProjectWatcher:
         async with self._reloading:
             old_project, old_env = self.stack.project, self.stack.env
             what = self._what_changed(routing, old_project)
-            loaded = self._load(routing.config_changed, old_project, what)
+            loaded = await self._load(routing.config_changed, old_project, what)
             if loaded is None:
                 return
             project, env = loaded
@@ -441,45 +443,37 @@ class ProjectWatcher:
             await asyncio.to_thread(self._load_ignores)
             await asyncio.to_thread(self._remember_watched)
 
-    def _load(
+    async def _load(
         self, config_changed: bool, old_project: Project, what: str
     ) -> tuple[Project, ProjectEnv] | None:
-        """The new config and env, checked as `up` checks them; None if they are not good."""
-        from devstack.core.config import load_project
-        from devstack.core.envresolve import resolve_project
-        from devstack.core.preflight import check_run
+        """The new config and env, checked as `up` checks them, in a short-lived process
+        (runtime/checker.py: the config code stays out of `up`); None if not good."""
+        from devstack.runtime.checker import Rejected, ReloadRequest, recheck
 
-        try:
-            project = load_project(old_project.config_path) if config_changed else old_project
-        except DevstackError as error:
-            self._reject(what, error.problems)
+        request = ReloadRequest(
+            config_path=old_project.config_path,
+            project=None if config_changed else old_project,
+            shell=dict(self.shell),
+            cli_env=dict(self.cli_env),
+            selection=self.stack.selection(),
+        )
+        outcome = await recheck(request)
+        if isinstance(outcome, Rejected):
+            self._reject(what, outcome.problems)
             return None
-        env = resolve_project(project, self.shell, self.cli_env)
-        verdict = check_run(project, env, self.stack.selection(project))
-        if not verdict.usable:
-            self._reject(what, [*verdict.env_errors, *verdict.errors])
-            return None
-        for problem in verdict.warnings:
-            if (text := problem.render()) not in self._warnings_shown:
-                self._warnings_shown.add(text)
+        for text in outcome.warnings:
+            if text not in self.warnings_shown:
+                self.warnings_shown.add(text)
                 self._say(text, "warn")
-        return project, env
-
-    def _note_warnings_shown_by_up(self) -> None:
-        """`up` printed the doctor's warnings already: a reload repeats only new ones."""
-        from devstack.core.preflight import check_run
-
-        project = self.stack.project
-        verdict = check_run(project, self.stack.env, self.stack.selection(project))
-        self._warnings_shown |= {problem.render() for problem in verdict.warnings}
+        return outcome.project, outcome.env
 
     def _names_in_run(self) -> list[str]:
         return [status.name for status in self.stack.status()]
 
-    def _reject(self, what: str, problems: Iterable[Problem]) -> None:
+    def _reject(self, what: str, problems: Iterable[str]) -> None:
         self._say(f"{what} changed but cannot be used, keeping the last good config:", "error")
         for problem in problems:
-            for line in problem.render().splitlines():
+            for line in problem.splitlines():
                 self._say(line, "error")
 
     def _what_changed(self, routing: Routing, project: Project) -> str:

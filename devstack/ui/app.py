@@ -48,6 +48,7 @@ class Stack(Protocol):
     """What the app needs of the running stack (StackClient; a fixed one in tests)."""
 
     root: Path
+    on_silence: Callable[[DevstackError | None], None] | None
 
     def statuses(self) -> AsyncGenerator[list[ServiceRow], None]: ...
     def output(self, tail: int) -> AsyncIterator[LogBatch]: ...
@@ -189,6 +190,7 @@ class DevstackApp(App[int]):
         self.show_all = False
         self.query_text = ""
         self.stack_ended = False
+        self.not_answering = False  # the `up` has been silent too long (Ctrl+Z?)
         # Rendered lines not yet in the pane; at most max_lines (older ones would scroll
         # out of the pane at once anyway).
         self._unwritten: deque[str] = deque(maxlen=max_lines)
@@ -210,6 +212,7 @@ class DevstackApp(App[int]):
         self._set_columns(table, [])
         table.focus()
         self.sub_title = str(self.stack.root)
+        self.stack.on_silence = self._silence
         self._update_title()
         self.follow_stack()
         self.send_typed_keys()
@@ -276,6 +279,16 @@ class DevstackApp(App[int]):
                     await output
         return True
 
+    def _silence(self, error: DevstackError | None) -> None:
+        """The `up` has not answered for a while (stopped with Ctrl+Z, or stuck): said,
+        and in the title until it answers again; what it shows is kept meanwhile."""
+        self.not_answering = error is not None
+        if error is not None:
+            self.notify(error.render(), severity="warning", timeout=15)
+        else:
+            self.notify("devstack up answers again")
+        self._update_title()
+
     def _lost(self, error: Exception) -> None:
         """Say why the stream of statuses ended, unless it is that no `up` runs."""
         if isinstance(error, DevstackError) and error.problems[0].code != "not-running":
@@ -292,6 +305,7 @@ class DevstackApp(App[int]):
     def _stack_down(self) -> None:
         """No `up` runs: no service is shown as running, and the title says so."""
         self.action_stop_typing()
+        self.not_answering = False
         self.show_rows(view.ended(list(self.rows.values())))
         self.notify("devstack up has ended; the UI follows the next one (q quits)")
 
@@ -438,6 +452,8 @@ class DevstackApp(App[int]):
         parts.append("following" if log.auto_scroll else "paused (f follows)")
         if log.typing_into:
             parts.append(f"typing into {log.typing_into} (Esc stops)")
+        if self.not_answering and not self.stack_ended:
+            parts.insert(0, view.NOT_ANSWERING)
         if self.stack_ended:  # first: the line is cut at the screen's edge
             parts.insert(0, "the stack is down" if self.quit_with_stack else view.STACK_DOWN)
         self.query_one("#pane-title", Static).update(Text(" · ".join(parts)))

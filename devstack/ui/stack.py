@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,14 +71,21 @@ class LogBatch:
 
 
 class StackClient:
-    """Talks to the `devstack up` running for `root`; errors are DevstackError."""
+    """Talks to the `devstack up` running for `root`; errors are DevstackError.
 
-    def __init__(self, root: Path) -> None:
+    `on_silence` hears when the statuses stream has been silent for `silence` seconds,
+    heartbeats included (the `up` is stopped with Ctrl+Z, or stuck): with the error
+    that says so, then with None once it speaks again. The stream is kept meanwhile:
+    an `up` resumed with `fg` goes on where it was."""
+
+    def __init__(self, root: Path, silence: float = control.CLIENT_TIMEOUT) -> None:
         self.root = root
+        self.silence = silence
+        self.on_silence: Callable[[DevstackError | None], None] | None = None
 
     async def statuses(self) -> AsyncGenerator[list[ServiceRow], None]:
         """Every service's status now, then again after each change, until the stack ends."""
-        async for message in self._stream("watch"):
+        async for message in self._stream("watch", heeded=True):
             yield [ServiceRow.of(row) for row in message["services"]]
 
     async def output(self, tail: int) -> AsyncIterator[LogBatch]:
@@ -135,14 +142,17 @@ class StackClient:
             return message
         raise AssertionError("unreachable: _stream yields or raises")
 
-    async def _stream(self, op: str, **fields: Any) -> AsyncIterator[dict[str, Any]]:
+    async def _stream(
+        self, op: str, heeded: bool = False, **fields: Any
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The replies to `op`; `heeded`: its silence is told to `on_silence`."""
         reader, writer = await self._connect()
         try:
             writer.write(control.encode({"op": op, **fields}))
             with contextlib.suppress(ConnectionError):
                 await writer.drain()
             answered = False
-            while line := await self._read_line(reader):
+            while line := await self._read_line(reader, heeded):
                 message = json.loads(line)  # replies: control.decode's limit is for requests
                 if not message.get("ok", True):
                     raise control.error_from_reply(message)
@@ -157,13 +167,31 @@ class StackClient:
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
 
-    async def _read_line(self, reader: asyncio.StreamReader) -> bytes:
-        try:
-            return await reader.readline()
-        except (ValueError, ConnectionError) as error:  # ValueError: past MAX_RECORD
-            raise DevstackError.single(
-                f"lost the devstack up of {self.root}: {error}", exit_status=1
-            ) from None
+    async def _read_line(self, reader: asyncio.StreamReader, heeded: bool = False) -> bytes:
+        told = self.on_silence if heeded else None
+        silent = False
+        while True:
+            try:
+                if told is None:
+                    return await reader.readline()
+                # Cancelled, readline leaves what it read in the reader's buffer.
+                line = await asyncio.wait_for(reader.readline(), self.silence)
+            except TimeoutError:
+                if told is not None and not silent:  # said once; the wait goes on
+                    silent = True
+                    told(await asyncio.to_thread(self._why_silent))
+                continue
+            except (ValueError, ConnectionError) as error:  # ValueError: past MAX_RECORD
+                raise DevstackError.single(
+                    f"lost the devstack up of {self.root}: {error}", exit_status=1
+                ) from None
+            if told is not None and silent and line:  # at its end the stream says so
+                told(None)
+            return line
+
+    def _why_silent(self) -> DevstackError:
+        """Stopped (Ctrl+Z) or stuck, as `devstack ps` would say (reads the run's pid)."""
+        return control.no_answer(self.root, self.silence)
 
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         path = control.recorded_socket_path(self.root)

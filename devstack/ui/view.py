@@ -23,6 +23,7 @@ from devstack.ui.usage import Usage
 MAX_LINES = 10_000  # per service, and for the all-services view
 SYSTEM_PREFIX = "[devstack] "
 STACK_DOWN = "the stack is down: waiting for the next devstack up"
+NOT_ANSWERING = "devstack up does not answer (stopped with Ctrl+Z?)"
 ENDED_DETAIL = "devstack up ended"
 ENDED_STATES = ("stopped", "crashed", "exited")  # what a service may still say once up ended
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.support import Running, clean_env, make_repo, run_cli, wait_until
+from tests.support import Running, clean_env, cmdline_of, make_repo, run_cli, wait_until
 
 ESCAPING = """
 services:
@@ -95,7 +95,7 @@ def test_the_next_up_stops_it_when_the_guardian_died_too(repo: Path, cgroup: str
         guardian = next(
             child
             for child in psutil.Process(up.pid).children()
-            if "devstack-guardian" in " ".join(child.cmdline())
+            if "devstack-guardian" in " ".join(cmdline_of(child))
         )
         guardian.kill()
         guardian.wait(30)

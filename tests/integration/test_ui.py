@@ -83,8 +83,9 @@ def shown_log(app: DevstackApp) -> list[str]:
     return [str(line) for line in app.log_pane.lines]
 
 
-def ui_for(repo: Path) -> DevstackApp:
-    return DevstackApp(StackClient(repo), config_file=repo / "devstack.yaml", tty_services={"echo"})
+def ui_for(repo: Path, silence: float = control.CLIENT_TIMEOUT) -> DevstackApp:
+    client = StackClient(repo, silence=silence)
+    return DevstackApp(client, config_file=repo / "devstack.yaml", tty_services={"echo"})
 
 
 def test_restart_key_search_and_the_log_before_and_after(repo: Path) -> None:
@@ -241,6 +242,28 @@ async def _follow_each_up(app: DevstackApp, repo: Path, running: list[Running]) 
         )
         third.interrupt()
         assert await asyncio.to_thread(third.wait) == 130
+
+
+def test_the_ui_says_when_up_is_stopped_with_ctrl_z_and_goes_on_after_fg(repo: Path) -> None:
+    running = start_stack(repo)
+    try:
+        asyncio.run(_stopped_and_resumed(ui_for(repo, silence=1.0), repo, running))
+    finally:
+        running.send(signal.SIGCONT)  # whatever happened, it must be able to stop
+        stop_stack(running)
+
+
+async def _stopped_and_resumed(app: DevstackApp, repo: Path, running: Running) -> None:
+    async with app.run_test(size=(100, 24)) as pilot:
+        old_pid = (await pids(repo))["api"]
+        await until(pilot, lambda: app.rows.get("api", DOWN).pid == old_pid, "api")
+        running.send(signal.SIGSTOP)  # what Ctrl+Z does to it
+        await until(pilot, lambda: view.NOT_ANSWERING in title(app), "the UI to say so")
+        assert not app.stack_ended and app.rows["api"].pid == old_pid  # kept meanwhile
+        running.send(signal.SIGCONT)  # `fg`
+        await until(pilot, lambda: view.NOT_ANSWERING not in title(app), "the UI to see it back")
+        await pilot.press("r")  # the same stream goes on: a restart shows
+        await until(pilot, lambda: app.rows["api"].pid not in (None, old_pid), "the new api")
 
 
 DOWN = ServiceRow("", "stopped")

@@ -63,13 +63,18 @@ import os, sys
 _log = os.environ.get("DEVSTACK_TEST_SPAWNS")
 
 def _note(event, args):
+    if event == "os.fork":  # the child that checks a first `up` (runtime/checker.py)
+        with open(_log, "a") as file:
+            file.write(f"{os.getpid()} {event} {'asyncio' in sys.modules} + True\\n")
     if event in ("os.posix_spawn", "subprocess.Popen"):
         env = args[2] if event == "os.posix_spawn" else args[3]
         service = (env or {}).get("DEVSTACK_SERVICE", "-")
+        if "checker_main" in " ".join(map(str, args[1])):
+            service = "+"  # the child that checks the run (runtime/checker.py)
         with open(_log, "a") as file:
             file.write(
                 f"{os.getpid()} {event} {'asyncio' in sys.modules} {service}"
-                f" {'yaml' in sys.modules}\\n"
+                f" {'devstack.runtime.checker' in sys.modules}\\n"
             )
 
 if _log:
@@ -91,18 +96,18 @@ def spawns(log: Path, pid: int) -> dict[str, tuple[str, bool]]:
     found: dict[str, tuple[str, bool]] = {}
     for line in log.read_text().splitlines():
         by, event, asyncio, service, _ = line.split(" ")
-        if int(by) == pid and service != "-":  # "-": the guardian
+        if int(by) == pid and service not in "-+":  # "-": the guardian, "+": the checks
             found[service] = (event, asyncio == "True")
     return found
 
 
-def spawned_before_yaml(log: Path, pid: int) -> set[str]:
-    """The services process `pid` spawned before it had read devstack.yaml (yaml not
-    imported yet): those started from the kept plan."""
+def spawned_before_the_checks(log: Path, pid: int) -> set[str]:
+    """The services process `pid` spawned before it had devstack.yaml read and checked
+    (runtime/checker.py not imported yet): those started from the kept plan."""
     found: set[str] = set()
     for line in log.read_text().splitlines():
-        by, _, _, service, yaml = line.split(" ")
-        if int(by) == pid and service != "-" and yaml == "False":
+        by, _, _, service, checking = line.split(" ")
+        if int(by) == pid and service not in "-+" and checking == "False":
             found.add(service)
     return found
 
@@ -206,7 +211,8 @@ def test_a_first_up_that_fails_a_check_starts_nothing(repo: Path, tmp_path: Path
     assert result.returncode != 0
     assert "does not exist" in result.stderr, result.stderr
     assert "devstack up: nothing started" in result.stderr, result.stderr
-    assert not log.exists()  # not even the guardian
+    spawned = [line.split(" ")[3] for line in log.read_text().splitlines()]
+    assert spawned == ["+"]  # the child that checked; not even the guardian
 
 
 def test_a_plan_entry_that_differs_is_stopped_and_spawned_afresh(repo: Path) -> None:
@@ -338,7 +344,7 @@ def test_a_secret_from_an_env_file_is_kept_as_its_place_and_starts_from_the_plan
     up = Running("up", cwd=repo, env=env)
     try:
         up.wait_for(rf"api +\| token {secret}$")
-        assert spawned_before_yaml(log, up.pid) == {"api"}  # from the plan
+        assert spawned_before_the_checks(log, up.pid) == {"api"}  # from the plan
         assert len(starts(up.output().splitlines(), "api")) == 1  # adopted: the same env
         up.interrupt()
         assert up.wait() == 130, up.output()

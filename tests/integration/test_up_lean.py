@@ -22,7 +22,17 @@ PY = sys.executable
 # watchfiles package around its Rust part (anyio, multiprocessing), psutil (a stop's
 # sweep, the UI), tempfile (a socket path too long for .devstack); bz2 and lzma, which
 # shutil imports for its archive formats (doctor's `which`, argparse's help width).
+# And what only the checks need (devstack.yaml, the env files, the doctor, the
+# command line), which a child process does, at the start and for each reload
+# (runtime/checker.py).
 KEPT_OUT = (
+    "yaml",
+    "argparse",
+    "devstack.core.config",
+    "devstack.core.doctor",
+    "devstack.core.packages",
+    "devstack.commands",
+    "pickle",  # the checked run is read with _pickle's loads (runtime/checker.py)
     "ssl",
     "_ssl",
     "_hashlib",
@@ -36,44 +46,67 @@ KEPT_OUT = (
     "lzma",
 )
 OPENSSL = re.compile(r"/lib(ssl|crypto)\.so")
-LOADED = re.compile(r"^import '([^']+)' # ")  # `python -v`: a module loaded
+# In every Python of the test's environment: SIGUSR2 writes the modules it has imported,
+# then an empty line, to the descriptor DEVSTACK_TEST_MODULES_FD. (Not `python -v`: the
+# child that checks the run, forked from `up`, prints its own imports, yaml and the
+# config code, to the same stderr.)
+MODULES_HOOK = """\
+import os, signal, sys
+_fd = os.environ.get("DEVSTACK_TEST_MODULES_FD")
+
+def _dump(signum, frame):
+    names = sorted(name for name, module in sys.modules.items() if module)
+    os.write(int(_fd), ("\\n".join(names) + "\\n\\n").encode())
+
+if _fd:
+    signal.signal(signal.SIGUSR2, _dump)
+"""
 
 
 def idle_up(repo: Path) -> tuple[set[str], str]:
-    """Run `devstack up` under `python -v` until it watches, then stop it: the modules
-    it loaded to start and to idle (stderr, kept apart from the output: a line of
-    each could interleave), and its memory map at that point."""
-    verbose = repo.parent / "verbose.log"
-    with open(verbose, "wb") as stderr:
-        up = subprocess.Popen(
-            [DEVSTACK, "up"],
-            cwd=repo,
-            env=clean_env(PYTHONVERBOSE="1"),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            start_new_session=True,
-        )
-        try:
-            assert up.stdout is not None
-            output, deadline = b"", time.monotonic() + TIMEOUT
-            while b"watching for changes" not in output:
-                left = deadline - time.monotonic()
-                assert left > 0 and select.select([up.stdout], [], [], left)[0], output
-                chunk = os.read(up.stdout.fileno(), 65536)
-                assert chunk, output
-                output += chunk
-            maps = Path(f"/proc/{up.pid}/maps").read_text()
-            idle = verbose.read_text()  # before the stop's own imports
-            os.killpg(up.pid, signal.SIGINT)
-            assert up.wait(TIMEOUT) == 130
-        finally:
-            if up.poll() is None:
-                up.kill()
-                up.wait(TIMEOUT)
-            if up.stdout is not None:
-                up.stdout.close()
-    return {match[1] for line in idle.splitlines() if (match := LOADED.match(line))}, maps
+    """Run `devstack up` until it watches, then stop it: the modules it has imported to
+    start and to idle (before the stop's own), and its memory map at that point."""
+    hook = repo.parent / "hook"
+    hook.mkdir(exist_ok=True)
+    (hook / "sitecustomize.py").write_text(MODULES_HOOK)
+    read_end, write_end = os.pipe()
+    up = subprocess.Popen(
+        [DEVSTACK, "up"],
+        cwd=repo,
+        env=clean_env(PYTHONPATH=str(hook), DEVSTACK_TEST_MODULES_FD=str(write_end)),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        pass_fds=(write_end,),
+    )
+    os.close(write_end)
+    listed = b""
+    try:
+        assert up.stdout is not None
+        output, deadline = b"", time.monotonic() + TIMEOUT
+        while b"watching for changes" not in output:
+            left = deadline - time.monotonic()
+            assert left > 0 and select.select([up.stdout], [], [], left)[0], output
+            chunk = os.read(up.stdout.fileno(), 65536)
+            assert chunk, output
+            output += chunk
+        maps = Path(f"/proc/{up.pid}/maps").read_text()
+        os.kill(up.pid, signal.SIGUSR2)
+        while not listed.endswith(b"\n\n"):
+            left = deadline - time.monotonic()
+            assert left > 0 and select.select([read_end], [], [], left)[0], listed
+            listed += os.read(read_end, 65536)
+        os.killpg(up.pid, signal.SIGINT)
+        assert up.wait(TIMEOUT) == 130
+    finally:
+        os.close(read_end)
+        if up.poll() is None:
+            up.kill()
+            up.wait(TIMEOUT)
+        if up.stdout is not None:
+            up.stdout.close()
+    return set(listed.decode().split()), maps
 
 
 def test_a_running_up_has_not_imported_what_it_does_not_use(repo: Path) -> None:

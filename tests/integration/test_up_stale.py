@@ -7,7 +7,7 @@ from pathlib import Path
 
 import psutil
 
-from tests.support import Running, make_repo, wait_until
+from tests.support import Running, cmdline_of, make_repo, wait_until
 
 STACK = """
 services:
@@ -25,7 +25,7 @@ def test_the_next_up_stops_what_a_killed_run_left(repo: Path) -> None:
         assert len(left) == 2
         # The guardian goes first, so nothing cleans up after devstack's own SIGKILL.
         for guardian in psutil.Process(first.pid).children():
-            if "guardian" in " ".join(guardian.cmdline()):
+            if "guardian" in " ".join(cmdline_of(guardian)):  # not the checks' child, gone by now
                 guardian.kill()
                 guardian.wait(10)
         first.send(signal.SIGKILL)

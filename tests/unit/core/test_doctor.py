@@ -255,8 +255,9 @@ def test_up_raises_its_soft_fd_limit_up_to_the_hard_one() -> None:
     import sys
 
     script = (
-        "import resource; from devstack.commands.up import raise_fd_limit;"
-        "print(*raise_fd_limit()); print(*resource.getrlimit(resource.RLIMIT_NOFILE))"
+        "import resource; from devstack.runtime.stackrun import raise_fd_limit;"
+        "from devstack.core.doctor import FD_LIMIT;"
+        "print(*raise_fd_limit(FD_LIMIT)); print(*resource.getrlimit(resource.RLIMIT_NOFILE))"
     )
 
     def limited() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from devstack.core.errors import DevstackError
-from devstack.core.graph import find_cycle, select, start_order
+from devstack.core.graph import ReloadSelection, find_cycle, select, start_order
 
 EDGES = {"db": [], "jobs": ["db"], "api": ["jobs", "db"], "web": ["api"], "mail": []}
 AUTOSTART = {name: True for name in EDGES} | {"mail": False}
@@ -39,3 +39,28 @@ def test_unknown_names_suggest_the_closest() -> None:
 def test_cycles() -> None:
     assert find_cycle(EDGES) is None
     assert find_cycle({"a": ["b"], "b": ["a"]}) == ["a", "b", "a"]
+
+
+# (in the run, the config's services before, start new ones?, autostart now) -> taken
+RELOADS = [
+    # the run's services stay, in the new config's order
+    ({"b", "a"}, {"a", "b"}, True, {"a": True, "b": True}, ["a", "b"]),
+    # one removed from the config is gone; one of the run keeps running without autostart
+    ({"a", "b"}, {"a", "b"}, True, {"a": False}, ["a"]),
+    # a new service that starts by itself joins a plain `up`...
+    ({"a"}, {"a"}, True, {"a": True, "new": True}, ["a", "new"]),
+    # ...not one started for chosen services (`up a`)
+    ({"a"}, {"a"}, False, {"a": True, "new": True}, ["a"]),
+    # nor a new one with autostart: false
+    ({"a"}, {"a"}, True, {"a": True, "new": False}, ["a"]),
+    # a known service the run left out (`up --except b`) stays out
+    ({"a"}, {"a", "b"}, True, {"a": True, "b": True}, ["a"]),
+]
+
+
+@pytest.mark.parametrize(("in_run", "known", "start_new", "autostart", "taken"), RELOADS)
+def test_a_reload_takes_the_runs_services_and_new_ones_that_start_by_themselves(
+    in_run: set[str], known: set[str], start_new: bool, autostart: dict[str, bool], taken: list[str]
+) -> None:
+    selection = ReloadSelection(frozenset(in_run), frozenset(known), start_new)
+    assert selection.of(autostart) == taken

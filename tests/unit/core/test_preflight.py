@@ -41,7 +41,7 @@ def test_a_reload_refuses_what_up_would_refuse(tmp_path: Path) -> None:
         stack.states.pop("broken")  # this run started api alone
         watcher = ProjectWatcher(stack, shell={}, cli_env={})
         (tmp_path / "api.env").write_text("URL=http://${HOST}/\n")
-        loaded = watcher._load(False, stack.project, "api.env")
+        loaded = await watcher._load(False, stack.project, "api.env")
         return loaded, stack.messages
 
     loaded, said = asyncio.run(scenario())

@@ -88,3 +88,34 @@ def test_a_fingerprint_and_doctors_which_leave_openssl_and_compressors_out() -> 
     )
     digest = hashlib.sha256(b"hunter2").hexdigest()[:6]
     assert done.stdout.splitlines() == [f"7 chars, #{digest} []", "True"]
+
+
+THREADS_ALLOCATE = """
+import ctypes, sys, threading
+from devstack.runtime import lean
+if sys.argv[1] == "one":
+    lean.one_malloc_arena()
+def allocate():
+    kept = [bytearray(4096) for _ in range(200)]  # malloc's, not Python's small-object arenas
+threads = [threading.Thread(target=allocate) for _ in range(4)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+ctypes.CDLL(None).malloc_stats()  # one "Arena N:" block per arena, on stderr
+"""
+
+
+@pytest.mark.skipif(not lean._glibc(), reason="malloc arenas are glibc's")
+def test_threads_allocate_from_one_arena() -> None:
+    def arenas(mode: str) -> int:
+        done = subprocess.run(
+            [sys.executable, "-c", THREADS_ALLOCATE, mode],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return done.stderr.count("Arena ")
+
+    assert arenas("many") > 1  # what each thread would get without it
+    assert arenas("one") == 1

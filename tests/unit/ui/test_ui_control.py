@@ -8,12 +8,15 @@ The real server and client over a real socket, in front of the stand-in stack
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from devstack.core.errors import DevstackError
 from devstack.runtime import control
 from devstack.runtime.control import ProtocolError, parse_request
 from tests.fakes import FakeStack
@@ -79,3 +82,46 @@ def test_the_ui_client_takes_a_tail_bigger_than_a_request_may_be(server: ServerT
     (logs / "api.log").rename(logs / "api.log.1")
     (logs / "api.log").write_text("after rotation\n")
     assert asyncio.run(first_batch()) == [*lines, "after rotation"]
+
+
+def test_a_quiet_watch_says_it_is_alive(
+    server: ServerThread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(control, "HEARTBEAT", 0.05)
+    with control.connect(server.root, 10.0) as sock, sock.makefile("rb") as incoming:
+        sock.sendall(control.encode({"op": "watch"}))
+        assert json.loads(incoming.readline())["ok"]
+        assert json.loads(incoming.readline())["alive"]  # nothing changed
+
+
+def test_the_ui_client_tells_a_silent_up_and_its_return(
+    server: ServerThread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An `up` stopped with Ctrl+Z sends nothing, heartbeats included (played here by
+    heartbeats far apart): the UI hears so once, then that it answers again."""
+    from devstack.ui.stack import StackClient
+
+    monkeypatch.setattr(control, "HEARTBEAT", 3600.0)
+    supervisor = server.supervisor
+    assert isinstance(supervisor, FakeStack)
+    heard: list[str | None] = []
+    client = StackClient(server.root, silence=0.2)
+
+    def silence(error: DevstackError | None) -> None:
+        heard.append(error.problems[0].code if error is not None else None)
+        if error is not None:  # the `up` goes on
+            server.call(supervisor.change, "jobs", "crashed")
+
+    client.on_silence = silence
+
+    async def follow() -> list[str]:
+        seen = []
+        async with contextlib.aclosing(client.statuses()) as statuses:
+            async for rows in statuses:
+                seen.append({row.name: row.state for row in rows}["jobs"])
+                if len(seen) == 2:
+                    break
+        return seen
+
+    assert asyncio.run(asyncio.wait_for(follow(), 30)) == ["running", "crashed"]
+    assert heard == ["not-answering", None]

@@ -69,6 +69,7 @@ services:
 class FixedStack:
     def __init__(self, root: Path) -> None:
         self.root = root
+        self.on_silence = None
 
     async def statuses(self) -> AsyncGenerator[list[ServiceRow], None]:
         yield ROWS

@@ -1,0 +1,131 @@
+"""runtime/checker.py: the checks of `up` and of a reload, made in a real child process
+and handed back as data."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+
+from devstack import cli
+from devstack.core.graph import ReloadSelection
+from devstack.runtime.checker import (
+    Checked,
+    NotChecked,
+    Rejected,
+    Reloaded,
+    ReloadRequest,
+    UpCheck,
+    recheck,
+)
+from tests.support import make_repo
+
+CONFIG = """
+services:
+  api: {cmd: /bin/sh app.sh, env_files: [api.env], depends_on: [db]}
+  db: {cmd: /bin/sh db.sh}
+  broken: {cmd: /nonexistent/program, autostart: false}
+"""
+FILES = {"api.env": "URL=http://localhost/\n", "app.sh": "", "db.sh": ""}
+
+
+class NoMapping:
+    """What a shell's variables never are."""
+
+
+def request(root: Path, **changes: object) -> ReloadRequest:
+    fields: dict[str, object] = {
+        "config_path": root / "devstack.yaml",
+        "project": None,
+        "shell": {"PATH": os.environ["PATH"]},
+        "cli_env": {},
+        "selection": ReloadSelection(frozenset({"api", "db"}), frozenset({"api", "db"}), True),
+    }
+    return ReloadRequest(**{**fields, **changes})  # type: ignore[arg-type]
+
+
+def test_a_good_reload_comes_back_resolved(tmp_path: Path) -> None:
+    make_repo(tmp_path, CONFIG, FILES)
+    outcome = asyncio.run(recheck(request(tmp_path, cli_env={"DEBUG": "1"})))
+    assert isinstance(outcome, Reloaded), outcome
+    assert list(outcome.project.services) == ["api", "db", "broken"]
+    assert outcome.env.services["api"].values["URL"] == "http://localhost/"
+    assert outcome.env.services["api"].variables["DEBUG"].source.kind == "cli"
+
+
+def test_a_reload_is_checked_for_the_runs_services_only(tmp_path: Path) -> None:
+    # `broken` is not in the run (autostart: false): it does not block the reload...
+    make_repo(tmp_path, CONFIG, FILES)
+    assert isinstance(asyncio.run(recheck(request(tmp_path))), Reloaded)
+    # ...but it does once the run has it
+    taken = ReloadSelection(frozenset({"api", "db", "broken"}), frozenset(), True)
+    outcome = asyncio.run(recheck(request(tmp_path, selection=taken)))
+    assert isinstance(outcome, Rejected)
+    assert any("/nonexistent/program" in problem for problem in outcome.problems)
+
+
+def test_a_broken_config_is_rejected_with_its_line(tmp_path: Path) -> None:
+    make_repo(tmp_path, CONFIG.replace("db: {cmd", "db: {cmdd"), FILES)
+    outcome = asyncio.run(recheck(request(tmp_path)))
+    assert isinstance(outcome, Rejected)
+    assert any("devstack.yaml:4" in problem and "cmdd" in problem for problem in outcome.problems)
+
+
+def test_a_child_that_fails_is_an_internal_error_not_a_crash(tmp_path: Path) -> None:
+    make_repo(tmp_path, CONFIG, FILES)
+    # A bug in the child, played by a shell that is no mapping: it dies with a traceback.
+    outcome = asyncio.run(recheck(request(tmp_path, shell=NoMapping())))
+    assert isinstance(outcome, Rejected)
+    [said] = outcome.problems
+    assert said.startswith("internal error checking the new config (status 1)")
+    assert "Traceback" in said and "'NoMapping' object has no attribute" in said
+
+
+def up_check(argv: list[str]) -> UpCheck:
+    """The child checking `devstack ARGV`, forked as `devstack up` forks it."""
+    return UpCheck(*cli.fork_checks(argv))
+
+
+@pytest.mark.parametrize(
+    ("argv", "status"), [(["up", "--help"], 0), (["up", "--no-such-option"], 2)]
+)
+def test_what_the_parser_ends_ends_up(
+    tmp_path: Path, argv: list[str], status: int, capfd: pytest.CaptureFixture[str]
+) -> None:
+    make_repo(tmp_path, CONFIG, FILES)
+    check = up_check(["-f", str(tmp_path / "devstack.yaml"), *argv])
+    assert check.outcome() == NotChecked(status)
+    out, err = capfd.readouterr()
+    assert ("--no-deps" in out) if status == 0 else ("--no-such-option" in err)
+
+
+def test_a_checked_run_holds_what_up_starts(tmp_path: Path) -> None:
+    make_repo(tmp_path, CONFIG, FILES)
+    check = up_check(["-f", str(tmp_path / "devstack.yaml"), "up", "api", "--timestamps"])
+    outcome = check.outcome()
+    check.wait()
+    assert isinstance(outcome, Checked)
+    assert outcome.names == ("db", "api")
+    assert outcome.options.names == ("api",) and outcome.options.timestamps
+    assert outcome.env.services["api"].values["URL"] == "http://localhost/"
+
+
+def test_a_failed_check_says_so_for_up_to_add_what_it_stopped(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    make_repo(tmp_path, CONFIG, FILES)
+    check = up_check(["-f", str(tmp_path / "devstack.yaml"), "up", "broken"])
+    assert check.outcome() == NotChecked(1, checks_failed=True)
+    assert "/nonexistent/program" in capfd.readouterr().err
+
+
+def test_a_big_config_comes_back_whole(tmp_path: Path) -> None:
+    """Far more than one pipe's read: the answer is read to its end."""
+    services = "".join(f"  s{i}: {{cmd: /bin/sh db.sh, env: [S{i}=x]}}\n" for i in range(400))
+    make_repo(tmp_path, "services:\n" + services, FILES)
+    everything = ReloadSelection(frozenset(), frozenset(), True)
+    outcome = asyncio.run(recheck(request(tmp_path, selection=everything)))
+    assert isinstance(outcome, Reloaded), outcome
+    assert len(outcome.project.services) == 400
