@@ -160,17 +160,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _up(command_line: list[str], *, fast_start: bool) -> int:
-    """`devstack up`: the child that checks the run is forked first, then a plain `up`
-    spawns its kept plan's services (runtime/firstwave.py), then the long-lived `up`
+    """`devstack up`: a plain `up` spawns its kept plan's services first
+    (runtime/firstwave.py); a child checks the run; the long-lived `up`
     (runtime/stackrun.py) waits for the checked run and runs it. It never parses its
     arguments or reads devstack.yaml itself: the child does (issue 16)."""
     early = None
     try:
-        checks = fork_checks(command_line)
         early = _first_wave() if fast_start else None
+        # A first `up` waits for the checks: forked now, they start at once. After a
+        # fast start, a fresh interpreter checks (runtime/checker.py: UpCheck).
+        checks = fork_checks(command_line) if early is None and _alone() else None
         from devstack.runtime import stackrun
 
-        return _reporting(lambda: stackrun.main(checks, early))
+        return _reporting(lambda: stackrun.main(checks, command_line, early))
     except KeyboardInterrupt:  # before the command's own handling began
         return 130
     finally:
@@ -192,9 +194,9 @@ def fork_checks(command_line: list[str]) -> tuple[int, int]:
     """Fork the child that checks `devstack COMMAND_LINE` (an `up`): its pid, and the
     pipe it hands the checked run over on (runtime/checker.py reads it).
 
-    Forked, not a fresh interpreter, and first thing, while no other thread runs (a
-    fork copies only the calling one): its Python and what is imported already are not
-    paid for twice (~100 ms of CPU less). It checks beside the fast start, and exits."""
+    Forked, not a fresh interpreter, while no other thread runs (a fork copies only
+    the calling one): its Python and what is imported already are not paid for twice
+    (~100 ms of CPU less before a first `up` can spawn)."""
     import os
 
     read_end, write_end = os.pipe()
@@ -210,6 +212,12 @@ def fork_checks(command_line: list[str]) -> tuple[int, int]:
             os._exit(status)
     os.close(write_end)
     return pid, read_end
+
+
+def _alone() -> bool:
+    """No other thread runs in this process (a fork copies only the calling one)."""
+    threading = sys.modules.get("threading")
+    return threading is None or threading.active_count() == 1
 
 
 def _check_in_fork(command_line: list[str], handover: int) -> int:
@@ -234,8 +242,18 @@ def _check_in_fork(command_line: list[str], handover: int) -> int:
     return status
 
 
+def checker_main(args: list[str]) -> int:
+    """A fresh interpreter that checks (runtime/checker.py): `up FD ARGV...` checks
+    `devstack ARGV` and hands the run over on FD; `reload` checks a reload."""
+    if args[0] == "reload":
+        from devstack.runtime.checker import reload_main
+
+        return reload_main()
+    return check_up(args[2:], handover=int(args[1]))
+
+
 def check_up(argv: list[str], handover: int) -> int:
-    """In the forked child: `devstack ARGV`, an `up`, parsed and checked, what is wrong
+    """In the child that checks: `devstack ARGV`, an `up`, parsed and checked, what is wrong
     printed, the run handed over on `handover` (commands/up.py)."""
     args = plain_up() if argv == ["up"] else build_parser(argv).parse_args(argv)
     args.command_line = argv

@@ -8,9 +8,9 @@ the long-lived `up` would keep for hours and never use again (Python never unloa
 module: tried, nothing came back). So `up` has a child do them, and gets the outcome
 back as data:
 
-- `UpCheck`: `devstack up ARGS` as the command line gave it, checked by a child forked
-  first thing (devstack.cli.fork_checks), which then runs beside the fast start
-  (runtime/firstwave.py) and never returns to `up`'s code. The child parses the
+- `UpCheck`: `devstack up ARGS` as the command line gave it, checked by a child: forked
+  on a first `up` (devstack.cli.fork_checks), a fresh interpreter once the fast start
+  (runtime/firstwave.py) has spawned the kept plan's services. The child parses the
   arguments, prints help, usage errors, the doctor's problems and warnings itself, as
   `up` always did, and hands over a `Checked` run (the project, every service's
   environment with its provenance, the chosen services, the options) or `NotChecked`.
@@ -48,9 +48,10 @@ PLAN_TIMEOUT = 10.0  # seconds the child may take to write the kept plan after t
 # As the guardian's Python: `-S`, no site (the import path is passed: ~10 ms less to
 # start); `-I`, no working directory on the path (a yaml.py there would shadow PyYAML)
 # and no PYTHON* variables (they are passed to the services, not read here).
+# The entry is the CLI's (`up FD ARGV...` or `reload`), which imports this module.
 _BOOT = (
     f"import sys; sys.path[:0] = sys.argv[1].split({os.pathsep!r}); "
-    "from devstack.runtime.checker import reload_main; sys.exit(reload_main())"
+    "from devstack.cli import checker_main; sys.exit(checker_main(sys.argv[2:]))"
 )
 
 
@@ -118,14 +119,36 @@ class Rejected:
 
 
 class UpCheck:
-    """The child checking `devstack up ARGS` (forked by devstack.cli.fork_checks, its
-    `pid`, handing over on `read_end`'s pipe); `outcome()` waits for its answer. The
-    answer is length-prefixed; the pipe's end (EOF) then says the child exited."""
+    """The child checking `devstack up ARGS`, its `pid`, handing over on `read_end`'s
+    pipe; `outcome()` waits for its answer. The answer is length-prefixed; the pipe's
+    end (EOF) then says the child exited.
+
+    On a first `up` it is forked first thing (devstack.cli.fork_checks): its Python and
+    imports are not paid twice (~100 ms of CPU), and `up` waits for it anyway. After a
+    fast start (`spawned`), a fresh interpreter: the fork would copy a process with the
+    line pump's thread running, and a fork before the plan's spawns held them up by
+    10-20 ms (the CPU it takes, and the copy-on-write faults of every page `up` then
+    writes)."""
 
     def __init__(self, pid: int, read_end: int) -> None:
         self._pid = pid
         self._read_end = read_end
         self._status: int | None = None
+
+    @classmethod
+    def spawned(cls, argv: list[str]) -> UpCheck:
+        """A fresh interpreter checking `devstack ARGV`."""
+        read_end, write_end = os.pipe()
+        try:
+            os.set_inheritable(write_end, True)
+            child = child_argv("up", str(write_end), *argv)
+            pid = os.posix_spawn(child[0], child, os.environ)
+        except BaseException:
+            os.close(read_end)
+            raise
+        finally:
+            os.close(write_end)
+        return cls(pid, read_end)
 
     def outcome(self) -> Checked | NotChecked:
         """The run, or how `up` ends; on Ctrl+C the child (which had it too) is ended."""
@@ -191,7 +214,7 @@ async def recheck(request: ReloadRequest) -> Reloaded | Rejected:
     from devstack.runtime import reaper
 
     process = await asyncio.create_subprocess_exec(
-        *child_argv(),
+        *child_argv("reload"),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -242,12 +265,13 @@ async def _read_to_end(stream: asyncio.StreamReader, limit: int) -> bytes:
     return bytes(kept)
 
 
-def child_argv() -> list[str]:
-    """A fresh interpreter that checks a reload: the loop's threads (its executor,
-    watchfiles') rule out a fork here."""
+def child_argv(*args: str) -> list[str]:
+    """A fresh interpreter that checks: `up FD ARGV...` after a fast start, `reload`
+    under a running loop (whose threads, its executor's and watchfiles', rule out a
+    fork)."""
     from devstack.runtime.guardian import import_path
 
-    return [sys.executable, "-I", "-S", "-c", _BOOT, os.pathsep.join(import_path())]
+    return [sys.executable, "-I", "-S", "-c", _BOOT, os.pathsep.join(import_path()), *args]
 
 
 def _loads(data: bytes) -> object:
@@ -278,7 +302,7 @@ def _exit_status(returncode: int) -> int:
 
 
 def reload_main() -> int:
-    """The reload's child: the ReloadRequest on stdin, the outcome on stdout."""
+    """`reload`: the ReloadRequest on stdin, the outcome on stdout."""
     import pickle
 
     request = pickle.loads(sys.stdin.buffer.read(OUTCOME_LIMIT))

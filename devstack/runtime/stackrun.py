@@ -30,15 +30,16 @@ if TYPE_CHECKING:
     from devstack.ui.foreground import HeldTerminal
 
 
-def main(checks: tuple[int, int], early: Early | None) -> int:
-    """`devstack up`'s exit status. `checks`: the child checking the run (its pid and
-    pipe, devstack.cli.fork_checks); `early`: what the kept plan started."""
+def main(checks: tuple[int, int] | None, argv: list[str], early: Early | None) -> int:
+    """`devstack ARGV` (an `up`): its exit status. `checks`: the forked child checking
+    the run (its pid and pipe, devstack.cli.fork_checks), or None for a fresh one;
+    `early`: what the kept plan started."""
     from devstack.runtime.checker import NotChecked, UpCheck
     from devstack.runtime.lean import one_malloc_arena
 
     one_malloc_arena()  # before the first thread (runtime/lean.py)
     try:
-        check = UpCheck(*checks)
+        check = UpCheck(*checks) if checks is not None else UpCheck.spawned(argv)
         _import_for_the_checked_run()  # meanwhile, on another core
         outcome = check.outcome()
         if isinstance(outcome, NotChecked):

@@ -83,27 +83,33 @@ def test_a_child_that_fails_is_an_internal_error_not_a_crash(tmp_path: Path) -> 
     assert "Traceback" in said and "'NoMapping' object has no attribute" in said
 
 
-def up_check(argv: list[str]) -> UpCheck:
-    """The child checking `devstack ARGV`, forked as `devstack up` forks it."""
-    return UpCheck(*cli.fork_checks(argv))
+# Forked (a first `up`) and a fresh interpreter (after the fast start) alike.
+HOW = pytest.mark.parametrize("fork", [True, False], ids=["forked", "fresh"])
 
 
+def up_check(argv: list[str], fork: bool) -> UpCheck:
+    """The child checking `devstack ARGV`, as `devstack up` starts it."""
+    return UpCheck(*cli.fork_checks(argv)) if fork else UpCheck.spawned(argv)
+
+
+@HOW
 @pytest.mark.parametrize(
     ("argv", "status"), [(["up", "--help"], 0), (["up", "--no-such-option"], 2)]
 )
 def test_what_the_parser_ends_ends_up(
-    tmp_path: Path, argv: list[str], status: int, capfd: pytest.CaptureFixture[str]
+    tmp_path: Path, argv: list[str], status: int, fork: bool, capfd: pytest.CaptureFixture[str]
 ) -> None:
     make_repo(tmp_path, CONFIG, FILES)
-    check = up_check(["-f", str(tmp_path / "devstack.yaml"), *argv])
+    check = up_check(["-f", str(tmp_path / "devstack.yaml"), *argv], fork)
     assert check.outcome() == NotChecked(status)
     out, err = capfd.readouterr()
     assert ("--no-deps" in out) if status == 0 else ("--no-such-option" in err)
 
 
-def test_a_checked_run_holds_what_up_starts(tmp_path: Path) -> None:
+@HOW
+def test_a_checked_run_holds_what_up_starts(tmp_path: Path, fork: bool) -> None:
     make_repo(tmp_path, CONFIG, FILES)
-    check = up_check(["-f", str(tmp_path / "devstack.yaml"), "up", "api", "--timestamps"])
+    check = up_check(["-f", str(tmp_path / "devstack.yaml"), "up", "api", "--timestamps"], fork)
     outcome = check.outcome()
     check.wait()
     assert isinstance(outcome, Checked)
@@ -112,11 +118,12 @@ def test_a_checked_run_holds_what_up_starts(tmp_path: Path) -> None:
     assert outcome.env.services["api"].values["URL"] == "http://localhost/"
 
 
+@HOW
 def test_a_failed_check_says_so_for_up_to_add_what_it_stopped(
-    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+    tmp_path: Path, fork: bool, capfd: pytest.CaptureFixture[str]
 ) -> None:
     make_repo(tmp_path, CONFIG, FILES)
-    check = up_check(["-f", str(tmp_path / "devstack.yaml"), "up", "broken"])
+    check = up_check(["-f", str(tmp_path / "devstack.yaml"), "up", "broken"], fork)
     assert check.outcome() == NotChecked(1, checks_failed=True)
     assert "/nonexistent/program" in capfd.readouterr().err
 
