@@ -244,11 +244,12 @@ def _check_in_fork(command_line: list[str], handover: int) -> int:
 
 def checker_main(args: list[str]) -> int:
     """A fresh interpreter that checks (runtime/checker.py): `up FD ARGV...` checks
-    `devstack ARGV` and hands the run over on FD; `reload` checks a reload."""
-    if args[0] == "reload":
-        from devstack.runtime.checker import reload_main
+    `devstack ARGV` and hands the run over on FD; `reload` checks a reload, `rules`
+    compiles the watcher's rules."""
+    if args[0] in ("reload", "rules"):
+        from devstack.runtime.checker import answer_main
 
-        return reload_main()
+        return answer_main(args[0])
     return check_up(args[2:], handover=int(args[1]))
 
 

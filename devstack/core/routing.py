@@ -15,8 +15,9 @@ directory name) everything below it, `!tasks/skip.py` takes a path back out, and
 `../../libs/common/` reaches a shared library elsewhere in the repo. `ignore` globs
 follow .gitignore rules (`*.tmp` matches at any depth).
 
-pathspec is imported only by what compiles a spec (a `.gitignore` file read, a
-service with `watch` globs): a stack without either never loads it.
+Both kinds of globs are .gitignore syntax, compiled by pathspec (core/globs.py). The
+long-lived `up` only matches: a child compiles them (`compile_rules`, called through
+runtime/checker.py), so pathspec stays out of `up` (issue 16).
 """
 
 from __future__ import annotations
@@ -28,13 +29,10 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from devstack.core.imports import import_without
+from devstack.core.globs import Globs, compile_globs
 from devstack.core.model import DEFAULT_DEBOUNCE_MS, Project, Service
-
-if TYPE_CHECKING:
-    from pathspec import GitIgnoreSpec
 
 # Directories nobody edits by hand: tools and package managers write there constantly.
 DEFAULT_IGNORED_DIRS = frozenset(
@@ -53,12 +51,29 @@ DEFAULT_IGNORED_NAMES = (
 GITIGNORE = ".gitignore"
 
 
-def load_gitignores(root: Path) -> dict[Path, GitIgnoreSpec]:
+@dataclass(frozen=True)
+class WatchRules:
+    """Everything compiled that routing needs: each watching service's globs, and the
+    repo's .gitignore files by the directory each rules (a child makes it)."""
+
+    watches: tuple[ServiceWatch, ...] = ()
+    gitignores: Mapping[Path, Globs] = field(default_factory=dict)
+
+
+def compile_rules(project: Project, *, gitignores: bool = True) -> WatchRules:
+    """The project's watch globs and (unless not asked for) .gitignore files, compiled."""
+    watches = tuple(
+        watch for s in project.services.values() if (watch := ServiceWatch.of(s)) is not None
+    )
+    return WatchRules(watches, load_gitignores(project.root) if gitignores else {})
+
+
+def load_gitignores(root: Path) -> dict[Path, Globs]:
     """Every `.gitignore` of the repo (and `.git/info/exclude`), by the directory it rules.
 
     Walks the repo once, skipping default-ignored and gitignored directories.
     """
-    specs: dict[Path, GitIgnoreSpec] = {}
+    specs: dict[Path, Globs] = {}
     exclude = _read_spec(root / ".git" / "info" / "exclude")
     for directory, subdirs, files in os.walk(root):
         here = Path(directory)
@@ -73,22 +88,12 @@ def load_gitignores(root: Path) -> dict[Path, GitIgnoreSpec]:
     return specs
 
 
-def _read_spec(path: Path) -> GitIgnoreSpec | None:
+def _read_spec(path: Path) -> Globs | None:
     try:
         lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:
         return None
-    return _spec(lines)
-
-
-def _spec(lines: Iterable[str]) -> GitIgnoreSpec:
-    """Lines of .gitignore syntax, compiled (the one place pathspec is imported)."""
-    # pathspec requires nothing; from typing_extensions, an optional extra, it takes only
-    # typing stubs it also defines itself: ~0.5 MiB that `up` would keep (issue 16).
-    import_without("pathspec", "typing_extensions")
-    from pathspec import GitIgnoreSpec
-
-    return GitIgnoreSpec.from_lines(lines)
+    return compile_globs(lines)
 
 
 class IgnoreFilter:
@@ -101,7 +106,7 @@ class IgnoreFilter:
         self,
         root: Path,
         *,
-        gitignores: Mapping[Path, GitIgnoreSpec] | None = None,
+        gitignores: Mapping[Path, Globs] | None = None,
         keep: Iterable[Path] = (),
         dirs: Iterable[str] = DEFAULT_IGNORED_DIRS,
         names: Iterable[str] = DEFAULT_IGNORED_NAMES,
@@ -137,7 +142,7 @@ class IgnoreFilter:
             spec = self.gitignores.get(directory)
             if spec is not None:
                 below = "/".join(parts[depth:]) + ("/" if is_dir else "")
-                verdict = spec.check_file(below).include
+                verdict = spec.check(below)
                 if verdict is not None:
                     ignored = verdict
             directory = directory + os.sep + parts[depth]
@@ -178,8 +183,8 @@ class ServiceWatch:
     name: str
     cwd: Path
     base: Path
-    include: GitIgnoreSpec
-    exclude: GitIgnoreSpec | None
+    include: Globs
+    exclude: Globs | None
     debounce_ms: int
 
     @classmethod
@@ -196,12 +201,12 @@ class ServiceWatch:
             prefix = "/".join(below_base[: ups - up]) if ups else ""
             anchored = "/" + (f"{prefix}/{rest}" if prefix else rest)
             lines.append(("!" if negated else "") + anchored)
-        exclude = _spec(service.watch.ignore) if service.watch.ignore else None
+        exclude = compile_globs(service.watch.ignore) if service.watch.ignore else None
         return cls(
             service.name,
             cwd,
             base,
-            _spec(lines),
+            compile_globs(lines),
             exclude,
             service.watch.debounce_ms,
         )
@@ -210,11 +215,11 @@ class ServiceWatch:
         prefix = str(self.base).rstrip(os.sep) + os.sep
         if not path.startswith(prefix):
             return False
-        if not self.include.match_file(path[len(prefix) :].replace(os.sep, "/")):
+        if not self.include.matches(path[len(prefix) :]):
             return False
         if self.exclude is None:
             return True
-        return not self.exclude.match_file(os.path.relpath(path, self.cwd).replace(os.sep, "/"))
+        return not self.exclude.matches(os.path.relpath(path, self.cwd))
 
 
 def _split_pattern(pattern: str) -> tuple[bool, int, str]:
@@ -237,14 +242,18 @@ def _split_pattern(pattern: str) -> tuple[bool, int, str]:
 class Router:
     """Routes batches of changed paths for one project (rebuilt on a config reload)."""
 
-    def __init__(self, project: Project, env_files: Iterable[Path], ignores: IgnoreFilter) -> None:
+    def __init__(
+        self,
+        project: Project,
+        env_files: Iterable[Path],
+        ignores: IgnoreFilter,
+        watches: Iterable[ServiceWatch],
+    ) -> None:
         self.project = project
         self.watch_filter = ignores
         self.config_path = str(project.config_path)
         self.env_files = frozenset(str(path) for path in env_files)
-        self.watches = tuple(
-            watch for s in project.services.values() if (watch := ServiceWatch.of(s)) is not None
-        )
+        self.watches = tuple(watches)
 
     @property
     def debounce_ms(self) -> int:

@@ -18,7 +18,11 @@ back as data:
 - `recheck`: devstack.yaml or an env file changed under a running stack. A fresh
   interpreter (a fork of the running loop could copy a lock another thread holds)
   checks the new config for the services of the run (`ReloadSelection`) and answers
-  `Reloaded` or `Rejected`, its problems as text for the watcher to say.
+  `Reloaded` (with the services' watch globs compiled) or `Rejected`, its problems as
+  text for the watcher to say.
+- `compile_rules`: the watcher's rules (core/routing.py `WatchRules`: watch globs and
+  .gitignore files), compiled by pathspec in a fresh interpreter, when the watcher
+  starts and when a .gitignore changes; `up` only matches them (core/globs.py).
 
 The outcome travels pickled, through a pipe only the two processes hold: the same
 user's own code at both ends (pickle runs what it reads, so it reads nothing else).
@@ -41,9 +45,11 @@ if TYPE_CHECKING:
     from devstack.core.envresolve import ProjectEnv
     from devstack.core.graph import ReloadSelection
     from devstack.core.model import Project
+    from devstack.core.routing import ServiceWatch, WatchRules
 
 OUTCOME_LIMIT = 256 * 2**20  # bytes: a run's data is ~10 KB per service
 RELOAD_TIMEOUT = 60.0  # seconds a reload's check may take (an env file on a stuck mount)
+RULES_TIMEOUT = 60.0  # seconds compiling the watch rules may take (a huge repo to walk)
 PLAN_TIMEOUT = 10.0  # seconds the child may take to write the kept plan after the hand-over
 # As the guardian's Python: `-S`, no site (the import path is passed: ~10 ms less to
 # start); `-I`, no working directory on the path (a yaml.py there would shadow PyYAML)
@@ -108,6 +114,7 @@ class Reloaded:
     project: Project
     env: ProjectEnv
     warnings: tuple[str, ...]  # the doctor's warnings, rendered
+    watches: tuple[ServiceWatch, ...]  # the new config's watch globs, compiled
 
 
 @dataclass(frozen=True)
@@ -209,36 +216,50 @@ def _read_exactly(fd: int, size: int) -> bytes:
 
 async def recheck(request: ReloadRequest) -> Reloaded | Rejected:
     """The outcome of checking a reload in a child (on the loop: it waits, never blocks)."""
+    outcome = await _ask_child("reload", request, RELOAD_TIMEOUT, "checking the new config")
+    if isinstance(outcome, Reloaded | Rejected):
+        return outcome
+    return Rejected((outcome if isinstance(outcome, str) else "no answer checking the new config",))
+
+
+async def compile_rules(project: Project) -> WatchRules | str:
+    """The watcher's rules for `project`, compiled in a child; or what went wrong."""
+    from devstack.core.routing import WatchRules  # the watcher's, imported already
+
+    outcome = await _ask_child("rules", project, RULES_TIMEOUT, "compiling the watch rules")
+    return outcome if isinstance(outcome, WatchRules | str) else "no rules compiled"
+
+
+async def _ask_child(command: str, request: object, timeout: float, doing: str) -> object:
+    """A fresh interpreter's answer to `request` (`command`: what it does with it), or
+    what went wrong, as text: `checking the new config took over 60 s`, or `internal
+    error checking the new config (status 1)` and the end of what the child said."""
     import asyncio
 
     from devstack.runtime import reaper
 
     process = await asyncio.create_subprocess_exec(
-        *child_argv("reload"),
+        *child_argv(command),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        start_new_session=True,  # Ctrl+C is the stack's to handle, not a reload's
+        start_new_session=True,  # Ctrl+C is the stack's to handle, not the child's
     )
     reaper.note_live(process.pid)  # its exit is asyncio's to collect, not the orphan reaper's
     try:
         data, errors = await asyncio.wait_for(
-            _exchange(process, _pickler().dumps(request)), RELOAD_TIMEOUT
+            _exchange(process, _pickler().dumps(request)), timeout
         )
     except TimeoutError:
         process.kill()
         await process.communicate()  # what the pipes still hold: then they close
-        return Rejected((f"checking the new config took over {RELOAD_TIMEOUT:.0f} s",))
+        return f"{doing} took over {timeout:.0f} s"
     finally:
         reaper.forget_live(process.pid)
-    if process.returncode == 0 and data:
-        outcome = _loads(data)
-        if isinstance(outcome, Reloaded | Rejected):
-            return outcome
+    if process.returncode == 0 and data and (outcome := _loads(data)) is not None:
+        return outcome
     said = errors.decode(errors="replace").strip()[-2000:]
-    return Rejected(
-        (f"internal error checking the new config (status {process.returncode})\n{said}",)
-    )
+    return f"internal error {doing} (status {process.returncode})\n{said}"
 
 
 async def _exchange(process: asyncio.subprocess.Process, request: bytes) -> tuple[bytes, bytes]:
@@ -301,12 +322,18 @@ def _exit_status(returncode: int) -> int:
 # -- the child's side -----------------------------------------------------------------
 
 
-def reload_main() -> int:
-    """`reload`: the ReloadRequest on stdin, the outcome on stdout."""
+def answer_main(command: str) -> int:
+    """`reload` or `rules`: the request on stdin, the answer on stdout."""
     import pickle
 
     request = pickle.loads(sys.stdin.buffer.read(OUTCOME_LIMIT))
-    sys.stdout.buffer.write(pickle.dumps(check_reload(request)))
+    if command == "rules":
+        from devstack.core.routing import compile_rules as compiled
+
+        answer: object = compiled(request)
+    else:
+        answer = check_reload(request)
+    sys.stdout.buffer.write(pickle.dumps(answer))
     return 0
 
 
@@ -327,6 +354,7 @@ def check_reload(request: ReloadRequest) -> Reloaded | Rejected:
     from devstack.core.envresolve import resolve_project
     from devstack.core.errors import DevstackError
     from devstack.core.preflight import check_run
+    from devstack.core.routing import compile_rules as compiled
 
     try:
         project = request.project or load_project(request.config_path)
@@ -337,4 +365,5 @@ def check_reload(request: ReloadRequest) -> Reloaded | Rejected:
     verdict = check_run(project, env, request.selection.of(autostart))
     if not verdict.usable:
         return Rejected(tuple(p.render() for p in (*verdict.env_errors, *verdict.errors)))
-    return Reloaded(project, env, tuple(problem.render() for problem in verdict.warnings))
+    warnings = tuple(problem.render() for problem in verdict.warnings)
+    return Reloaded(project, env, warnings, compiled(project, gitignores=False).watches)

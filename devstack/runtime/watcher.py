@@ -36,13 +36,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from devstack.core.errors import DevstackError
-from devstack.core.routing import GITIGNORE, IgnoreFilter, Router, Routing, load_gitignores
+from devstack.core.routing import GITIGNORE, IgnoreFilter, Router, Routing, WatchRules
 from devstack.runtime.lean import blake2b
 from devstack.runtime.notify import Notifier, RawChanges, open_notify, watch_errors
 
 if TYPE_CHECKING:
     from devstack.core.envresolve import ProjectEnv
     from devstack.core.model import Project
+    from devstack.core.routing import ServiceWatch
     from devstack.runtime.stackapi import Level, StackAPI
 
 # How long the repo must be quiet before watchfiles hands a batch over: small, since
@@ -248,8 +249,8 @@ class ProjectWatcher:
         self.shell = shell
         self.cli_env = cli_env
         self.hashes = ContentHashes()
-        self._gitignores: dict[Path, Any] = {}
-        self.router = self._router()  # without .gitignore rules until `run` reads them
+        self.rules = WatchRules()  # compiled by a child (`_compile_rules`) when `run` starts
+        self.router = self._router()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._reloading = asyncio.Lock()
         self.warnings_shown: set[str] = set()
@@ -260,7 +261,7 @@ class ProjectWatcher:
         return self.stack.project.root
 
     async def run(self) -> None:
-        await asyncio.to_thread(self._load_ignores)
+        await self._compile_rules()
         await asyncio.to_thread(self._remember_watched)
         batches: asyncio.Queue[set[str]] = asyncio.Queue()
         try:
@@ -392,7 +393,7 @@ class ProjectWatcher:
             changed = await asyncio.to_thread(self.hashes.changed, candidates)
         routing = self.router.route(changed)
         if routing.ignore_files:
-            await asyncio.to_thread(self._load_ignores)
+            await self._compile_rules()
         for name, changed_paths in routing.services.items():
             reason = self.router.describe(name, changed_paths)
             self._spawn(self._restart(name, reason))
@@ -432,7 +433,7 @@ class ProjectWatcher:
             loaded = await self._load(routing.config_changed, old_project, what)
             if loaded is None:
                 return
-            project, env = loaded
+            project, env, watches = loaded
             if routing.config_changed:
                 self._say(f"{what} changed, applying")
             else:
@@ -440,12 +441,13 @@ class ProjectWatcher:
                 listed = f" ({', '.join(names)})" if names else "; no service's environment changed"
                 self._say(f"{what} changed{listed}")
             await self.stack.apply(project, env)
-            await asyncio.to_thread(self._load_ignores)
+            self.rules = dataclasses.replace(self.rules, watches=watches)
+            self.router = self._router()
             await asyncio.to_thread(self._remember_watched)
 
     async def _load(
         self, config_changed: bool, old_project: Project, what: str
-    ) -> tuple[Project, ProjectEnv] | None:
+    ) -> tuple[Project, ProjectEnv, tuple[ServiceWatch, ...]] | None:
         """The new config and env, checked as `up` checks them, in a short-lived process
         (runtime/checker.py: the config code stays out of `up`); None if not good."""
         from devstack.runtime.checker import Rejected, ReloadRequest, recheck
@@ -465,7 +467,7 @@ class ProjectWatcher:
             if text not in self.warnings_shown:
                 self.warnings_shown.add(text)
                 self._say(text, "warn")
-        return outcome.project, outcome.env
+        return outcome.project, outcome.env, outcome.watches
 
     def _names_in_run(self) -> list[str]:
         return [status.name for status in self.stack.status()]
@@ -482,21 +484,29 @@ class ProjectWatcher:
 
     # -- what is watched ---------------------------------------------------------------
 
-    def _load_ignores(self) -> None:
-        """(Re)build the router for the current config, env files and .gitignore files."""
-        self._gitignores = load_gitignores(self.root)
+    async def _compile_rules(self) -> None:
+        """The watch globs and .gitignore files, compiled by a child (pathspec stays out of
+        `up`: core/globs.py), and the router rebuilt with them; the last rules are kept if
+        the child fails."""
+        from devstack.runtime.checker import compile_rules
+
+        rules = await compile_rules(self.stack.project)
+        if isinstance(rules, str):
+            self._say(f"cannot read the watch rules, keeping the last ones: {rules}", "error")
+            return
+        self.rules = rules
         self.router = self._router()
 
     def _router(self) -> Router:
-        project, env = self.stack.project, self.stack.env
-        ignores = IgnoreFilter(project.root, gitignores=self._gitignores, keep=env.env_files)
-        return Router(project, env.env_files, ignores)
+        project, env, rules = self.stack.project, self.stack.env, self.rules
+        ignores = IgnoreFilter(project.root, gitignores=rules.gitignores, keep=env.env_files)
+        return Router(project, env.env_files, ignores, rules.watches)
 
     def _remember_watched(self) -> None:
         """Hash every file that matters and is not hashed yet, so that the first write
         to it can already be told from an unchanged rewrite."""
         known = self.hashes
-        inputs = [*self.router.kept(), *(str(d / GITIGNORE) for d in self._gitignores)]
+        inputs = [*self.router.kept(), *(str(d / GITIGNORE) for d in self.rules.gitignores)]
         self.hashes.remember(path for path in inputs if path not in known)
         ignores = self.router.watch_filter
         for base in self.router.watch_bases:

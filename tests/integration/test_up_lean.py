@@ -33,6 +33,7 @@ KEPT_OUT = (
     "devstack.core.packages",
     "devstack.commands",
     "pickle",  # the checked run is read with _pickle's loads (runtime/checker.py)
+    "pathspec",  # watch globs and .gitignore files are compiled by a child (core/globs.py)
     "ssl",
     "_ssl",
     "_hashlib",
@@ -111,17 +112,19 @@ def idle_up(repo: Path) -> tuple[set[str], str]:
 
 def test_a_running_up_has_not_imported_what_it_does_not_use(repo: Path) -> None:
     (repo / "src").mkdir()
+    (repo / ".gitignore").write_text("*.log\n!keep.log\n")
+    (repo / "src" / ".gitignore").write_text("generated/\n")
     make_repo(
         repo,
         """
         services:
-          web: {cmd: echo web up; exec sleep 60, watch: [src/]}
+          web: {cmd: echo web up; exec sleep 60, watch: ["src/**/*.ts", "!src/skip.ts"]}
           worker: {cmd: sleep 60}  # a program the doctor looks up on PATH
         """,
     )
     for start in ("ordinary start", "fast start"):  # the second runs from the kept plan
         modules, maps = idle_up(repo)
-        assert {"asyncio", "devstack.runtime.watcher", "pathspec"} <= modules, start
+        assert {"asyncio", "devstack.runtime.watcher", "devstack.core.globs"} <= modules, start
         assert sorted(set(KEPT_OUT) & modules) == [], start
         assert OPENSSL.search(maps) is None, start
     assert (repo / ".devstack" / "plan").exists()  # so the second start was the fast one

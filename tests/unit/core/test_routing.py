@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from devstack.core.config import parse_project
-from devstack.core.routing import IgnoreFilter, Router, load_gitignores
+from devstack.core.routing import IgnoreFilter, Router, compile_rules, load_gitignores
 
 CONFIG = """
 services:
@@ -33,8 +33,9 @@ def router(root: Path, config: str = CONFIG, gitignore: dict[str, str] | None = 
         path.write_text(textwrap.dedent(text))
     project = parse_project(textwrap.dedent(config), root / "devstack.yaml")
     env_files = [root / ".env", root / "services" / "api" / ".env"]
-    ignores = IgnoreFilter(root, gitignores=load_gitignores(root), keep=env_files)
-    return Router(project, env_files, ignores)
+    rules = compile_rules(project)
+    ignores = IgnoreFilter(root, gitignores=rules.gitignores, keep=env_files)
+    return Router(project, env_files, ignores, rules.watches)
 
 
 def routed(r: Router, *paths: str) -> dict[str, list[str]]:

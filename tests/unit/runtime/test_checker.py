@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from devstack import cli
+from devstack.core.config import load_project
 from devstack.core.graph import ReloadSelection
+from devstack.core.routing import WatchRules
 from devstack.runtime.checker import (
     Checked,
     NotChecked,
@@ -18,6 +20,7 @@ from devstack.runtime.checker import (
     Reloaded,
     ReloadRequest,
     UpCheck,
+    compile_rules,
     recheck,
 )
 from tests.support import make_repo
@@ -136,3 +139,40 @@ def test_a_big_config_comes_back_whole(tmp_path: Path) -> None:
     outcome = asyncio.run(recheck(request(tmp_path, selection=everything)))
     assert isinstance(outcome, Reloaded), outcome
     assert len(outcome.project.services) == 400
+
+
+WATCHED = """
+services:
+  api: {cmd: /bin/sh app.sh, watch: ["src/**/*.py", "!src/generated.py"]}
+  db: {cmd: /bin/sh db.sh}
+"""
+
+
+def test_a_reload_comes_back_with_its_watch_globs_compiled(tmp_path: Path) -> None:
+    make_repo(tmp_path, WATCHED, FILES)
+    outcome = asyncio.run(recheck(request(tmp_path)))
+    assert isinstance(outcome, Reloaded), outcome
+    [api] = outcome.watches
+    assert (api.name, api.cwd) == ("api", tmp_path)
+    assert api.matches(str(tmp_path / "src/app/main.py"))
+    assert not api.matches(str(tmp_path / "src/generated.py"))
+
+
+def test_the_watch_rules_are_compiled_by_a_child(tmp_path: Path) -> None:
+    make_repo(tmp_path, WATCHED, {**FILES, ".gitignore": "*.log\n", "src/.gitignore": "tmp/\n"})
+    (tmp_path / "node_modules" / "x").mkdir(parents=True)
+    (tmp_path / "node_modules" / "x" / ".gitignore").write_text("*\n")  # never walked
+    rules = asyncio.run(compile_rules(load_project(tmp_path / "devstack.yaml")))
+    assert isinstance(rules, WatchRules), rules
+    assert sorted(rules.gitignores) == [tmp_path, tmp_path / "src"]
+    assert rules.gitignores[tmp_path].check("deep/a.log") is True
+    assert rules.gitignores[tmp_path / "src"].check("tmp/x.py") is True
+    assert [watch.name for watch in rules.watches] == ["api"]
+
+
+def test_watch_rules_that_cannot_be_compiled_are_said_not_raised() -> None:
+    # A bug in the child, played by a project that is none: it dies with a traceback.
+    said = asyncio.run(compile_rules(NoMapping()))  # type: ignore[arg-type]
+    assert isinstance(said, str), said
+    assert said.startswith("internal error compiling the watch rules (status 1)")
+    assert "'NoMapping' object has no attribute" in said
