@@ -31,6 +31,13 @@ KEPT_OUT = (
     "devstack.core.config",
     "devstack.core.doctor",
     "devstack.core.packages",
+    # env resolution: the run's env arrives resolved, as data (core/envmodel.py)
+    "devstack.core.envresolve",
+    "devstack.core.interpolate",
+    "devstack.core.frameworks",
+    "devstack.core.turboenv",
+    "devstack.core.envfile",
+    "devstack.core.textfile",
     "devstack.commands",
     "pickle",  # the checked run is read with _pickle's loads (runtime/checker.py)
     "ssl",
