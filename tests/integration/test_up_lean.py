@@ -31,7 +31,9 @@ KEPT_OUT = (
     "devstack.core.config",
     "devstack.core.doctor",
     "devstack.core.packages",
-    # env resolution: the run's env arrives resolved, as data (core/envmodel.py)
+    # env resolution: the run's env arrives resolved, as data (core/envmodel.py); a
+    # ready probe interpolates (core/plan.py) only a target with a `$` in it
+    "devstack.core.plan",
     "devstack.core.envresolve",
     "devstack.core.interpolate",
     "devstack.core.frameworks",
@@ -122,7 +124,7 @@ def test_a_running_up_has_not_imported_what_it_does_not_use(repo: Path) -> None:
         repo,
         """
         services:
-          web: {cmd: echo web up; exec sleep 60, watch: [src/]}
+          web: {cmd: echo web up; exec sleep 60, watch: [src/], ready: {log: web up}}
           worker: {cmd: sleep 60}  # a program the doctor looks up on PATH
         """,
     )
