@@ -124,8 +124,9 @@ def test_a_running_up_has_not_imported_what_it_does_not_use(repo: Path) -> None:
         repo,
         """
         services:
-          web: {cmd: echo web up; exec sleep 60, watch: [src/], ready: {log: web up}}
+          web: {cmd: echo web up; exec sleep 60, watch: [src/]}
           worker: {cmd: sleep 60}  # a program the doctor looks up on PATH
+          api: {cmd: echo api up; exec sleep 60, ready: {log: api up}}  # no `$`: no interpolate
         """,
     )
     for start in ("ordinary start", "fast start"):  # the second runs from the kept plan
