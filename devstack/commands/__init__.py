@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from devstack.core.model import Project
 
 if TYPE_CHECKING:
-    from devstack.core.envresolve import ProjectEnv
+    from devstack.core.envmodel import ProjectEnv
 
 
 def project_from_args(args: argparse.Namespace) -> Project:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from devstack.commands import add_env_overrides
 
 if TYPE_CHECKING:
-    from devstack.core.envresolve import ProjectEnv
+    from devstack.core.envmodel import ProjectEnv
     from devstack.core.model import Project
     from devstack.runtime.checker import UpOptions
 

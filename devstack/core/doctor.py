@@ -15,7 +15,8 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from devstack.core.envresolve import ProjectEnv, Variable, admission
+from devstack.core.envmodel import ProjectEnv, Variable
+from devstack.core.envresolve import admission
 from devstack.core.errors import Location, Problem
 from devstack.core.imports import import_without
 from devstack.core.model import EnvFileRef, Project, Service, VarDecl

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import io
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from devstack.core.envmodel import EnvEntry, EnvFile
 from devstack.core.errors import DevstackError, Location, Problem
 from devstack.core.textfile import read_text
 
@@ -26,30 +26,6 @@ if TYPE_CHECKING:
 VALID_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _SINGLE_QUOTED = re.compile(r"\s*(?:export\s+)?[^=]*?=\s*'")
 _LEADING_NAME = re.compile(r"\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=")
-
-
-@dataclass(frozen=True)
-class EnvEntry:
-    """`NAME=value` at `file:line`; `interpolate` is False for single-quoted values."""
-
-    name: str
-    value: str
-    location: Location
-    interpolate: bool = True
-
-
-@dataclass(frozen=True)
-class EnvFile:
-    """One env file as read: its entries in file order and what was wrong with it."""
-
-    path: Path
-    display: str
-    exists: bool
-    entries: tuple[EnvEntry, ...] = ()
-    problems: tuple[Problem, ...] = ()
-
-    def names(self) -> set[str]:
-        return {entry.name for entry in self.entries}
 
 
 def read_env_file(path: Path, display: str) -> EnvFile:

@@ -13,15 +13,8 @@ import re
 import shlex
 from dataclasses import dataclass
 
-from devstack.core.envresolve import (
-    ProjectEnv,
-    ServiceEnv,
-    Source,
-    Variable,
-    admission,
-    as_spawned,
-    own_variable,
-)
+from devstack.core.envmodel import ProjectEnv, ServiceEnv, Source, Variable
+from devstack.core.envresolve import admission, as_spawned, own_variable
 from devstack.core.errors import closest_names
 from devstack.core.model import Project
 from devstack.core.secrets import is_secret, masked

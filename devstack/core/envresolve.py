@@ -31,6 +31,9 @@ used. An undefined `${NAME}` with no default is an error, not compose's empty st
 
 Last, PATH gets `<cwd>/node_modules/.bin` and each ancestor's up to the repo root in
 front, as npm, pnpm, yarn and bun do for a script (issue 12 item 2).
+
+What it returns (`ProjectEnv`, `Variable`, `Source` ...) is defined in envmodel.py: the
+long-lived `up` reads it without importing this module (issue 16).
 """
 
 from __future__ import annotations
@@ -40,13 +43,23 @@ import fnmatch
 import functools
 import os
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
-from devstack.core.envfile import EnvFile, read_env_file
+from devstack.core.envfile import read_env_file
+from devstack.core.envmodel import (
+    Dropped,
+    EnvFile,
+    EnvLoader,
+    ProjectEnv,
+    ServiceEnv,
+    Source,
+    SourceKind,
+    Use,
+    Variable,
+)
 from devstack.core.errors import Location, Problem, closest_names
-from devstack.core.frameworks import EnvLoader, detect_loader
+from devstack.core.frameworks import detect_loader
 from devstack.core.interpolate import (
     UNCLOSED,
     InvalidTemplate,
@@ -55,8 +68,8 @@ from devstack.core.interpolate import (
     expand,
     interpolate,
 )
-from devstack.core.model import EnvFileRef, EnvRule, Project, Service, VarDecl
-from devstack.core.secrets import Masking, derived_from, is_secret, masked
+from devstack.core.model import EnvFileRef, EnvRule, Project, Service
+from devstack.core.secrets import derived_from, is_secret, masked
 from devstack.core.turboenv import (
     STRICT_PASS_THROUGH,
     TurboFramework,
@@ -64,98 +77,6 @@ from devstack.core.turboenv import (
     matching_wildcard,
     package_dependencies,
 )
-
-SourceKind = Literal[
-    "root-file",
-    "framework-file",
-    "service-file",
-    "shell",
-    "config",
-    "port",
-    "cli",
-    "package-manager",
-    "devstack",
-]
-
-
-@dataclass(frozen=True)
-class Source:
-    """One layer's value for a name: `.env:3`, `services/jobs/.env:7`, `shell`, ..."""
-
-    kind: SourceKind
-    label: str
-    value: str
-    location: Location | None = None
-    written: str | None = None  # the value as written, when it used other variables
-    uses: tuple[Use, ...] = ()  # those variables, in order
-    # The secret values it holds through those (`secrets.derived_from`): masked inside it.
-    derived: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Use:
-    """A variable a value refers to, and the source it had there (None: not defined)."""
-
-    name: str
-    source: Source | None
-
-
-@dataclass(frozen=True)
-class Variable:
-    """A variable a service receives: the winning source and those it shadowed."""
-
-    name: str
-    value: str
-    source: Source
-    shadowed: tuple[Source, ...] = ()  # highest precedence first
-
-
-@dataclass(frozen=True)
-class Dropped:
-    """A name some env file defines that the service does not receive, and why."""
-
-    name: str
-    sources: tuple[Source, ...]
-    reason: str
-
-
-@dataclass
-class ServiceEnv:
-    name: str
-    values: dict[str, str] = field(default_factory=dict)
-    variables: dict[str, Variable] = field(default_factory=dict)
-    dropped: dict[str, Dropped] = field(default_factory=dict)
-
-    def masking(self, declared: Mapping[str, VarDecl] | None) -> Masking:
-        """How this service's values are shown: secrets by name and value, and those
-        built from a secret by interpolation (`AUTH=Bearer ${API_TOKEN}`)."""
-        derived = {
-            name: variable.source.derived
-            for name, variable in self.variables.items()
-            if variable.source.derived
-        }
-        return Masking(declared, derived)
-
-
-@dataclass
-class ProjectEnv:
-    services: dict[str, ServiceEnv]
-    problems: list[Problem]
-    env_files: tuple[Path, ...]  # every env file that feeds some service, present or not
-    files: dict[Path, EnvFile]
-    shell: Mapping[str, str]
-    # service -> the framework that reads env files itself, and the files it reads
-    loaders: dict[str, tuple[EnvLoader, tuple[EnvFileRef, ...]]] = field(default_factory=dict)
-
-    def secret_texts(self, declared: Mapping[str, VarDecl] | None) -> set[str]:
-        """Every secret value a service gets, or a value it gets was built from: what
-        devstack's own messages must never show (`app --owner $OWNER` expanded by a shell)."""
-        found: set[str] = set()
-        for service_env in self.services.values():
-            masking = service_env.masking(declared)
-            for name, value in service_env.values.items():
-                found.update(masking.secret_texts(name, value))
-        return found
 
 
 @dataclass(frozen=True)

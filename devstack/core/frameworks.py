@@ -20,23 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from devstack.core.envmodel import EnvLoader
 from devstack.core.turboenv import package_dependencies, package_json
-
-
-@dataclass(frozen=True)
-class EnvLoader:
-    """A framework's own env-file loader: its files, highest precedence first."""
-
-    slug: str
-    name: str
-    files: tuple[str, ...]
-    source: str  # where the order is documented or implemented
-    # Whether it expands $NAME / ${NAME} (dotenv-expand, bun); plain dotenv does not.
-    expands: bool = True
-    # Whether each file is expanded on its own, in load order (highest precedence first),
-    # so ${NAME} cannot see a name only a later-loaded file defines (@next/env does this).
-    expands_per_file: bool = False
-
 
 # NODE_ENV is "development" for a dev server; `.env.local` is skipped in test mode by
 # Next and bun, which a dev stack never runs in.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
-from devstack.core.envresolve import ProjectEnv
+from devstack.core.envmodel import ProjectEnv
 from devstack.core.interpolate import InvalidTemplate, interpolate
 from devstack.core.model import Project, ReadyProbe
 from devstack.core.secrets import Masking, derived_from, mask_argv, masked

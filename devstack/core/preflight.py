@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from devstack.core.envresolve import ProjectEnv
+from devstack.core.envmodel import ProjectEnv
 from devstack.core.errors import Problem
 from devstack.core.model import Project
 

@@ -12,7 +12,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from devstack.core.envresolve import ProjectEnv, ServiceEnv, is_system_basic
+from devstack.core.envmodel import ProjectEnv, ServiceEnv
+from devstack.core.envresolve import is_system_basic
 from devstack.core.errors import DevstackError, Location, Problem
 from devstack.core.graph import with_dependencies
 from devstack.core.model import Dependency, Project, ReadyProbe, RestartMode, WatchSpec

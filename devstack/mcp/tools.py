@@ -26,7 +26,7 @@ from devstack.core.secrets import MASK, KnownSecrets, Masking, is_secret
 from devstack.mcp.stack import Stack
 
 if TYPE_CHECKING:
-    from devstack.core.envresolve import ProjectEnv
+    from devstack.core.envmodel import ProjectEnv
     from devstack.core.model import Project
 
 DEFAULT_LINES = 100

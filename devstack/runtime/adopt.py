@@ -21,7 +21,7 @@ from devstack.runtime import firstwave
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from devstack.core.envresolve import ProjectEnv, ServiceEnv, Source
+    from devstack.core.envmodel import ProjectEnv, ServiceEnv, Source
     from devstack.core.model import Project
     from devstack.runtime.output import Output
     from devstack.runtime.process import ServiceProcess

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from pathlib import Path
     from types import ModuleType
 
-    from devstack.core.envresolve import ProjectEnv
+    from devstack.core.envmodel import ProjectEnv
     from devstack.core.graph import ReloadSelection
     from devstack.core.model import Project
     from devstack.core.routing import ServiceWatch, WatchRules

@@ -21,7 +21,7 @@ from devstack.core.secrets import KnownSecrets, Masking, mask_argv
 if TYPE_CHECKING:
     import psutil
 
-    from devstack.core.envresolve import ProjectEnv
+    from devstack.core.envmodel import ProjectEnv
     from devstack.core.model import Project
 
 # Set by shells and package managers on their own: not a difference worth a row.

@@ -321,9 +321,10 @@ def arm(
     spec: ReadyProbe, *, service: str, cwd: Path, env: Mapping[str, str], lines: LineSource
 ) -> Probe:
     """A probe for one instance of `service`; call before spawning it, then `wait()`."""
-    from devstack.core.plan import resolved_probe  # `${PORT}` in a ready URL (issue 11)
+    if "$" in spec.target:  # `${PORT}` in a ready URL (issue 11): only then interpolate.py
+        from devstack.core.plan import resolved_probe
 
-    spec, _ = resolved_probe(spec, env)  # undefined names: doctor stopped `up` already
+        spec, _ = resolved_probe(spec, env)  # undefined names: doctor stopped `up` already
     if spec.kind == "http":
         return HttpProbe(spec)
     if spec.kind == "tcp":

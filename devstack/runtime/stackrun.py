@@ -55,8 +55,9 @@ def main(checks: tuple[int, int] | None, argv: list[str], early: Early | None) -
 def _import_for_the_checked_run() -> None:
     """What reading the checked run imports (the env's classes), while the child checks
     it: this process has nothing else to do. Not asyncio and the supervisor: the first
-    services are spawned before those are imported, as soon as the checks pass."""
-    import devstack.core.envresolve  # noqa: F401
+    services are spawned before those are imported, as soon as the checks pass. The
+    env's data, not the code that resolves it (core/envmodel.py)."""
+    import devstack.core.envmodel  # noqa: F401
 
 
 def run(checked: Checked, early: Early | None, check: UpCheck) -> int:

@@ -35,7 +35,7 @@ from devstack.runtime.firstwave import spawn_env
 from devstack.runtime.stackapi import Level, OutputCallback, ServiceStatus, StateCallback
 
 if TYPE_CHECKING:
-    from devstack.core.envresolve import ProjectEnv
+    from devstack.core.envmodel import ProjectEnv
     from devstack.runtime import probes
     from devstack.runtime.output import Output
 

@@ -41,7 +41,7 @@ from devstack.runtime.lean import blake2b
 from devstack.runtime.notify import Notifier, RawChanges, open_notify, watch_errors
 
 if TYPE_CHECKING:
-    from devstack.core.envresolve import ProjectEnv
+    from devstack.core.envmodel import ProjectEnv
     from devstack.core.model import Project
     from devstack.core.routing import ServiceWatch
     from devstack.runtime.stackapi import Level, StackAPI

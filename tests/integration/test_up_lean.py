@@ -31,6 +31,15 @@ KEPT_OUT = (
     "devstack.core.config",
     "devstack.core.doctor",
     "devstack.core.packages",
+    # env resolution: the run's env arrives resolved, as data (core/envmodel.py); a
+    # ready probe interpolates (core/plan.py) only a target with a `$` in it
+    "devstack.core.plan",
+    "devstack.core.envresolve",
+    "devstack.core.interpolate",
+    "devstack.core.frameworks",
+    "devstack.core.turboenv",
+    "devstack.core.envfile",
+    "devstack.core.textfile",
     "devstack.commands",
     "pickle",  # the checked run is read with _pickle's loads (runtime/checker.py)
     "pathspec",  # watch globs and .gitignore files are compiled by a child (core/globs.py)
@@ -120,6 +129,7 @@ def test_a_running_up_has_not_imported_what_it_does_not_use(repo: Path) -> None:
         services:
           web: {cmd: echo web up; exec sleep 60, watch: ["src/**/*.ts", "!src/skip.ts"]}
           worker: {cmd: sleep 60}  # a program the doctor looks up on PATH
+          api: {cmd: echo api up; exec sleep 60, ready: {log: api up}}  # no `$`: no interpolate
         """,
     )
     for start in ("ordinary start", "fast start"):  # the second runs from the kept plan

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from devstack.core.config import parse_project
 from devstack.core.envfile import parse_env_text
-from devstack.core.envresolve import ProjectEnv, resolve_project
+from devstack.core.envmodel import ProjectEnv
+from devstack.core.envresolve import resolve_project
 from devstack.core.model import Project
 
 

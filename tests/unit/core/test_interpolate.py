@@ -22,7 +22,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from devstack.core.config import parse_project
-from devstack.core.envresolve import ProjectEnv, resolve_project
+from devstack.core.envmodel import ProjectEnv
+from devstack.core.envresolve import resolve_project
 from devstack.core.interpolate import (
     InvalidTemplate,
     Lookup,
