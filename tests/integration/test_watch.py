@@ -68,6 +68,7 @@ def test_a_task_edit_restarts_only_the_worker_once_and_noise_restarts_nothing(re
             ".gitignore": "generated/\n",
             "services/jobs/tasks/send.py": "A = 1\n",
             "services/jobs/tasks/old/retired.py": "B = 1\n",
+            "services/jobs/tasks/scratch/notes.txt": "",  # there before (inotify's watch too)
             "services/jobs/worker/__init__.py": "",
             "services/api/app.py": "",
             "m/marker.txt": "",
@@ -105,6 +106,15 @@ def test_a_task_edit_restarts_only_the_worker_once_and_noise_restarts_nothing(re
         up.wait_for(r"^jobs +▸ restarting: tasks/old/retired\.py changed$")
         up.wait_for(r"^jobs +\| jobs run 4")
         assert restarts(up, "api") == []
+
+        # A .gitignore edited under the running stack rules from then on (a child
+        # compiles it); a line git cannot read (a lone `!`) matches nothing.
+        (repo / ".gitignore").write_text("generated/\n!\nscratch/\n")
+        fence(up, repo, 3)  # the edit's batch, rules and all, is handled before the fence's
+        (jobs / "tasks" / "scratch" / "s.py").write_text("S = 1\n")
+        fence(up, repo, 4)
+        assert len(restarts(up, "jobs")) == 3  # scratch/ is ignored now
+        assert "cannot read the watch rules" not in up.output()
     finally:
         up.interrupt()
         up.wait()
