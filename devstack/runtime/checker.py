@@ -230,6 +230,16 @@ async def compile_rules(project: Project) -> WatchRules | str:
     return outcome if isinstance(outcome, WatchRules | str) else "no rules compiled"
 
 
+_helpers: set[int] = set()  # the children below that run now
+
+
+def helper_pids() -> set[int]:
+    """Children of `up` checking a reload or compiling rules right now: devstack's own,
+    which the sweeps for what the services left behind leave alone (a shutdown ends them
+    through the task that waits for them)."""
+    return set(_helpers)
+
+
 async def _ask_child(command: str, request: object, timeout: float, doing: str) -> object:
     """A fresh interpreter's answer to `request` (`command`: what it does with it), or
     what went wrong, as text: `checking the new config took over 60 s`, or `internal
@@ -246,6 +256,7 @@ async def _ask_child(command: str, request: object, timeout: float, doing: str) 
         start_new_session=True,  # Ctrl+C is the stack's to handle, not the child's
     )
     reaper.note_live(process.pid)  # its exit is asyncio's to collect, not the orphan reaper's
+    _helpers.add(process.pid)
     try:
         data, errors = await asyncio.wait_for(
             _exchange(process, _pickler().dumps(request)), timeout
@@ -254,7 +265,13 @@ async def _ask_child(command: str, request: object, timeout: float, doing: str) 
         process.kill()
         await process.communicate()  # what the pipes still hold: then they close
         return f"{doing} took over {timeout:.0f} s"
+    except asyncio.CancelledError:  # the stack stops: the child ends with it, now
+        if process.returncode is None:
+            process.kill()
+        await process.wait()
+        raise
     finally:
+        _helpers.discard(process.pid)
         reaper.forget_live(process.pid)
     if process.returncode == 0 and data and (outcome := _loads(data)) is not None:
         return outcome
@@ -267,8 +284,11 @@ async def _exchange(process: asyncio.subprocess.Process, request: bytes) -> tupl
     import asyncio
 
     assert process.stdin and process.stdout and process.stderr
-    process.stdin.write(request)
-    await process.stdin.drain()
+    try:
+        process.stdin.write(request)
+        await process.stdin.drain()
+    except ConnectionError:  # it ended before it read the request: its status says how
+        pass
     process.stdin.close()
     data, errors = await asyncio.gather(
         _read_to_end(process.stdout, OUTCOME_LIMIT + 1), _read_to_end(process.stderr, 64 * 1024)

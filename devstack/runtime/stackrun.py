@@ -401,12 +401,11 @@ async def _keep_record(supervisor: Supervisor, project: Project, cgroup: RunCgro
     import asyncio
 
     from devstack.runtime import membership
-    from devstack.runtime.guardian import guardian_pids
 
     census = membership.CENSUS
     while True:
         mains = {row.pid: row.name for row in supervisor.status() if row.pid}
-        if await asyncio.to_thread(census.take, mains, guardian_pids()):
+        if await asyncio.to_thread(census.take, mains, _own_helpers()):
             await asyncio.to_thread(
                 membership.write_record,
                 project.state_dir,
@@ -424,9 +423,8 @@ async def _sweep(supervisor: Supervisor, cgroup: RunCgroup | None) -> None:
     import asyncio
 
     from devstack.runtime import membership, reaper
-    from devstack.runtime.guardian import guardian_pids
 
-    left = await asyncio.to_thread(membership.members_now, cgroup, guardian_pids())
+    left = await asyncio.to_thread(membership.members_now, cgroup, _own_helpers())
     if not left:
         return
     described = reaper.describe(left)  # before they are gone, their command lines with them
@@ -435,6 +433,15 @@ async def _sweep(supervisor: Supervisor, cgroup: RunCgroup | None) -> None:
     if survivors:
         message += f"; could not stop {reaper.describe(survivors)}"
     supervisor.say(message, "warn")
+
+
+def _own_helpers() -> set[int]:
+    """devstack's own children, which are no service's: the guardian, and the children
+    checking a reload or compiling the watcher's rules."""
+    from devstack.runtime.checker import helper_pids
+    from devstack.runtime.guardian import guardian_pids
+
+    return guardian_pids() | helper_pids()
 
 
 async def _start_after_first_spawns(

@@ -21,6 +21,7 @@ from devstack.runtime.checker import (
     ReloadRequest,
     UpCheck,
     compile_rules,
+    helper_pids,
     recheck,
 )
 from tests.support import make_repo
@@ -176,3 +177,23 @@ def test_watch_rules_that_cannot_be_compiled_are_said_not_raised() -> None:
     assert isinstance(said, str), said
     assert said.startswith("internal error compiling the watch rules (status 1)")
     assert "'NoMapping' object has no attribute" in said
+
+
+def test_a_child_whose_waiter_is_cancelled_ends_with_it(tmp_path: Path) -> None:
+    """The stack stops while the rules are compiled: the child is ended, not left."""
+    make_repo(tmp_path, WATCHED, FILES)
+    project = load_project(tmp_path / "devstack.yaml")
+
+    async def cancelled_midway() -> int:
+        task = asyncio.create_task(compile_rules(project))
+        while not helper_pids():  # spawned: the sweeps know it as devstack's own
+            await asyncio.sleep(0.001)
+        [pid] = helper_pids()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return pid
+
+    pid = asyncio.run(cancelled_midway())
+    assert helper_pids() == set()
+    assert not Path(f"/proc/{pid}").exists()  # ended and reaped
