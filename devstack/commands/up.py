@@ -69,19 +69,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def plain_defaults() -> dict[str, object]:
-    """What `configure`'s options are when none is given: a plain `devstack up` is
-    not parsed (devstack.cli.plain_up)."""
+    """What `configure`'s options are when none is given (a plain `devstack up` is not
+    parsed: devstack.cli.plain_up): UpOptions' defaults, with argparse's lists for its
+    tuples. tests/unit/test_cli.py holds them equal to the parser's."""
+    from dataclasses import asdict
+
+    from devstack.runtime.checker import UpOptions
+
     return {
-        "names": [],
-        "no_deps": False,
-        "excluded": [],
-        "filters": [],
-        "abort_on_exit": False,
-        "timestamps": False,
-        "detach": False,
-        "ready_fd": None,
-        "ui": False,
-        "env_overrides": [],
+        name: list(value) if isinstance(value, tuple) else value
+        for name, value in asdict(UpOptions()).items()
     }
 
 
