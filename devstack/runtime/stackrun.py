@@ -360,6 +360,11 @@ async def _supervise(
         from devstack.ui.foreground import run_ui
 
         start(run_ui(supervisor, project.config_path, held))
+    # What shows the stop to the end (the sweep says what it stopped); the others, the
+    # watcher above all, end before the sweep: a child of devstack's own that the watcher
+    # is waiting for (compiling rules, checking a reload) ends with it, never taken for
+    # something a service left running.
+    showing = tasks[:]
     start(_start_after_first_spawns(supervisor, overrides, warnings, start, keys=held is None))
     start(_keep_record(supervisor, project, cgroup))
     if ready_fd is not None:  # the background `up` of `up -d`: tell the waiting parent
@@ -371,6 +376,10 @@ async def _supervise(
         start(_handle_kept_signals(supervisor, pending_signals))
     try:
         status = await supervisor.run()
+        ending = [task for task in tasks if task not in showing]
+        for task in ending:
+            task.cancel()
+        await asyncio.gather(*ending, return_exceptions=True)
         await _sweep(supervisor, cgroup)
     finally:
         for task in tasks:
