@@ -4,8 +4,8 @@ Some modules try `import x` and carry on without x when it is missing: asyncio w
 `ssl` (then it offers no TLS), pathspec without `typing_extensions` (its typing stubs,
 which pathspec also defines itself). What asyncio imports stays in the long-lived `up`
 for good, and what pathspec imports costs the child that compiles the watch rules its
-time (core/globs.py), so `import_without` imports such a module with x marked missing: a `None` in
-`sys.modules`, which the import system documents as "this import fails"
+time (core/globs.py), so `import_without` imports such a module with x marked missing:
+a `None` in `sys.modules`, which the import system documents as "this import fails"
 (ModuleNotFoundError). The mark is taken away at once, so `import x` works again; only
 the module imported meanwhile did without. A dependency imported already is used.
 
