@@ -57,10 +57,10 @@ class Globs:
         return Globs(self.rules + later.rules, self.dir_mark)
 
 
-def compile_globs(lines: Iterable[str]) -> Globs:
+def compile_globs(lines: Iterable[str], unreadable: list[str] | None = None) -> Globs:
     """pathspec's compiled form of `lines`: for the child that compiles, and for the
     commands that are not the long-lived `up`. A line pathspec cannot read (`!` alone, a
-    trailing backslash) matches nothing, as git skips it."""
+    trailing backslash) matches nothing, as git skips it; it is added to `unreadable`."""
     # pathspec requires nothing; from typing_extensions, an optional extra, it takes only
     # typing stubs it also defines itself.
     import_without("pathspec", "typing_extensions")
@@ -72,6 +72,8 @@ def compile_globs(lines: Iterable[str]) -> Globs:
             # GitIgnoreSpec.from_lines makes the same pattern of each line.
             pattern = GitIgnoreSpecPattern(line)
         except ValueError:  # pathspec's GitIgnorePatternError
+            if unreadable is not None:
+                unreadable.append(line)
             continue
         if pattern.include is not None and pattern.regex is not None:
             rules.append((pattern.regex, pattern.include))

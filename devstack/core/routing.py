@@ -186,6 +186,7 @@ class ServiceWatch:
     include: Globs
     exclude: Globs | None
     debounce_ms: int
+    unreadable: tuple[str, ...] = ()  # its `watch` patterns pathspec cannot read: no match
 
     @classmethod
     def of(cls, service: Service) -> ServiceWatch | None:
@@ -201,14 +202,13 @@ class ServiceWatch:
             prefix = "/".join(below_base[: ups - up]) if ups else ""
             anchored = "/" + (f"{prefix}/{rest}" if prefix else rest)
             lines.append(("!" if negated else "") + anchored)
-        exclude = compile_globs(service.watch.ignore) if service.watch.ignore else None
+        unreadable: list[str] = []
+        include = compile_globs(lines, unreadable)
+        written = dict(zip(lines, service.watch.paths, strict=True))
+        unreadable = [written[line] for line in unreadable]  # named as the user wrote them
+        exclude = compile_globs(service.watch.ignore, unreadable) if service.watch.ignore else None
         return cls(
-            service.name,
-            cwd,
-            base,
-            compile_globs(lines),
-            exclude,
-            service.watch.debounce_ms,
+            service.name, cwd, base, include, exclude, service.watch.debounce_ms, tuple(unreadable)
         )
 
     def matches(self, path: str) -> bool:

@@ -249,11 +249,11 @@ class ProjectWatcher:
         self.shell = shell
         self.cli_env = cli_env
         self.hashes = ContentHashes()
+        self.warnings_shown: set[str] = set()
         self.rules = WatchRules()  # compiled by a child (`_compile_rules`) when `run` starts
         self.router = self._router()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._reloading = asyncio.Lock()
-        self.warnings_shown: set[str] = set()
         self.set_up = asyncio.Event()  # the watches are in place, or watching failed
 
     @property
@@ -464,10 +464,14 @@ class ProjectWatcher:
             self._reject(what, outcome.problems)
             return None
         for text in outcome.warnings:
-            if text not in self.warnings_shown:
-                self.warnings_shown.add(text)
-                self._say(text, "warn")
+            self._warn_once(text)
         return outcome.project, outcome.env, outcome.watches
+
+    def _warn_once(self, text: str) -> None:
+        """Say a warning unless it was said already (by `up`, or at an earlier reload)."""
+        if text not in self.warnings_shown:
+            self.warnings_shown.add(text)
+            self._say(text, "warn")
 
     def _names_in_run(self) -> list[str]:
         return [status.name for status in self.stack.status()]
@@ -499,6 +503,16 @@ class ProjectWatcher:
 
     def _router(self) -> Router:
         project, env, rules = self.stack.project, self.stack.env, self.rules
+        for watch in rules.watches:
+            service = project.services.get(watch.name)
+            if service is None:  # rules of a config the stack no longer runs
+                continue
+            for pattern in watch.unreadable:
+                self._warn_once(
+                    f"{service.location}: {watch.name}.watch pattern '{pattern}' is not a "
+                    "glob devstack can read, so it matches nothing; hint: write it as a "
+                    ".gitignore line (a trailing backslash escapes nothing: remove it)"
+                )
         ignores = IgnoreFilter(project.root, gitignores=rules.gitignores, keep=env.env_files)
         return Router(project, env.env_files, ignores, rules.watches)
 

@@ -273,3 +273,30 @@ def test_a_service_holding_a_port_never_runs_twice(repo: Path) -> None:
     assert "in use" not in out and "Address already in use" not in out
     serving = [line for line in out.splitlines() if "| serving" in line]
     assert len(serving) == len(restarts(up, "server")) + 1
+
+
+def test_a_watch_pattern_devstack_cannot_read_is_said_with_its_line(repo: Path) -> None:
+    make_repo(
+        repo,
+        """
+        services:
+          web:
+            cmd: echo web up; exec sleep 60
+            watch: ["src/", "notes\\\\"]
+        """,
+    )
+    (repo / "src").mkdir()
+    up = Running("up", cwd=repo)
+    try:
+        watching(
+            up,
+            r"^web +\| web up",
+            r"devstack\.yaml:3:\d+: web\.watch pattern 'notes\\' is not a glob devstack can"
+            r" read, so it matches nothing; hint: write it as a \.gitignore line",
+        )
+        (repo / "src" / "app.py").write_text("A = 1\n")
+        up.wait_for(r"^web +▸ restarting: src/app\.py changed$")  # the rest still works
+    finally:
+        up.interrupt()
+        up.wait()
+        up.close()

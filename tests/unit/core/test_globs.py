@@ -92,3 +92,10 @@ def test_check_agrees_with_pathspec(spec_lines: list[str], checked: list[str]) -
     globs = compile_globs(spec_lines)
     for path in checked:
         assert globs.check(path) is pathspec_says(spec_lines, path), (spec_lines, path)
+
+
+def test_lines_pathspec_cannot_read_are_named() -> None:
+    unreadable: list[str] = []
+    globs = compile_globs(["*.md", "!", "notes\\", "src/"], unreadable)
+    assert unreadable == ["!", "notes\\"]
+    assert (globs.check("a.md"), globs.check("src/x.py")) == (True, True)

@@ -178,3 +178,13 @@ def test_the_filter_is_a_watch_filter_with_a_useful_repr(tmp_path: Path) -> None
     assert keep(1, str(tmp_path / "services/api/app.py"))
     assert not keep(1, str(tmp_path / "services/api/node_modules/x.js"))
     assert "node_modules" in repr(keep) and ".gitignore" in repr(keep)
+
+
+def test_a_watch_pattern_pathspec_cannot_read_is_named_and_matches_nothing(
+    tmp_path: Path,
+) -> None:
+    config = 'services:\n  jobs: {cmd: python w.py, watch: ["tasks/", "notes\\\\"]}\n'
+    r = router(tmp_path, config)
+    [jobs] = r.watches
+    assert jobs.unreadable == ("notes\\",)
+    assert routed(r, "tasks/a.py", "notes\\", "notes/x") == {"jobs": ["tasks/a.py"]}
