@@ -54,7 +54,7 @@ PLAN_TIMEOUT = 10.0  # seconds the child may take to write the kept plan after t
 # As the guardian's Python: `-S`, no site (the import path is passed: ~10 ms less to
 # start); `-I`, no working directory on the path (a yaml.py there would shadow PyYAML)
 # and no PYTHON* variables (they are passed to the services, not read here).
-# The entry is the CLI's (`up FD ARGV...` or `reload`), which imports this module.
+# The entry is the CLI's (`up FD ARGV...`, `reload` or `rules`), which imports this module.
 _BOOT = (
     f"import sys; sys.path[:0] = sys.argv[1].split({os.pathsep!r}); "
     "from devstack.cli import checker_main; sys.exit(checker_main(sys.argv[2:]))"
@@ -307,9 +307,9 @@ async def _read_to_end(stream: asyncio.StreamReader, limit: int) -> bytes:
 
 
 def child_argv(*args: str) -> list[str]:
-    """A fresh interpreter that checks: `up FD ARGV...` after a fast start, `reload`
-    under a running loop (whose threads, its executor's and watchfiles', rule out a
-    fork)."""
+    """A fresh interpreter that checks: `up FD ARGV...` after a fast start; `reload` and
+    `rules` under a running loop (whose threads, its executor's and watchfiles', rule
+    out a fork)."""
     from devstack.runtime.guardian import import_path
 
     return [sys.executable, "-I", "-S", "-c", _BOOT, os.pathsep.join(import_path()), *args]

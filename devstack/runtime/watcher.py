@@ -43,7 +43,7 @@ from devstack.runtime.notify import Notifier, RawChanges, open_notify, watch_err
 if TYPE_CHECKING:
     from devstack.core.envmodel import ProjectEnv
     from devstack.core.model import Project
-    from devstack.core.routing import ServiceWatch
+    from devstack.runtime.checker import Reloaded
     from devstack.runtime.stackapi import Level, StackAPI
 
 # How long the repo must be quiet before watchfiles hands a batch over: small, since
@@ -433,7 +433,7 @@ class ProjectWatcher:
             loaded = await self._load(routing.config_changed, old_project, what)
             if loaded is None:
                 return
-            project, env, watches = loaded
+            project, env = loaded.project, loaded.env
             if routing.config_changed:
                 self._say(f"{what} changed, applying")
             else:
@@ -441,13 +441,10 @@ class ProjectWatcher:
                 listed = f" ({', '.join(names)})" if names else "; no service's environment changed"
                 self._say(f"{what} changed{listed}")
             await self.stack.apply(project, env)
-            self.rules = dataclasses.replace(self.rules, watches=watches)
-            self.router = self._router()
+            self._use_rules(dataclasses.replace(self.rules, watches=loaded.watches))
             await asyncio.to_thread(self._remember_watched)
 
-    async def _load(
-        self, config_changed: bool, old_project: Project, what: str
-    ) -> tuple[Project, ProjectEnv, tuple[ServiceWatch, ...]] | None:
+    async def _load(self, config_changed: bool, old_project: Project, what: str) -> Reloaded | None:
         """The new config and env, checked as `up` checks them, in a short-lived process
         (runtime/checker.py: the config code stays out of `up`); None if not good."""
         from devstack.runtime.checker import Rejected, ReloadRequest, recheck
@@ -465,7 +462,7 @@ class ProjectWatcher:
             return None
         for text in outcome.warnings:
             self._warn_once(text)
-        return outcome.project, outcome.env, outcome.watches
+        return outcome
 
     def _warn_once(self, text: str) -> None:
         """Say a warning unless it was said already (by `up`, or at an earlier reload)."""
@@ -498,21 +495,23 @@ class ProjectWatcher:
         if isinstance(rules, str):
             self._say(f"cannot read the watch rules, keeping the last ones: {rules}", "error")
             return
+        self._use_rules(rules)
+
+    def _use_rules(self, rules: WatchRules) -> None:
+        """Route by `rules` from now on; say once each `watch` pattern they cannot read."""
         self.rules = rules
         self.router = self._router()
+        services = self.stack.project.services
+        for watch in rules.watches:
+            for pattern in watch.unreadable if watch.name in services else ():
+                self._warn_once(
+                    f"{services[watch.name].location}: {watch.name}.watch pattern '{pattern}'"
+                    " is not a glob devstack can read, so it matches nothing; hint: write it"
+                    " as a .gitignore line (a trailing backslash escapes nothing: remove it)"
+                )
 
     def _router(self) -> Router:
         project, env, rules = self.stack.project, self.stack.env, self.rules
-        for watch in rules.watches:
-            service = project.services.get(watch.name)
-            if service is None:  # rules of a config the stack no longer runs
-                continue
-            for pattern in watch.unreadable:
-                self._warn_once(
-                    f"{service.location}: {watch.name}.watch pattern '{pattern}' is not a "
-                    "glob devstack can read, so it matches nothing; hint: write it as a "
-                    ".gitignore line (a trailing backslash escapes nothing: remove it)"
-                )
         ignores = IgnoreFilter(project.root, gitignores=rules.gitignores, keep=env.env_files)
         return Router(project, env.env_files, ignores, rules.watches)
 
